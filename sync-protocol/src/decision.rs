@@ -1,0 +1,349 @@
+//! The admission decision: one pure function shared by gate nodes, the
+//! scanner app and the cloud.
+//!
+//! Order of checks (the first failing check is the reason):
+//!
+//! 1. `malformed`: the text is not a well-formed `TK1:` credential.
+//! 2. `wrong_event`: the credential names another event than the gate's.
+//! 3. `unknown_key`: no certificate for the key id and this event.
+//! 4. `bad_signature`: the signature does not verify.
+//! 5. `key_not_valid`: the key's certificate does not cover the current time.
+//! 6. `revoked`: the manifest lists the ticket as revoked.
+//! 7. `superseded`: the manifest lists a newer generation (transferred ticket).
+//! 8. `not_listed`: the gate policy requires a manifest entry and there is none.
+//! 9. `not_yet_valid` / `expired`: outside the credential's validity window
+//!    (with the policy's grace).
+//! 10. `wrong_zone`: the ticket's zones do not include the gate's zone.
+//! 11. `already_inside`: an entry gate, and the check-in log says inside.
+//! 12. `reentry_denied`: an entry gate, the ticket has exited, and re-entry is
+//!     not allowed for it.
+//!
+//! Exit gates stop after step 5: nobody is kept inside because their ticket
+//! was refunded or has expired.
+
+use crate::checkin::{Direction, TicketState};
+use crate::credential::Credential;
+use crate::keys::{KeyLookupError, KeyRing};
+use crate::manifest::{EntryStatus, ManifestView};
+use crate::{EventId, TicketId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why a scan was refused. The numeric code is stored in scan records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Reason {
+    /// Not a well-formed credential.
+    Malformed = 1,
+    /// Signature does not verify.
+    BadSignature = 2,
+    /// Key id not certified for this event.
+    UnknownKey = 3,
+    /// Ticket for another event.
+    WrongEvent = 4,
+    /// Revoked in the manifest (refund, cancellation).
+    Revoked = 5,
+    /// Validity window has not started.
+    NotYetValid = 6,
+    /// Validity window has ended.
+    Expired = 7,
+    /// Already admitted and not exited.
+    AlreadyInside = 8,
+    /// Ticket does not admit to this gate's zone.
+    WrongZone = 9,
+    /// The signing key's certificate does not cover now.
+    KeyNotValid = 10,
+    /// Exited earlier and may not re-enter.
+    ReentryDenied = 11,
+    /// An older generation of a transferred or re-issued ticket.
+    Superseded = 12,
+    /// Not in the manifest, and the gate requires it.
+    NotListed = 13,
+}
+
+impl Reason {
+    /// Every reason, in code order.
+    pub const ALL: [Reason; 13] = [
+        Reason::Malformed,
+        Reason::BadSignature,
+        Reason::UnknownKey,
+        Reason::WrongEvent,
+        Reason::Revoked,
+        Reason::NotYetValid,
+        Reason::Expired,
+        Reason::AlreadyInside,
+        Reason::WrongZone,
+        Reason::KeyNotValid,
+        Reason::ReentryDenied,
+        Reason::Superseded,
+        Reason::NotListed,
+    ];
+    /// The stable snake_case name used in JSON, logs and test vectors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::BadSignature => "bad_signature",
+            Reason::UnknownKey => "unknown_key",
+            Reason::WrongEvent => "wrong_event",
+            Reason::Revoked => "revoked",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::Expired => "expired",
+            Reason::AlreadyInside => "already_inside",
+            Reason::WrongZone => "wrong_zone",
+            Reason::KeyNotValid => "key_not_valid",
+            Reason::ReentryDenied => "reentry_denied",
+            Reason::Superseded => "superseded",
+            Reason::NotListed => "not_listed",
+        }
+    }
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+    /// The reason for a wire code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code).checked_sub(1)?).copied()
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Reason {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s).ok_or(())
+    }
+}
+
+/// Admit or reject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "decision", content = "reason")]
+pub enum Outcome {
+    /// Open the gate.
+    Admit,
+    /// Keep it shut, for this reason.
+    Reject(Reason),
+}
+
+impl Outcome {
+    /// Wire code: 0 for admit, otherwise the reason code.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Admit => 0,
+            Outcome::Reject(r) => r.code(),
+        }
+    }
+    /// The outcome for a wire code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Outcome::Admit),
+            c => Reason::from_code(c).map(Outcome::Reject),
+        }
+    }
+    /// Whether the gate opens.
+    pub fn is_admit(self) -> bool {
+        self == Outcome::Admit
+    }
+    /// The reason, for rejections.
+    pub fn reason(self) -> Option<Reason> {
+        match self {
+            Outcome::Admit => None,
+            Outcome::Reject(r) => Some(r),
+        }
+    }
+}
+
+/// How a gate is configured for an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatePolicy {
+    /// The event this gate admits to.
+    pub event_id: EventId,
+    /// The zone this gate guards; `None` admits tickets of any zone.
+    pub zone: Option<u8>,
+    /// Entry or exit gate.
+    pub direction: Direction,
+    /// Seconds of tolerance at both ends of a credential's validity window.
+    pub grace_secs: u64,
+    /// Refuse tickets missing from the manifest (otherwise a correctly signed,
+    /// unlisted ticket is admitted: sold after the last manifest sync).
+    pub require_listed: bool,
+    /// Re-entry rule for tickets the manifest does not list.
+    pub default_reentry: bool,
+}
+
+impl GatePolicy {
+    /// An entry gate for `event_id`: any zone, 60 s grace, unlisted tickets
+    /// admitted, no re-entry unless the manifest allows it.
+    pub fn entry(event_id: EventId) -> Self {
+        Self {
+            event_id,
+            zone: None,
+            direction: Direction::Entry,
+            grace_secs: 60,
+            require_listed: false,
+            default_reentry: false,
+        }
+    }
+}
+
+/// The best time the device has, and whether it trusts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeReading {
+    /// Unix seconds.
+    pub unix_secs: u64,
+    /// False when the clock has not been confirmed by NTP, the cloud or a peer
+    /// since boot; the decision then says its time checks are uncertain.
+    pub trusted: bool,
+}
+
+/// Answers "is this ticket inside right now?" for the decision.
+pub trait CheckinView {
+    /// The folded state of `ticket`.
+    fn ticket_state(&self, ticket: &TicketId) -> TicketState;
+}
+
+/// What the gate decided and what door staff should see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Admit or reject (with the reason).
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The ticket, once the credential parsed.
+    pub ticket_id: Option<TicketId>,
+    /// Event named by the credential, once it parsed.
+    pub event_id: Option<EventId>,
+    /// Credential generation, once it parsed.
+    pub generation: Option<u16>,
+    /// Tier, once the credential parsed.
+    pub tier: Option<u16>,
+    /// Door-staff display name from the manifest, if listed.
+    pub display_name: Option<String>,
+    /// A time-dependent check ran on an untrusted clock.
+    pub time_uncertain: bool,
+}
+
+impl Decision {
+    fn reject(reason: Reason) -> Self {
+        Self {
+            outcome: Outcome::Reject(reason),
+            ticket_id: None,
+            event_id: None,
+            generation: None,
+            tier: None,
+            display_name: None,
+            time_uncertain: false,
+        }
+    }
+}
+
+/// Decides on scanned text. No I/O: everything it needs is passed in.
+pub fn decide(
+    text: &str,
+    keys: &KeyRing,
+    manifest: &dyn ManifestView,
+    checkins: &dyn CheckinView,
+    policy: &GatePolicy,
+    now: TimeReading,
+) -> Decision {
+    let Ok(credential) = Credential::from_qr_text(text.trim_end_matches(['\r', '\n'])) else {
+        return Decision::reject(Reason::Malformed);
+    };
+    decide_credential(&credential, keys, manifest, checkins, policy, now)
+}
+
+/// [`decide`] for a credential already parsed.
+pub fn decide_credential(
+    credential: &Credential,
+    keys: &KeyRing,
+    manifest: &dyn ManifestView,
+    checkins: &dyn CheckinView,
+    policy: &GatePolicy,
+    now: TimeReading,
+) -> Decision {
+    let claims = &credential.claims;
+    let mut d = Decision {
+        ticket_id: Some(claims.ticket_id),
+        event_id: Some(claims.event_id),
+        generation: Some(claims.generation),
+        tier: Some(claims.tier),
+        ..Decision::reject(Reason::Malformed)
+    };
+    d.outcome = match check(credential, keys, manifest, checkins, policy, now, &mut d) {
+        Ok(()) => Outcome::Admit,
+        Err(reason) => Outcome::Reject(reason),
+    };
+    d
+}
+
+fn check(
+    credential: &Credential,
+    keys: &KeyRing,
+    manifest: &dyn ManifestView,
+    checkins: &dyn CheckinView,
+    policy: &GatePolicy,
+    now: TimeReading,
+    d: &mut Decision,
+) -> Result<(), Reason> {
+    let claims = &credential.claims;
+    if claims.event_id != policy.event_id {
+        return Err(Reason::WrongEvent);
+    }
+    let t = now.unix_secs;
+    let key = match keys.key_for(&credential.key_id, &claims.event_id, t) {
+        Ok(key) => key,
+        Err(KeyLookupError::Unknown) => return Err(Reason::UnknownKey),
+        Err(KeyLookupError::OutsideWindow(key)) => {
+            credential.verify(key).map_err(|_| Reason::BadSignature)?;
+            d.time_uncertain |= !now.trusted;
+            return Err(Reason::KeyNotValid);
+        }
+    };
+    credential.verify(key).map_err(|_| Reason::BadSignature)?;
+    if policy.direction == Direction::Exit {
+        return Ok(());
+    }
+    let entry = manifest.entry(&claims.ticket_id);
+    if let Some(e) = &entry {
+        d.display_name = Some(e.display_name.clone());
+        if e.status == EntryStatus::Revoked {
+            return Err(Reason::Revoked);
+        }
+        if claims.generation < e.generation {
+            return Err(Reason::Superseded);
+        }
+    } else if policy.require_listed {
+        return Err(Reason::NotListed);
+    }
+    if let Some(w) = claims.window {
+        d.time_uncertain |= !now.trusted;
+        if t.saturating_add(policy.grace_secs) < w.not_before {
+            return Err(Reason::NotYetValid);
+        }
+        if t > w.not_after.saturating_add(policy.grace_secs) {
+            return Err(Reason::Expired);
+        }
+    }
+    let zones = entry.as_ref().map_or(claims.zones, |e| e.zones);
+    if let Some(zone) = policy.zone
+        && (zone >= 32 || zones & (1 << zone) == 0)
+    {
+        return Err(Reason::WrongZone);
+    }
+    match checkins.ticket_state(&claims.ticket_id) {
+        TicketState::NeverSeen => Ok(()),
+        TicketState::Inside { .. } => Err(Reason::AlreadyInside),
+        TicketState::Outside { .. } => {
+            let reentry = entry.as_ref().map_or(policy.default_reentry, |e| e.reentry);
+            if reentry {
+                Ok(())
+            } else {
+                Err(Reason::ReentryDenied)
+            }
+        }
+    }
+}
