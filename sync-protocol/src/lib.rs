@@ -17,6 +17,8 @@ pub mod base45;
 pub mod checkin;
 pub mod credential;
 pub mod decision;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hlc;
 mod ids;
 pub mod keys;

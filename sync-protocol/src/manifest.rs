@@ -343,6 +343,22 @@ fn decode_entries(section: &EntriesSection<'_>) -> Result<Vec<ManifestEntry>, De
     Ok(entries)
 }
 
+/// Decodes `data` as an entries section and its entries, for the fuzz targets.
+pub(crate) fn fuzz_entries_section(data: &[u8]) {
+    let mut r = Reader::new(data);
+    if let Ok(section) = read_entries_section(&mut r)
+        && let Ok(entries) = decode_entries(&section)
+    {
+        let mut w = Writer::default();
+        if write_entries_section(&mut w, &entries).is_ok() {
+            let bytes = w.into_inner();
+            let mut again = Reader::new(&bytes);
+            let section = read_entries_section(&mut again).expect("re-encoded section parses");
+            assert_eq!(decode_entries(&section).as_ref(), Ok(&entries));
+        }
+    }
+}
+
 fn write_certs(w: &mut Writer, certs: &[KeyCertificate]) -> Result<(), ManifestError> {
     let n = u8::try_from(certs.len())
         .ok()
