@@ -5,5 +5,6 @@
 mod common;
 mod decision;
 mod props;
+mod sizes;
 mod sync;
 mod vectors;

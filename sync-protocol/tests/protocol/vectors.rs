@@ -271,3 +271,22 @@ fn checked_in_vectors_match_the_generator() {
         "credentials.json is stale: run REGENERATE_VECTORS=1 cargo test -p sync-protocol"
     );
 }
+
+#[test]
+fn an_independent_python_implementation_agrees() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/verify_vectors.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(PATH)
+        .output()
+        .expect("python3 runs (scripts/setup installs the `cryptography` package it needs)");
+    assert!(
+        out.status.success(),
+        "verify_vectors.py disagrees:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
