@@ -7,15 +7,21 @@ use crate::keys::{KeyCertificate, KeyRing, SecretKey};
 use crate::manifest::{Manifest, ManifestDelta};
 use crate::sync::SyncMessage;
 use crate::{Credential, EventId, base45, sync};
+use std::sync::OnceLock;
 
-fn ring() -> (KeyRing, EventId) {
-    let root = SecretKey::from_seed([0x11; 32]);
-    let key = SecretKey::from_seed([0x22; 32]);
-    let event = EventId::from_bytes([0x33; 16]);
-    let mut ring = KeyRing::new(root.public());
-    // Cannot fail: the certificate is signed by the ring's own root.
-    let _ = ring.insert(root.certify(event, &key.public(), 0, u64::MAX));
-    (ring, event)
+/// A ring trusting one certified event key, built once (signing and
+/// verifying a certificate per input would dominate the fuzzer's time).
+fn ring() -> &'static (KeyRing, EventId) {
+    static RING: OnceLock<(KeyRing, EventId)> = OnceLock::new();
+    RING.get_or_init(|| {
+        let root = SecretKey::from_seed([0x11; 32]);
+        let key = SecretKey::from_seed([0x22; 32]);
+        let event = EventId::from_bytes([0x33; 16]);
+        let mut ring = KeyRing::new(root.public());
+        // Cannot fail: the certificate is signed by the ring's own root.
+        let _ = ring.insert(root.certify(event, &key.public(), 0, u64::MAX));
+        (ring, event)
+    })
 }
 
 /// Credential parsers: QR text (as UTF-8, lossy) and raw bytes.
@@ -34,8 +40,8 @@ pub fn credential(data: &[u8]) {
 /// signature (reached directly, since random bytes never carry a valid one).
 pub fn manifest(data: &[u8]) {
     let (ring, event) = ring();
-    let _ = Manifest::open(data, &ring, &event);
-    let _ = ManifestDelta::open(data, &ring, &event);
+    let _ = Manifest::open(data, ring, event);
+    let _ = ManifestDelta::open(data, ring, event);
     crate::manifest::fuzz_entries_section(data);
 }
 

@@ -1,0 +1,5 @@
+#![no_main]
+//! See `sync_protocol::fuzzing::sync_message`; the same entry point runs in the
+//! stable property tests.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sync_protocol::fuzzing::sync_message(data));
