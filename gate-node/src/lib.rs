@@ -6,3 +6,6 @@
 pub mod actuator;
 pub mod decode;
 pub mod frames;
+
+#[cfg(feature = "corpus")]
+pub mod corpus;
