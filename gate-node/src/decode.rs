@@ -5,8 +5,8 @@
 //! (ZXing/zxing-cpp port, after a contrast stretch for dim frames) and
 //! [`CascadeDecoder`] (one after another). On the distortion corpus
 //! (`docs/benchmarks.md`, "Gate node: QR decoding") rxing decodes more
-//! frames than rqrr in every class but perspective, at a third of its
-//! latency on frames with a code; rxing-then-rqrr adds a few perspective
+//! frames than rqrr in every class but perspective, with about a third of
+//! its p95 latency on frames with a code; rxing-then-rqrr adds a few perspective
 //! reads but doubles the cost of every frame without a code and misses the
 //! 15 ms p95 at 1280x720. So [`default_decoder`] is rxing.
 //!
