@@ -15,7 +15,7 @@ pub use gpio::{GpioActuator, GpioError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sync_protocol::{Decision, Outcome, TicketId};
 
 /// Drives the gate hardware for one decision.
@@ -31,7 +31,7 @@ pub trait Actuator: Send {
 pub struct ActuatorError(pub String);
 
 /// Pins (BCM numbers) and timings (the `[gpio]` table of the node's config).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GpioConfig {
     /// Turnstile release relay.

@@ -257,6 +257,10 @@ pub struct Debouncer {
 impl Debouncer {
     /// Default number of distinct texts remembered.
     pub const DEFAULT_CAPACITY: usize = 256;
+    /// A sensible window for a camera gate: longer than the gaps between
+    /// reads of a code held a little unsteadily, shorter than the time the
+    /// next person in the queue needs to present theirs.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_millis(1500);
 
     /// A debouncer treating reads less than `window` apart as one scan.
     pub fn new(window: Duration) -> Self {
@@ -325,7 +329,7 @@ impl Debouncer {
 mod tests {
     use super::*;
 
-    const WINDOW: Duration = Duration::from_millis(1500);
+    const WINDOW: Duration = Debouncer::DEFAULT_WINDOW;
 
     #[test]
     fn a_held_code_is_one_scan() {

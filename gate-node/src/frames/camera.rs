@@ -16,12 +16,12 @@ use nokhwa::utils::{
     CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
 };
 use nokhwa::{Buffer, Camera};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Frame, FrameError, FrameSource};
 
 /// Which camera and how (the `[camera]` table of the node's config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
     /// V4L2 device index (`/dev/videoN`).
@@ -221,7 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_defaults_and_partial_toml_shape() {
+    fn config_defaults_to_vga_at_30_fps_on_video0() {
         let c = CameraConfig::default();
         assert_eq!((c.index, c.width, c.height, c.fps), (0, 640, 480, 30));
     }
