@@ -164,3 +164,65 @@ fn a_bad_frame_in_a_directory_is_reported_and_the_replay_goes_on() {
     assert_eq!(a3.image.width(), 30);
     assert!(src.next_frame().expect("end").is_none());
 }
+
+mod hostile_bytes {
+    use gate_node::frames::{ImageLimits, LineSource, MAX_LINE_BYTES, TextSource, load_gray};
+    use proptest::prelude::*;
+
+    fn small_png() -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        gate_node::corpus::noise_frame(3, 24, 16)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .expect("encode");
+        out.into_inner()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn bytes_behind_an_image_signature_never_panic(
+            jpeg: bool,
+            tail in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let mut bytes = if jpeg {
+                vec![0xFF, 0xD8, 0xFF, 0xE0]
+            } else {
+                b"\x89PNG\r\n\x1a\n".to_vec()
+            };
+            bytes.extend(tail);
+            let _ = load_gray(&bytes, ImageLimits::default());
+        }
+
+        #[test]
+        fn a_png_with_flipped_bytes_loads_or_fails_cleanly(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let mut bytes = small_png();
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= value;
+            }
+            if let Ok(image) = load_gray(&bytes, ImageLimits::default()) {
+                prop_assert!(image.width() <= 8192 && image.height() <= 8192);
+            }
+        }
+
+        #[test]
+        fn scanner_lines_are_bounded_and_never_panic(
+            input in proptest::collection::vec(any::<u8>(), 0..4096),
+        ) {
+            let mut src = LineSource::from_reader("fuzz", std::io::Cursor::new(input));
+            for _ in 0..4096 {
+                match src.next_line() {
+                    Ok(None) => break,
+                    Ok(Some(line)) => {
+                        prop_assert!(!line.is_empty() && line.len() <= MAX_LINE_BYTES);
+                        prop_assert!(!line.contains(['\r', '\n']));
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+}
