@@ -6,7 +6,8 @@
 //! a [`GpioConfig`] to timed line changes, so what a test records is what a
 //! Pi would drive. The GPIO actuator runs the plan on a worker thread: the
 //! scan loop never waits for a light to go out, and a new decision cuts the
-//! previous one short (all lines off, then the new plan).
+//! previous one's lights and buzzer short; a turnstile release pulse under
+//! way always completes.
 
 mod gpio;
 

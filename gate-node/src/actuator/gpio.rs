@@ -84,14 +84,37 @@ impl<L: OutputLine> Lines<L> {
     }
 
     fn all_off(&mut self) {
-        for line in [Line::Relay, Line::Green, Line::Red, Line::Buzzer] {
+        self.all_off_but_relay();
+        self.set(Line::Relay, false);
+    }
+
+    fn all_off_but_relay(&mut self) {
+        for line in [Line::Green, Line::Red, Line::Buzzer] {
             self.set(line, false);
         }
     }
 }
 
+/// The relay release still pending in a pre-empted plan, re-timed from now.
+///
+/// A new decision cuts lights and buzzer short, but never a release pulse
+/// already under way: the admitted person must still get through the
+/// turnstile when the next scan (say, a reject) follows within the pulse.
+fn pending_relay_release(pending: &[Step], elapsed: std::time::Duration) -> Option<Step> {
+    let already_on = !pending.iter().any(|s| s.line == Line::Relay && s.on);
+    pending
+        .iter()
+        .find(|s| s.line == Line::Relay && !s.on)
+        .filter(|_| already_on)
+        .map(|s| Step {
+            at: s.at.saturating_sub(elapsed),
+            ..*s
+        })
+}
+
 /// Plays plans on `lines` until the sender is dropped; then finishes the
-/// current plan, switches everything off and returns.
+/// current plan, switches everything off and returns. A newer plan replaces
+/// the current one at once, except that a relay pulse under way completes.
 pub(crate) fn run_worker<L: OutputLine>(mut lines: Lines<L>, rx: Receiver<Vec<Step>>) {
     let mut current: Option<(Instant, std::vec::IntoIter<Step>)> = None;
     let mut open = true;
@@ -114,8 +137,20 @@ pub(crate) fn run_worker<L: OutputLine>(mut lines: Lines<L>, rx: Receiver<Vec<St
                 while let Ok(newer) = rx.try_recv() {
                     steps = newer;
                 }
-                lines.all_off();
-                current = Some((Instant::now(), steps.into_iter()));
+                let now = Instant::now();
+                let carried = current.take().and_then(|(start, old)| {
+                    pending_relay_release(old.as_slice(), now.saturating_duration_since(start))
+                });
+                lines.all_off_but_relay();
+                if let Some(release) =
+                    carried.filter(|_| !steps.iter().any(|s| s.line == Line::Relay))
+                {
+                    steps.push(release);
+                    steps.sort_by_key(|s| s.at);
+                } else {
+                    lines.set(Line::Relay, false);
+                }
+                current = Some((now, steps.into_iter()));
             }
             Err(RecvTimeoutError::Disconnected) => open = false,
             Err(RecvTimeoutError::Timeout) => {}
@@ -283,6 +318,30 @@ mod tests {
             "the stale admit must not open the gate after a newer reject: {events:?}"
         );
         assert!(events.contains(&(Line::Red, true)), "the reject is shown");
+    }
+
+    #[test]
+    fn a_release_pulse_under_way_survives_pre_emption() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        let admit = plan(Outcome::Admit, &GpioConfig::default());
+        let started: Vec<Step> = admit.iter().copied().filter(|s| s.at > ms(0)).collect();
+        assert_eq!(
+            pending_relay_release(&started, ms(200)),
+            Some(Step {
+                at: ms(300),
+                line: Line::Relay,
+                on: false
+            }),
+            "200 ms into a 500 ms pulse, 300 ms of it remain"
+        );
+        assert_eq!(
+            pending_relay_release(&admit, ms(0)),
+            None,
+            "a plan not started yet has no pulse to protect"
+        );
+        let reject = plan(Outcome::Reject(Reason::Revoked), &GpioConfig::default());
+        assert_eq!(pending_relay_release(&reject, ms(10)), None);
     }
 
     #[test]
