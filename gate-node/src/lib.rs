@@ -6,3 +6,8 @@
 pub mod actuator;
 pub mod decode;
 pub mod frames;
+
+/// Synthetic distorted QR frames for tests and benchmarks (feature
+/// `corpus`; this crate's own tests and benches turn it on).
+#[cfg(feature = "corpus")]
+pub mod corpus;

@@ -1,0 +1,238 @@
+//! A V4L2 camera through nokhwa, delivering luma frames.
+//!
+//! The requested format is tried as uncompressed YUYV first (luma is a
+//! byte pick, no JPEG decode on the Pi's CPU), then MJPEG, then whatever the
+//! camera offers closest to the requested size. Without a camera (CI, a
+//! desktop without webcam) [`CameraSource::open`] returns
+//! [`FrameError::Io`]; tests feed image files instead.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nokhwa::pixel_format::LumaFormat;
+use nokhwa::utils::{
+    CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
+};
+use nokhwa::{Buffer, Camera};
+use serde::{Deserialize, Serialize};
+
+use super::{Frame, FrameError, FrameSource};
+
+/// Which camera and how (the `[camera]` table of the node's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    /// V4L2 device index (`/dev/videoN`).
+    pub index: u32,
+    /// Requested frame width in pixels.
+    pub width: u32,
+    /// Requested frame height in pixels.
+    pub height: u32,
+    /// Requested frames per second.
+    pub fps: u32,
+}
+
+impl Default for CameraConfig {
+    /// `/dev/video0` at 640x480, 30 fps: enough pixels for a phone-held
+    /// code at arm's length and decodes well inside the latency budget.
+    fn default() -> Self {
+        Self {
+            index: 0,
+            width: 640,
+            height: 480,
+            fps: 30,
+        }
+    }
+}
+
+/// Frames from a camera.
+///
+/// nokhwa's `Camera` is not `Send`, so it lives on its own capture thread,
+/// which keeps only the newest raw buffer: a consumer slower than the
+/// camera gets the latest frame, not a growing backlog (stale frames would
+/// add their age to frame-to-decision latency). Buffers are converted to
+/// luma on the consumer's thread, so dropped frames cost no conversion.
+pub struct CameraSource {
+    shared: Arc<Shared>,
+    format: CameraFormat,
+    worker: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    latest: Option<Result<(Buffer, Instant), String>>,
+    stop: bool,
+    ended: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    slot: Mutex<Slot>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for CameraSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraSource")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pause after a failed capture before retrying, so an unplugged camera
+/// does not spin a core.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+impl CameraSource {
+    /// Opens the camera and starts streaming.
+    pub fn open(config: CameraConfig) -> Result<Self, FrameError> {
+        let shared = Arc::new(Shared::default());
+        let (opened_tx, opened_rx) = mpsc::channel();
+        let thread_shared = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("camera-{}", config.index))
+            .spawn(move || match open_camera(config) {
+                Ok(camera) => {
+                    let _ = opened_tx.send(Ok(camera.camera_format()));
+                    capture_loop(camera, &thread_shared);
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| FrameError::Io(format!("cannot start camera thread: {e}")))?;
+        let opened = opened_rx
+            .recv()
+            .unwrap_or_else(|_| Err(FrameError::Io("camera thread ended while opening".into())));
+        match opened {
+            Ok(format) => Ok(Self {
+                shared,
+                format,
+                worker: Some(worker),
+            }),
+            Err(e) => {
+                let _ = worker.join();
+                Err(e)
+            }
+        }
+    }
+
+    /// The format the camera agreed to.
+    pub fn format(&self) -> CameraFormat {
+        self.format
+    }
+}
+
+fn open_camera(config: CameraConfig) -> Result<Camera, FrameError> {
+    let resolution = Resolution::new(config.width, config.height);
+    let requests = [
+        RequestedFormatType::Closest(CameraFormat::new(resolution, FrameFormat::YUYV, config.fps)),
+        RequestedFormatType::Closest(CameraFormat::new(
+            resolution,
+            FrameFormat::MJPEG,
+            config.fps,
+        )),
+        RequestedFormatType::HighestResolution(resolution),
+    ];
+    let index = CameraIndex::Index(config.index);
+    let mut last_error = None;
+    for request in requests {
+        match Camera::new(index.clone(), RequestedFormat::new::<LumaFormat>(request)) {
+            Ok(mut camera) => {
+                camera.open_stream().map_err(|e| {
+                    FrameError::Io(format!("camera {}: start streaming: {e}", config.index))
+                })?;
+                return Ok(camera);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(FrameError::Io(format!(
+        "camera {} (/dev/video{}): {}",
+        config.index,
+        config.index,
+        last_error.map_or_else(|| "no usable format".into(), |e| e.to_string())
+    )))
+}
+
+fn capture_loop(mut camera: Camera, shared: &Shared) {
+    loop {
+        if shared.lock().stop {
+            break;
+        }
+        let grabbed = camera
+            .frame()
+            .map(|b| (b, Instant::now()))
+            .map_err(|e| e.to_string());
+        let failed = grabbed.is_err();
+        shared.lock().latest = Some(grabbed);
+        shared.ready.notify_all();
+        if failed {
+            std::thread::sleep(RETRY_PAUSE);
+        }
+    }
+    let _ = camera.stop_stream();
+    shared.lock().ended = true;
+    shared.ready.notify_all();
+}
+
+impl FrameSource for CameraSource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let mut slot = self.shared.lock();
+        while slot.latest.is_none() && !slot.ended {
+            slot = self
+                .shared
+                .ready
+                .wait(slot)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        let Some(latest) = slot.latest.take() else {
+            return Ok(None);
+        };
+        drop(slot);
+        let (buffer, captured_at) =
+            latest.map_err(|e| FrameError::Io(format!("camera frame: {e}")))?;
+        let image = buffer
+            .decode_image::<LumaFormat>()
+            .map_err(|e| FrameError::Unreadable(format!("camera frame: {e}")))?;
+        Ok(Some(Frame { image, captured_at }))
+    }
+}
+
+impl Drop for CameraSource {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_to_vga_at_30_fps_on_video0() {
+        let c = CameraConfig::default();
+        assert_eq!((c.index, c.width, c.height, c.fps), (0, 640, 480, 30));
+    }
+
+    #[test]
+    fn opening_a_missing_camera_is_an_io_error() {
+        let config = CameraConfig {
+            index: 63,
+            ..CameraConfig::default()
+        };
+        let err = CameraSource::open(config).expect_err("no /dev/video63 on a test machine");
+        assert!(matches!(err, FrameError::Io(_)), "{err:?}");
+    }
+}
