@@ -5,4 +5,7 @@
 
 pub mod actuator;
 pub mod decode;
+pub mod fixture;
 pub mod frames;
+pub mod provision;
+pub mod store;
