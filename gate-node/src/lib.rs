@@ -5,7 +5,9 @@
 
 pub mod actuator;
 pub mod decode;
+pub mod engine;
 pub mod fixture;
 pub mod frames;
 pub mod provision;
 pub mod store;
+pub mod time;
