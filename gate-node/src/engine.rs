@@ -346,5 +346,17 @@ impl Engine {
     }
 }
 
+/// Decides on `text` against the store without recording or signalling
+/// anything.
+pub fn dry_run(store: &Store, time: &TimeSource, text: &str) -> Result<ScanReport, EngineError> {
+    let policy = store.require_identity()?.policy;
+    let reading = time.now().reading();
+    let text = text.trim_end_matches(['\r', '\n']);
+    let decision = store.decide_only(|keys, manifest, checkins| {
+        decide(text, keys, manifest, checkins, &policy, reading)
+    })?;
+    Ok(ScanReport::new(&decision, None))
+}
+
 #[cfg(test)]
 mod tests;

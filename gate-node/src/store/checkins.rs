@@ -263,6 +263,22 @@ impl Store {
         Ok((decision, Some(record)))
     }
 
+    /// Decides against the store without recording anything (what-if
+    /// scans from the CLI while the daemon owns the gate).
+    pub fn decide_only(
+        &self,
+        decide: impl FnOnce(&KeyRing, &dyn ManifestView, &dyn CheckinView) -> Decision,
+    ) -> Result<Decision, StoreError> {
+        let inner = self.lock();
+        let ring = inner.ring.clone().ok_or(StoreError::NotProvisioned)?;
+        let manifest = SqlManifest::new(&inner.conn);
+        let checkins = SqlCheckins::new(&inner.conn);
+        let decision = decide(&ring, &manifest, &checkins);
+        manifest.finish()?;
+        checkins.finish()?;
+        Ok(decision)
+    }
+
     /// Applies records from a peer or the cloud, all or nothing (as
     /// [`sync_protocol::CheckinLog::apply`]). Remote HLCs up to
     /// `observe_until_ms` advance the persisted clock.

@@ -13,10 +13,11 @@
 //! decides is cached except the key ring, which only this process changes.
 
 mod checkins;
-mod manifest;
+pub mod manifest;
 pub mod schema;
 
 pub use checkins::{CloudBacklog, RecordTemplate};
+pub use manifest::{Applied, ManifestInfo};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
