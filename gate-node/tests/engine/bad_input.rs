@@ -173,21 +173,19 @@ async fn hostile_sync_envelopes_are_refused_and_write_nothing() {
         let got = node.post_peer_sync(body).await;
         assert_eq!(got.as_u16(), want, "{name} is refused with {want}");
     }
-    // The server closes a connection whose body it refused unread, so the
-    // oversized request goes on a connection of its own.
+    // The node refuses an oversized body from its Content-Length, before
+    // reading it, and closes the connection: the client sees 413 or, if it
+    // was still writing, a broken pipe. Either way nothing is read or written.
     let once = reqwest::Client::builder().no_proxy().build().unwrap();
-    let got = once
+    match once
         .post(node.url("/peer/sync"))
         .body(vec![0u8; 9 << 20])
         .send()
         .await
-        .unwrap()
-        .status();
-    assert_eq!(
-        got.as_u16(),
-        413,
-        "an oversized body is refused before it is read"
-    );
+    {
+        Ok(resp) => assert_eq!(resp.status().as_u16(), 413, "an oversized body is refused"),
+        Err(e) => assert!(e.is_request(), "the node cut the upload short: {e}"),
+    }
     assert_eq!(
         fingerprint(node).await,
         before,

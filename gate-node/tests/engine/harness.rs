@@ -82,16 +82,21 @@ pub fn config_path(dir: &Path) -> PathBuf {
     dir.join("gate.toml")
 }
 
-/// Writes the node's config and provisions it through the CLI.
-pub fn provision(dir: &Path, f: &EventFixture, n: u8, peers: &[String]) {
+/// Writes the node's config; `sync_extra` lines go into its `[sync]` table.
+pub fn write_config(dir: &Path, peers: &[String], sync_extra: &str) {
     let peers: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
     let toml = format!(
         "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\npeers = [{}]\nmdns = false\nscan_endpoint = true\n\
-         debounce_ms = 0\ntrust_system_clock = true\n[sync]\nanti_entropy_ms = 200\npeer_timeout_ms = 500\n",
+         debounce_ms = 0\ntrust_system_clock = true\n[sync]\nanti_entropy_ms = 200\npeer_timeout_ms = 500\n{sync_extra}\n",
         dir.join("data").display().to_string(),
         peers.join(", ")
     );
     std::fs::write(config_path(dir), toml).unwrap();
+}
+
+/// Writes the node's config and provisions it through the CLI.
+pub fn provision(dir: &Path, f: &EventFixture, n: u8, peers: &[String]) {
+    write_config(dir, peers, "");
     let bundle = dir.join("bundle.json");
     std::fs::write(
         &bundle,
@@ -149,6 +154,24 @@ impl Node {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGTERM, then the exit status (graceful shutdown).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "SIGTERM stops the node"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `kill -9`.

@@ -4,6 +4,8 @@
 
 mod bad_input;
 mod cli;
+mod cloud;
+mod fake_cloud;
 mod harness;
 
 use gate_node::fixture::EventFixture;
@@ -189,4 +191,17 @@ async fn a_revocation_delta_makes_the_gate_refuse_the_old_credential() {
     );
     let other = node.scan(&f.credential(f.ticket(6))).await;
     assert_eq!(other["decision"], "admit", "other tickets are unaffected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_the_daemon_down_cleanly_and_the_scans_stay() {
+    let f = EventFixture::new(35, 5);
+    let mut c = Cluster::start(&f, 1).await;
+    let node = c.nodes.remove(0);
+    let admitted = node.scan(&f.credential(f.ticket(1))).await;
+    let dir = node.dir.clone();
+    let status = node.terminate();
+    assert!(status.success(), "a graceful shutdown exits 0: {status:?}");
+    let node = Node::start(&dir);
+    assert!(node.holds(admitted["scan_id"].as_str().unwrap()).await);
 }
