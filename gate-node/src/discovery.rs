@@ -42,14 +42,15 @@ pub fn start(
                 _ = shutdown.changed() => break,
                 ev = events.recv_async() => match ev {
                     Ok(ServiceEvent::ServiceResolved(svc)) => {
-                        let same_event = svc.get_property_val_str("event") == Some(event.as_str());
-                        let other = svc
-                            .get_property_val_str("node")
-                            .and_then(|n| n.parse::<NodeId>().ok())
-                            .filter(|n| *n != hub.node_id());
-                        let addr = svc.get_addresses_v4().into_iter().min();
-                        if let (true, Some(node), Some(ip)) = (same_event, other, addr) {
-                            let url = format!("http://{ip}:{}", svc.get_port());
+                        let found = peer_of(
+                            &event,
+                            hub.node_id(),
+                            svc.get_property_val_str("event"),
+                            svc.get_property_val_str("node"),
+                            svc.get_addresses_v4(),
+                            svc.get_port(),
+                        );
+                        if let Some((url, node)) = found {
                             tracing::info!(peer = %url, %node, "peer discovered by mDNS");
                             hub.add_peer(&url, PeerSource::Mdns, Some(node));
                         }
@@ -63,4 +64,54 @@ pub fn start(
             let _ = done.recv_async().await;
         }
     }))
+}
+
+/// The peer a resolved service stands for: same event, another node, an
+/// IPv4 address (the lowest, so repeated answers agree).
+pub fn peer_of(
+    event: &str,
+    own: NodeId,
+    svc_event: Option<&str>,
+    svc_node: Option<&str>,
+    addrs: impl IntoIterator<Item = std::net::Ipv4Addr>,
+    port: u16,
+) -> Option<(String, NodeId)> {
+    if svc_event != Some(event) {
+        return None;
+    }
+    let node = svc_node?.parse::<NodeId>().ok().filter(|n| *n != own)?;
+    let ip = addrs.into_iter().min()?;
+    Some((format!("http://{ip}:{port}"), node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn only_other_nodes_of_the_same_event_become_peers() {
+        let own = NodeId::from_bytes([1; 16]);
+        let other = NodeId::from_bytes([2; 16]);
+        let ev = "0190a0b0-0000-7000-8000-000000000001";
+        let addrs = [Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 3)];
+        let o = other.to_string();
+        assert_eq!(
+            peer_of(ev, own, Some(ev), Some(&o), addrs, 7300),
+            Some(("http://10.0.0.3:7300".to_string(), other))
+        );
+        assert_eq!(
+            peer_of(ev, own, Some("another"), Some(&o), addrs, 7300),
+            None
+        );
+        assert_eq!(
+            peer_of(ev, own, Some(ev), Some(&own.to_string()), addrs, 7300),
+            None
+        );
+        assert_eq!(
+            peer_of(ev, own, Some(ev), Some("garbage"), addrs, 7300),
+            None
+        );
+        assert_eq!(peer_of(ev, own, Some(ev), Some(&o), [], 7300), None);
+    }
 }

@@ -130,3 +130,42 @@ fn forged_credentials_are_rejected_and_recorded() {
         "a rejected forgery does not block the real ticket"
     );
 }
+
+#[test]
+fn window_checks_on_an_untrusted_clock_say_so() {
+    let r = rig(0);
+    let untrusted = Arc::new(TimeSource::new(r.clock.clone(), false, Hlc::default()));
+    let engine = Engine::new(r.engine.store().clone(), untrusted, None, 0, "").unwrap();
+    let claims = sync_protocol::Claims {
+        event_id: r.f.event_id,
+        ticket_id: r.f.ticket(9),
+        generation: 0,
+        tier: 1,
+        zones: 1,
+        window: Some(sync_protocol::ValidityWindow {
+            not_before: T / 1000 - 3600,
+            not_after: T / 1000 + 3600,
+        }),
+        holder_key: None,
+    };
+    let text = sync_protocol::Credential::issue(&r.f.event_key, claims)
+        .unwrap()
+        .to_qr_text();
+    let report = engine.scan_text(&text).unwrap();
+    assert!(report.admitted());
+    assert!(
+        report.time_uncertain,
+        "the decision says its time check is uncertain"
+    );
+    r.clock.set_system(5_000);
+    let other = engine.scan_text(&r.f.credential(r.f.ticket(10))).unwrap();
+    assert!(
+        other.admitted() && !other.time_uncertain,
+        "no window, nothing uncertain"
+    );
+    let hlcs: Vec<_> = [report.hlc, other.hlc].into_iter().flatten().collect();
+    assert!(
+        hlcs[0] < hlcs[1],
+        "a clock that jumped to 1970 still orders the later scan after"
+    );
+}

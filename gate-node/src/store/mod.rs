@@ -15,6 +15,7 @@
 mod checkins;
 pub mod manifest;
 pub mod schema;
+mod sync;
 
 pub use checkins::{CloudBacklog, RecordTemplate};
 pub use manifest::{Applied, ManifestInfo};
