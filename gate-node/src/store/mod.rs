@@ -110,6 +110,7 @@ pub(crate) struct Inner {
     pub(crate) conn: Connection,
     pub(crate) ring: Option<KeyRing>,
     pub(crate) identity: Option<Identity>,
+    data_version: i64,
 }
 
 /// The node's database. Cheap to share behind an `Arc`.
@@ -149,10 +150,12 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
+        let data_version = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         let mut inner = Inner {
             conn,
             ring: None,
             identity: None,
+            data_version,
         };
         inner.reload()?;
         Ok(Self {
@@ -165,13 +168,36 @@ impl Store {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Corrupt(format!("cannot create {}: {e}", data_dir.display()))
         })?;
-        Self::open(&data_dir.join("gate.db"))
+        let path = data_dir.join("gate.db");
+        let store = Self::open(&path)?;
+        // The file holds the device key seed and tokens: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| StoreError::Corrupt(format!("cannot restrict {}: {e}", path.display())),
+            )?;
+        }
+        Ok(store)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave SQLite half-written
         // (the transaction rolls back on drop), so a poisoned lock is usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // Another process (`gate-node import`, `provision`) committed: the
+        // cached identity and key ring may be stale.
+        if let Ok(v) = inner
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            && v != inner.data_version
+        {
+            inner.data_version = v;
+            if let Err(e) = inner.reload() {
+                tracing::error!(error = %e, "cannot reload identity and keys");
+            }
+        }
+        inner
     }
 
     /// The node identity, if enrolled or provisioned.

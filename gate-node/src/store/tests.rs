@@ -339,3 +339,32 @@ fn a_version_1_database_opens_with_current_code() {
         Err(StoreError::TooNew { found: 99, .. })
     ));
 }
+
+#[test]
+fn another_process_provisioning_or_adding_keys_is_seen_without_a_restart() {
+    let f = EventFixture::new(9, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Store::open_in(dir.path()).unwrap();
+    assert!(daemon.identity().is_none());
+    let cli = Store::open_in(dir.path()).unwrap();
+    crate::provision::import(&cli, &f.bundle(1, "G"), [1; 32]).unwrap();
+    assert_eq!(
+        daemon.identity().map(|i| i.node_id),
+        Some(f.bundle(1, "G").node_id),
+        "the daemon sees what the CLI committed"
+    );
+    // A rotated event key arrives through a delta applied by the CLI.
+    let mut g = f.clone();
+    g.event_key = SecretKey::from_seed([123; 32]);
+    g.cert = f
+        .root
+        .certify(f.event_id, &g.event_key.public(), 0, u64::MAX / 2);
+    let mut carrier = f.clone();
+    carrier.cert = g.cert.clone();
+    cli.apply_delta(&carrier.delta(vec![f.entry(50)])).unwrap();
+    let (d, _) = scan(&daemon, &g.credential(f.ticket(1)), NOW_MS);
+    assert!(
+        d.outcome.is_admit(),
+        "the daemon trusts the new key at once: {d:?}"
+    );
+}

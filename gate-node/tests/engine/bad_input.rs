@@ -51,6 +51,19 @@ async fn garbage_scans_are_malformed_and_never_recorded() {
     );
     assert_eq!(fingerprint(node).await, before, "garbage writes nothing");
     assert_eq!(node.status().await["counters"]["malformed"], 7);
+    let metrics = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gate_scans_total{outcome=\"malformed\"} 7"),
+        "Prometheus sees the same counters: {metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
