@@ -9,8 +9,9 @@
 //!
 //! Concurrency: one connection behind a mutex per process; every write is a
 //! `BEGIN IMMEDIATE` transaction, so a CLI process writing to the same file
-//! (provisioning, `scan --record`) is serialised by SQLite, and nothing that
-//! decides is cached except the key ring, which only this process changes.
+//! (provisioning, `import`, `scan --record`) is serialised by SQLite. Only the
+//! identity and key ring are cached, and they are reloaded whenever
+//! `PRAGMA data_version` shows that another connection committed.
 
 mod checkins;
 pub mod manifest;

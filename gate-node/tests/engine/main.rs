@@ -196,12 +196,21 @@ async fn a_revocation_delta_makes_the_gate_refuse_the_old_credential() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_shuts_the_daemon_down_cleanly_and_the_scans_stay() {
     let f = EventFixture::new(35, 5);
-    let mut c = Cluster::start(&f, 1).await;
+    let mut c = Cluster::start(&f, 2).await;
     let node = c.nodes.remove(0);
     let admitted = node.scan(&f.credential(f.ticket(1))).await;
+    let scan_id = admitted["scan_id"].as_str().unwrap().to_owned();
+    // The peer has pushed and anti-entropy connections open to this node.
+    wait_until(Duration::from_secs(5), "the push at the peer", || {
+        c.nodes[0].holds(&scan_id)
+    })
+    .await;
     let dir = node.dir.clone();
     let status = node.terminate();
     assert!(status.success(), "a graceful shutdown exits 0: {status:?}");
     let node = Node::start(&dir);
-    assert!(node.holds(admitted["scan_id"].as_str().unwrap()).await);
+    assert!(
+        node.holds(&scan_id).await,
+        "the scan is still there after restart"
+    );
 }
