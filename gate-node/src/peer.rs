@@ -39,8 +39,9 @@ pub enum PeerError {
     /// The payload is not a sync message.
     #[error("malformed sync message: {0}")]
     Malformed(DecodeError),
-    /// A message from this node itself (a discovery loop).
-    #[error("message from this node itself")]
+    /// A message carrying this node's own id: a discovery loop, or another
+    /// device with a cloned identity (a copied SD card).
+    #[error("message carries this node's own id (discovery loop or cloned node identity)")]
     Loopback,
     /// For another event.
     #[error("sync message is for another event")]
