@@ -368,3 +368,25 @@ fn another_process_provisioning_or_adding_keys_is_seen_without_a_restart() {
         "the daemon trusts the new key at once: {d:?}"
     );
 }
+
+#[test]
+fn every_commit_is_fsynced_wal_with_synchronous_full() {
+    // kill -9 cannot test power loss (the page cache survives the process),
+    // so pin the setting that makes a commit durable when COMMIT returns.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in(dir.path()).unwrap();
+    let inner = store.lock();
+    let mode: String = inner
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let sync: i64 = inner
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(
+        sync, 2,
+        "synchronous=FULL (2): the WAL is fsynced at every commit"
+    );
+}
