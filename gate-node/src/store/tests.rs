@@ -390,3 +390,60 @@ fn every_commit_is_fsynced_wal_with_synchronous_full() {
         "synchronous=FULL (2): the WAL is fsynced at every commit"
     );
 }
+
+fn remote(f: &EventFixture, node: u8, seq: u64) -> ScanRecord {
+    ScanRecord {
+        id: ScanId {
+            node: sync_protocol::NodeId::from_bytes([node; 16]),
+            seq,
+        },
+        event_id: f.event_id,
+        ticket_id: f.ticket(u32::from(node) * 100 + seq as u32),
+        generation: 0,
+        direction: Direction::Entry,
+        hlc: sync_protocol::Hlc::new(NOW_MS + seq, u16::from(node)),
+        zone: None,
+        outcome: sync_protocol::Outcome::Admit,
+        gate: format!("G{node}"),
+        operator: String::new(),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 24, ..Default::default() })]
+
+    /// Records arriving in any order and any batching leave the SQLite
+    /// summary and the records it offers exactly as the reference log's.
+    #[test]
+    fn out_of_order_arrival_matches_the_reference_log(
+        picks in proptest::collection::vec((1u8..4, 1u64..10), 1..24),
+        cuts in proptest::collection::vec(1usize..5, 1..8),
+    ) {
+        let f = EventFixture::new(10, 1);
+        let (_d, store) = store_for(&f, 9);
+        let mut reference = CheckinLog::new(f.event_id);
+        let mut seen = std::collections::BTreeSet::new();
+        let records: Vec<ScanRecord> = picks
+            .into_iter()
+            .filter(|p| seen.insert(*p))
+            .map(|(n, s)| remote(&f, n, s))
+            .collect();
+        let mut rest = records.as_slice();
+        for cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (batch, tail) = rest.split_at((*cut).min(rest.len()));
+            rest = tail;
+            store.apply_records(batch, NOW_MS, u64::MAX).unwrap();
+            reference.apply(batch.to_vec()).unwrap();
+            proptest::prop_assert_eq!(&store.summary().unwrap(), reference.summary());
+        }
+        let probe = CheckinLog::new(f.event_id);
+        let mut mine = store.missing_for(probe.summary(), 1000).unwrap();
+        let mut theirs = reference.missing_for(probe.summary(), 1000);
+        mine.sort_by_key(|r| r.id);
+        theirs.sort_by_key(|r| r.id);
+        proptest::prop_assert_eq!(mine, theirs);
+    }
+}
