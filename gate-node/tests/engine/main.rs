@@ -39,6 +39,14 @@ async fn gate_a_admits_and_gates_b_and_c_refuse_as_already_inside_within_a_secon
         );
         assert_eq!(again["reason"], "already_inside");
     }
+    // Each node's clock is trusted here, so the peers' X-Gatehouse-Time
+    // answers anchor the others' clocks.
+    wait_until(
+        Duration::from_secs(5),
+        "time anchored by a peer",
+        || async { c.nodes[1].status().await["time"]["authority"] == "peer" },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
