@@ -1,0 +1,228 @@
+//! Gate node engine benchmarks, printing one machine-readable line each:
+//!
+//! - `scan_pipeline`: scans per second through the whole pipeline (decide,
+//!   durable append with `synchronous=FULL`), and per-scan latency;
+//! - `manifest_import`: applying a signed 100k-ticket manifest (verify,
+//!   inflate, one transaction), target at most 2 s;
+//! - `propagation`: gate-to-gate time on loopback between two real
+//!   `gate-node run` processes, from A's answer to the record being in B's
+//!   store, target p99 at most 1 s.
+//!
+//! Run: `cargo bench -p gate-node --bench engine` (optionally a filter:
+//! `scan`, `manifest`, `propagation`).
+
+use gate_node::engine::Engine;
+use gate_node::fixture::EventFixture;
+use gate_node::store::Store;
+use gate_node::time::{SystemClock, TimeSource};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use sync_protocol::{Hlc, ScanId};
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn provisioned(f: &EventFixture, n: u8, with_manifest: bool) -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open_in(dir.path()).expect("store"));
+    let mut bundle = f.bundle(n, "Bench");
+    if !with_manifest {
+        bundle.manifest = None;
+    }
+    gate_node::provision::import(&store, &bundle, [1; 32]).expect("provision");
+    (dir, store)
+}
+
+fn scan_pipeline() {
+    let n = 2_000u32;
+    let f = EventFixture::new(90, 10_000);
+    let (_dir, store) = provisioned(&f, 1, true);
+    let time = Arc::new(TimeSource::new(
+        Arc::new(SystemClock::new()),
+        true,
+        Hlc::default(),
+    ));
+    let engine = Engine::new(store, time, None, 0, "").expect("engine");
+    let texts: Vec<String> = (0..n).map(|i| f.credential(f.ticket(i))).collect();
+    let mut lat = Vec::with_capacity(texts.len());
+    let start = Instant::now();
+    for t in &texts {
+        let s = Instant::now();
+        let r = engine.scan_text(t).expect("scan");
+        assert!(r.admitted());
+        lat.push(s.elapsed().as_secs_f64() * 1e3);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "bench=scan_pipeline scans={n} secs={secs:.3} scans_per_sec={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        f64::from(n) / secs,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+fn manifest_import() {
+    let tickets = 100_000u32;
+    let f = EventFixture::new(91, tickets);
+    let bytes = f.manifest_bytes();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let (_dir, store) = provisioned(&f, 1, false);
+        let s = Instant::now();
+        let applied = store.apply_manifest(&bytes).expect("import");
+        runs.push(s.elapsed().as_secs_f64());
+        assert_eq!(applied.entries, tickets as usize);
+    }
+    runs.sort_by(f64::total_cmp);
+    println!(
+        "bench=manifest_import tickets={tickets} bytes={} runs=3 min_secs={:.3} median_secs={:.3} max_secs={:.3} target_secs=2",
+        bytes.len(),
+        runs[0],
+        runs[1],
+        runs[2]
+    );
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start_node(f: &EventFixture, n: u8, port: u16, peer: u16) -> (tempfile::TempDir, Proc) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("gate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\npeers = [\"http://127.0.0.1:{peer}\"]\n\
+             mdns = false\nscan_endpoint = true\ndebounce_ms = 0\ntrust_system_clock = true\n",
+            data.display().to_string()
+        ),
+    )
+    .expect("config");
+    let bundle = dir.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        serde_json::to_vec(&f.bundle(n, "Bench")).expect("json"),
+    )
+    .expect("bundle");
+    let bin = env!("CARGO_BIN_EXE_gate-node");
+    let ok = Command::new(bin)
+        .args([
+            "--config",
+            config.to_str().expect("utf-8"),
+            "provision",
+            "--bundle",
+        ])
+        .arg(&bundle)
+        .stdout(Stdio::null())
+        .status()
+        .expect("provision");
+    assert!(ok.success());
+    let mut child = Command::new(bin)
+        .args(["--config", config.to_str().expect("utf-8"), "run"])
+        .env("GATE_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    (dir, Proc(child))
+}
+
+fn propagation() {
+    let samples = 300u32;
+    let f = EventFixture::new(92, samples + 10);
+    let (pa, pb) = (free_port(), free_port());
+    let (_da, _a) = start_node(&f, 1, pa, pb);
+    let (db, _b) = start_node(&f, 2, pb, pa);
+    let b_store = Store::open_in(&db.path().join("data")).expect("B's store");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut lat = Vec::new();
+    for i in 0..samples {
+        let text = f.credential(f.ticket(i));
+        let v: serde_json::Value = rt.block_on(async {
+            http.post(format!("http://127.0.0.1:{pa}/scan"))
+                .json(&serde_json::json!({ "text": text }))
+                .send()
+                .await
+                .expect("scan at A")
+                .json()
+                .await
+                .expect("json")
+        });
+        let acked = Instant::now();
+        let id: ScanId = v["scan_id"]
+            .as_str()
+            .expect("scan id")
+            .parse()
+            .expect("scan id");
+        loop {
+            if b_store.record(&id).expect("read B").is_some() {
+                break;
+            }
+            assert!(
+                acked.elapsed() < Duration::from_secs(10),
+                "propagation stalled"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        lat.push(acked.elapsed().as_secs_f64() * 1e3);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "bench=propagation samples={samples} p50_ms={:.2} p95_ms={:.2} p99_ms={:.2} max_ms={:.2} target_p99_ms=1000",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    if wants("scan_pipeline") {
+        scan_pipeline();
+    }
+    if wants("manifest_import") {
+        manifest_import();
+    }
+    if wants("propagation") {
+        propagation();
+    }
+}

@@ -1,0 +1,320 @@
+//! The node's local HTTP API (axum): `GET /status`, `GET /scans/recent`,
+//! `POST /peer/sync` (LAN sync, see [`crate::peer`]), `GET /metrics`
+//! (Prometheus) and, when enabled, `POST /scan` (text in, decision out: what
+//! a door-staff desktop or a test harness uses).
+//!
+//! Handlers are thin: extract, call the engine, store or peer hub off the
+//! async threads, answer JSON. Errors are one [`ApiError`] with a stable code.
+
+use crate::cloud_sync::{CloudStatus, CloudSync};
+use crate::engine::{CounterSnapshot, Engine, EngineError, ScanReport};
+use crate::peer::{PeerError, PeerHub, PeerState, TIME_HEADER};
+use crate::store::{CloudBacklog, ManifestInfo, StoreError};
+use crate::time::BestTime;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use sync_protocol::checkin::DoubleAdmission;
+use sync_protocol::{Direction, EventId, Hlc, NodeId, Reason, ScanRecord, TicketId};
+
+/// Everything the handlers need.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The scan pipeline (and through it the store and time).
+    pub engine: Arc<Engine>,
+    /// LAN sync.
+    pub peers: Arc<PeerHub>,
+    /// Cloud sync, when configured.
+    pub cloud: Option<Arc<CloudSync>>,
+    /// Prometheus renderer, when this process installed the recorder.
+    pub metrics: Option<PrometheusHandle>,
+    /// Whether `POST /scan` is served.
+    pub scan_endpoint: bool,
+}
+
+/// One error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 500; the detail is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::NotFound => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "local API internal error");
+        }
+        let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
+        (self.status_code(), Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<PeerError> for ApiError {
+    fn from(e: PeerError) -> Self {
+        match e {
+            PeerError::Unauthorized(_) => ApiError::Unauthorized(e.to_string()),
+            PeerError::Malformed(_) | PeerError::Loopback => ApiError::BadRequest(e.to_string()),
+            PeerError::WrongEvent => ApiError::Unprocessable(e.to_string()),
+            PeerError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            PeerError::Store(_) | PeerError::Transport(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// `GET /status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// This node.
+    pub node_id: NodeId,
+    /// The event.
+    pub event_id: EventId,
+    /// Gate label.
+    pub gate: String,
+    /// Entry or exit.
+    pub direction: Direction,
+    /// Zone guarded.
+    pub zone: Option<u8>,
+    /// Manifest held.
+    pub manifest: ManifestInfo,
+    /// Best time.
+    pub time: BestTime,
+    /// Records held (all nodes).
+    pub records: u64,
+    /// Records the cloud has not acknowledged.
+    pub pending: CloudBacklog,
+    /// Cloud sync state (`null` when no cloud is configured).
+    pub cloud: Option<CloudStatus>,
+    /// Peers.
+    pub peers: Vec<PeerState>,
+    /// Scan counters since start.
+    pub counters: CounterSnapshot,
+    /// Double admissions found (first 100).
+    pub double_admissions: Vec<DoubleAdmission>,
+}
+
+async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let engine = s.engine.clone();
+    let (manifest, records, pending, double_admissions, id) = blocking(move || {
+        let store = engine.store();
+        Ok((
+            store.manifest_info()?,
+            store.record_count()?,
+            store.cloud_backlog()?,
+            store.double_admissions(100)?,
+            store.require_identity()?,
+        ))
+    })
+    .await?;
+    Ok(Json(Status {
+        node_id: id.node_id,
+        event_id: id.event_id,
+        gate: id.gate,
+        direction: id.policy.direction,
+        zone: id.policy.zone,
+        manifest,
+        time: s.engine.time().now(),
+        records,
+        pending,
+        cloud: s.cloud.as_ref().map(|c| c.status()),
+        peers: s.peers.peers(),
+        counters: s.engine.counters(),
+        double_admissions,
+    }))
+}
+
+/// One row of `GET /scans/recent`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecentScan {
+    /// `node:seq`.
+    pub scan_id: String,
+    /// Recording node.
+    pub node_id: NodeId,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Ticket.
+    pub ticket_id: TicketId,
+    /// HLC.
+    pub hlc: Hlc,
+    /// `"admit"` or `"reject"`.
+    pub decision: &'static str,
+    /// Reason of a rejection.
+    pub reason: Option<Reason>,
+    /// Gate label.
+    pub gate: String,
+    /// Entry or exit.
+    pub direction: Direction,
+}
+
+impl From<ScanRecord> for RecentScan {
+    fn from(r: ScanRecord) -> Self {
+        Self {
+            scan_id: r.id.to_string(),
+            node_id: r.id.node,
+            seq: r.id.seq,
+            ticket_id: r.ticket_id,
+            hlc: r.hlc,
+            decision: if r.outcome.is_admit() {
+                "admit"
+            } else {
+                "reject"
+            },
+            reason: r.outcome.reason(),
+            gate: r.gate,
+            direction: r.direction,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RecentQuery {
+    limit: Option<usize>,
+}
+
+async fn recent(
+    State(s): State<AppState>,
+    Query(q): Query<RecentQuery>,
+) -> Result<Json<Vec<RecentScan>>, ApiError> {
+    let limit = q.limit.unwrap_or(50).min(10_000);
+    let engine = s.engine.clone();
+    let records = blocking(move || Ok(engine.store().recent(limit)?)).await?;
+    Ok(Json(records.into_iter().map(RecentScan::from).collect()))
+}
+
+async fn peer_sync(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let reply = s.peers.handle(body.to_vec()).await.inspect_err(|e| {
+        tracing::warn!(error = %e, "peer sync message refused");
+    })?;
+    let mut resp = match reply {
+        Some(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    let now = s.engine.time().now();
+    if now.trusted
+        && let Ok(v) = HeaderValue::from_str(&now.ms.to_string())
+    {
+        resp.headers_mut().insert(TIME_HEADER, v);
+    }
+    Ok(resp)
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let handle = s.metrics.as_ref().ok_or(ApiError::NotFound)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ScanRequest {
+    text: String,
+}
+
+async fn scan(
+    State(s): State<AppState>,
+    Json(req): Json<ScanRequest>,
+) -> Result<Json<ScanReport>, ApiError> {
+    if !s.scan_endpoint {
+        return Err(ApiError::NotFound);
+    }
+    let engine = s.engine.clone();
+    let report = blocking(move || {
+        engine.scan_text(&req.text).map_err(|e| match e {
+            EngineError::Store(e) => ApiError::from(e),
+        })
+    })
+    .await?;
+    Ok(Json(report))
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/scans/recent", get(recent))
+        .route(
+            "/peer/sync",
+            post(peer_sync).layer(DefaultBodyLimit::max(sync_protocol::sync::MAX_ENVELOPE_LEN)),
+        )
+        .route("/metrics", get(metrics))
+        .route("/scan", post(scan).layer(DefaultBodyLimit::max(4096)))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

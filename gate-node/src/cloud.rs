@@ -1,0 +1,325 @@
+//! The cloud client, to the contract in `docs/device-api.md`: enrollment
+//! (device ed25519 key and proof), full manifests and deltas, and batched
+//! check-in sync. Every call sends the device token as a bearer token and
+//! feeds the cloud's `X-Gatehouse-Time` to the time source.
+//!
+//! Every answer is parsed defensively: hex of the wrong length, unknown
+//! enums or bodies that do not decode are [`CloudError::BadResponse`].
+
+use crate::provision::{hex_array, parse_certs};
+use crate::store::Identity;
+use crate::time::{TimeAuthority, TimeSource};
+use ed25519_dalek::{Signer, SigningKey};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use sync_protocol::{EventId, GatePolicy, KeyCertificate, NodeId, SyncMessage};
+
+/// The header with the cloud's clock (unix milliseconds).
+pub const TIME_HEADER: &str = "x-gatehouse-time";
+/// Longest body accepted from the cloud (a manifest of 4M entries fits).
+const MAX_BODY: usize = 256 << 20;
+
+/// A cloud call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// No answer (DNS, connect, timeout, TLS).
+    #[error("cloud unreachable: {0}")]
+    Unreachable(String),
+    /// The device token was refused (e.g. `device_revoked`).
+    #[error("cloud refused the device token ({code})")]
+    Unauthorized {
+        /// The error code in the body.
+        code: String,
+    },
+    /// An error answer.
+    #[error("cloud answered HTTP {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// An answer that does not follow the contract.
+    #[error("cloud sent an invalid answer: {0}")]
+    BadResponse(String),
+}
+
+impl CloudError {
+    /// The code of an API error, if any.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CloudError::Api { code, .. } | CloudError::Unauthorized { code } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EnrollRequest<'a> {
+    code: &'a str,
+    name: &'a str,
+    device_public_key: String,
+    proof: String,
+}
+
+/// The enrollment answer.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EnrollResponse {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Bearer token.
+    pub device_token: String,
+    /// The event.
+    pub event_id: EventId,
+    /// Root public key, hex.
+    pub root_public_key: String,
+    /// Key certificates, hex.
+    pub key_certificates: Vec<String>,
+    /// Gossip key, hex.
+    pub gossip_key: String,
+    /// Gate policy.
+    pub policy: GatePolicy,
+    /// Gate label.
+    pub gate: String,
+}
+
+impl EnrollResponse {
+    /// The identity and key set to store.
+    pub fn into_identity(
+        self,
+        device_seed: [u8; 32],
+        cloud_url: &str,
+    ) -> Result<(Identity, Vec<KeyCertificate>), CloudError> {
+        let bad = |e: crate::provision::ProvisionError| CloudError::BadResponse(e.to_string());
+        if self.policy.event_id != self.event_id {
+            return Err(CloudError::BadResponse(
+                "policy is for another event".into(),
+            ));
+        }
+        let certs = parse_certs(&self.key_certificates).map_err(bad)?;
+        Ok((
+            Identity {
+                node_id: self.node_id,
+                event_id: self.event_id,
+                device_seed,
+                device_token: Some(self.device_token),
+                gossip_key: hex_array("gossip_key", &self.gossip_key).map_err(bad)?,
+                root_public_key: hex_array("root_public_key", &self.root_public_key)
+                    .map_err(bad)?,
+                policy: self.policy,
+                gate: self.gate,
+                cloud_url: Some(cloud_url.to_owned()),
+            },
+            certs,
+        ))
+    }
+}
+
+/// The device's public key and its enrollment proof, both hex: an ed25519
+/// signature over `"gatehouse-enroll:" + code`.
+pub fn enrollment_proof(device_seed: &[u8; 32], code: &str) -> (String, String) {
+    let key = SigningKey::from_bytes(device_seed);
+    let msg = format!("gatehouse-enroll:{code}");
+    (
+        hex::encode(key.verifying_key().to_bytes()),
+        hex::encode(key.sign(msg.as_bytes()).to_bytes()),
+    )
+}
+
+/// What a delta request came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeltaFetch {
+    /// `204`: the node is current.
+    UpToDate,
+    /// A signed delta.
+    Delta(Vec<u8>),
+    /// `409 full_manifest_required`.
+    FullRequired,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// An HTTP client for one cloud.
+#[derive(Debug, Clone)]
+pub struct CloudClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+    time: Option<Arc<TimeSource>>,
+}
+
+impl CloudClient {
+    /// A client for `base` (e.g. `https://cloud.example`).
+    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<Self, CloudError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| CloudError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http,
+            time: None,
+        })
+    }
+
+    /// Feeds the cloud's clock to `time` on every answer.
+    pub fn with_time(mut self, time: Arc<TimeSource>) -> Self {
+        self.time = Some(time);
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// Sends, reads the time header and turns error statuses into errors.
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, CloudError> {
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| CloudError::Unreachable(e.to_string()))?;
+        if let (Some(time), Some(ms)) = (
+            &self.time,
+            resp.headers()
+                .get(TIME_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+        ) {
+            time.observe(ms, TimeAuthority::Cloud);
+        }
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let detail = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| b.error)
+            .unwrap_or(ErrorDetail {
+                code: "unknown".into(),
+                message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            });
+        if status.as_u16() == 401 {
+            return Err(CloudError::Unauthorized { code: detail.code });
+        }
+        Err(CloudError::Api {
+            status: status.as_u16(),
+            code: detail.code,
+            message: detail.message,
+        })
+    }
+
+    async fn body(resp: reqwest::Response) -> Result<Vec<u8>, CloudError> {
+        if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(CloudError::BadResponse("body too large".into()));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| CloudError::Unreachable(e.to_string()))?;
+        if bytes.len() > MAX_BODY {
+            return Err(CloudError::BadResponse("body too large".into()));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// `POST /devices/enroll` with a fresh device key.
+    pub async fn enroll(
+        &self,
+        code: &str,
+        name: &str,
+        device_seed: &[u8; 32],
+    ) -> Result<EnrollResponse, CloudError> {
+        let (device_public_key, proof) = enrollment_proof(device_seed, code);
+        let req = EnrollRequest {
+            code,
+            name,
+            device_public_key,
+            proof,
+        };
+        let resp = self
+            .send(
+                self.request(reqwest::Method::POST, "/devices/enroll")
+                    .json(&req),
+            )
+            .await?;
+        let bytes = Self::body(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| CloudError::BadResponse(e.to_string()))
+    }
+
+    /// `GET /sync/events/{id}/manifest`: the full signed manifest.
+    pub async fn manifest(&self, event: &EventId) -> Result<Vec<u8>, CloudError> {
+        let path = format!("/sync/events/{event}/manifest");
+        let resp = self.send(self.request(reqwest::Method::GET, &path)).await?;
+        Self::body(resp).await
+    }
+
+    /// `GET /sync/events/{id}/manifest/delta?since=V`.
+    pub async fn delta(&self, event: &EventId, since: u64) -> Result<DeltaFetch, CloudError> {
+        let path = format!("/sync/events/{event}/manifest/delta?since={since}");
+        match self.send(self.request(reqwest::Method::GET, &path)).await {
+            Ok(resp) if resp.status().as_u16() == 204 => Ok(DeltaFetch::UpToDate),
+            Ok(resp) => Ok(DeltaFetch::Delta(Self::body(resp).await?)),
+            Err(CloudError::Api {
+                status: 409, code, ..
+            }) if code == "full_manifest_required" => Ok(DeltaFetch::FullRequired),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /sync/events/{id}/checkins`: one batch up, the cloud's answer down.
+    pub async fn sync_checkins(
+        &self,
+        event: &EventId,
+        msg: &SyncMessage,
+    ) -> Result<SyncMessage, CloudError> {
+        let path = format!("/sync/events/{event}/checkins");
+        let rb = self
+            .request(reqwest::Method::POST, &path)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(msg.encode());
+        let bytes = Self::body(self.send(rb).await?).await?;
+        let reply =
+            SyncMessage::decode(&bytes).map_err(|e| CloudError::BadResponse(e.to_string()))?;
+        if reply.event_id != *event {
+            return Err(CloudError::BadResponse(
+                "sync answer for another event".into(),
+            ));
+        }
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+
+    #[test]
+    fn enrollment_proof_verifies_under_the_device_key() {
+        let (public, proof) = enrollment_proof(&[4; 32], "ABCD-EFGH-JKLM");
+        let key = VerifyingKey::from_bytes(&hex_array::<32>("k", &public).unwrap()).unwrap();
+        let sig = Signature::from_bytes(&hex_array::<64>("p", &proof).unwrap());
+        key.verify(b"gatehouse-enroll:ABCD-EFGH-JKLM", &sig)
+            .unwrap();
+        assert!(key.verify(b"gatehouse-enroll:OTHER", &sig).is_err());
+    }
+}

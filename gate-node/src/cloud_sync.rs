@@ -1,0 +1,214 @@
+//! Keeping the node and the cloud in step: the manifest (delta when the
+//! chain allows, full manifest on 409, gap or fork) and the check-ins (every
+//! record the cloud's last summary lacks, in batches of at most `batch`,
+//! until neither side has anything left; never one request per scan).
+//!
+//! When the cloud is unreachable the period backs off exponentially up to
+//! `backoff_max`; nothing on the admission path waits for it. The cloud's
+//! summary is stored as the "cloud" cursor only after it answered, so a lost
+//! answer means a resend, which the cloud ignores by scan id.
+
+use crate::cloud::{CloudClient, CloudError, DeltaFetch};
+use crate::store::{Store, StoreError};
+use crate::time::TimeSource;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use sync_protocol::EventId;
+use sync_protocol::checkin::Summary;
+use sync_protocol::manifest::ManifestError;
+use tokio::sync::watch;
+
+/// Most batches in one sync (a 10-minute outage at one gate is a few).
+const MAX_ROUNDS: usize = 100;
+
+/// A cloud sync step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The cloud call failed.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The store refused what the cloud sent, or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cloud sync state for `/status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CloudStatus {
+    /// Last complete sync (best time, unix ms).
+    pub last_sync_ms: Option<u64>,
+    /// Last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: u32,
+    /// Current wait before the next attempt.
+    pub next_delay_ms: u64,
+}
+
+/// What one sync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Manifest version after.
+    pub manifest_version: u64,
+    /// Records sent.
+    pub pushed: usize,
+    /// Records received that were new.
+    pub pulled: usize,
+    /// Requests made for check-ins.
+    pub batches: usize,
+}
+
+/// The cloud sync task of one node.
+#[derive(Debug)]
+pub struct CloudSync {
+    client: CloudClient,
+    store: Arc<Store>,
+    time: Arc<TimeSource>,
+    event: EventId,
+    batch: usize,
+    status: Mutex<CloudStatus>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SyncError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SyncError::Store(StoreError::Corrupt(format!("store task failed: {e}"))))?
+        .map_err(SyncError::Store)
+}
+
+impl CloudSync {
+    /// Sync for the provisioned store through `client`.
+    pub fn new(
+        client: CloudClient,
+        store: Arc<Store>,
+        time: Arc<TimeSource>,
+        batch: usize,
+    ) -> Result<Self, StoreError> {
+        let event = store.require_identity()?.event_id;
+        Ok(Self {
+            client,
+            store,
+            time,
+            event,
+            batch,
+            status: Mutex::new(CloudStatus::default()),
+        })
+    }
+
+    /// The state for `/status`.
+    pub fn status(&self) -> CloudStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Brings the manifest up to date; returns the version held after.
+    pub async fn refresh_manifest(&self) -> Result<u64, SyncError> {
+        let store = self.store.clone();
+        let held = blocking(move || store.manifest_info()).await?.version;
+        if held > 0 {
+            match self.client.delta(&self.event, held).await? {
+                DeltaFetch::UpToDate => return Ok(held),
+                DeltaFetch::Delta(bytes) => {
+                    let store = self.store.clone();
+                    match blocking(move || store.apply_delta(&bytes)).await {
+                        Ok(a) => return Ok(a.to),
+                        Err(SyncError::Store(StoreError::Manifest(
+                            ManifestError::Gap { .. } | ManifestError::Fork(_),
+                        ))) => {
+                            tracing::warn!(
+                                "manifest delta does not chain: fetching the full manifest"
+                            );
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                DeltaFetch::FullRequired => {}
+            }
+        }
+        let bytes = self.client.manifest(&self.event).await?;
+        let store = self.store.clone();
+        Ok(blocking(move || store.apply_manifest(&bytes)).await?.to)
+    }
+
+    /// Pushes what the cloud lacks and applies what it sends, batch by
+    /// batch, until neither side has anything left.
+    pub async fn sync_checkins(&self) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        for _ in 0..MAX_ROUNDS {
+            let (store, batch) = (self.store.clone(), self.batch);
+            let msg = blocking(move || {
+                let cursor = store.cursor("cloud")?.unwrap_or_else(Summary::default);
+                store.sync_message(Some(&cursor), batch)
+            })
+            .await?;
+            let reply = self.client.sync_checkins(&self.event, &msg).await?;
+            report.batches += 1;
+            report.pushed += msg.records.len();
+            let (store, wall) = (self.store.clone(), self.time.now().ms);
+            let pushed_nothing = msg.records.is_empty();
+            let got_nothing = reply.records.is_empty();
+            let applied = blocking(move || {
+                let r = store.apply_records(&reply.records, wall, wall + 300_000)?;
+                store.set_cursor("cloud", &reply.have, wall)?;
+                Ok(r)
+            })
+            .await?;
+            report.pulled += applied.new;
+            if pushed_nothing && got_nothing {
+                break;
+            }
+        }
+        metrics::counter!("gate_cloud_records_pushed_total").increment(report.pushed as u64);
+        Ok(report)
+    }
+
+    /// One full sync: manifest, then check-ins.
+    pub async fn sync_once(&self) -> Result<SyncReport, SyncError> {
+        let version = self.refresh_manifest().await?;
+        let mut report = self.sync_checkins().await?;
+        report.manifest_version = version;
+        Ok(report)
+    }
+
+    /// Syncs every `interval` while the cloud answers, backing off
+    /// exponentially (from 1 s up to `backoff_max`) while it does not.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        backoff_max: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut delay = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            let result = self.sync_once().await;
+            let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(r) => {
+                    status.last_sync_ms = Some(self.time.now().ms);
+                    status.last_error = None;
+                    status.consecutive_failures = 0;
+                    delay = interval;
+                    tracing::debug!(?r, "cloud sync done");
+                }
+                Err(e) => {
+                    status.last_error = Some(e.to_string());
+                    status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+                    let exp = 1u64 << status.consecutive_failures.min(16);
+                    delay = Duration::from_millis(500 * exp).min(backoff_max);
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cloud sync failed");
+                }
+            }
+            status.next_delay_ms = delay.as_millis() as u64;
+            metrics::gauge!("gate_cloud_consecutive_failures").set(status.consecutive_failures);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! `gate-node run`: wires the store, time source, engine, peer hub, mDNS,
+//! cloud sync and local API together, and shuts them down in order.
+//!
+//! The binary only parses arguments and calls [`run`]; tests and benchmarks
+//! call it directly with a port-0 listener and a fake or real clock.
+
+use crate::actuator::Actuator;
+use crate::api::{self, AppState};
+use crate::cloud::CloudClient;
+use crate::cloud_sync::CloudSync;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::peer::{PeerHub, PeerSource};
+use crate::store::{Store, StoreError};
+use crate::time::{Clock, TimeSource};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use sync_protocol::Hlc;
+use tokio::sync::watch;
+
+/// Where scans come from besides `POST /scan`.
+pub enum ScanSource {
+    /// Lines of text (USB HID or serial scanner, stdin).
+    Text(Box<dyn crate::frames::TextSource>),
+    /// Camera or image frames, and the decoder for them.
+    Frames(
+        Box<dyn crate::frames::FrameSource>,
+        Box<dyn crate::decode::QrDecoder>,
+    ),
+}
+
+impl std::fmt::Debug for ScanSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanSource::Text(_) => f.write_str("ScanSource::Text"),
+            ScanSource::Frames(_, d) => write!(f, "ScanSource::Frames({})", d.name()),
+        }
+    }
+}
+
+/// The daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store failed or the node is not provisioned.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another start-up failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Process-wide Prometheus recorder (installed once; later calls reuse it).
+pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        })
+        .clone()
+}
+
+/// Runs the node until `shutdown` completes. `on_listening` is called with
+/// the bound API address once the node is ready.
+pub async fn run(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    actuator: Option<Box<dyn Actuator>>,
+    source: Option<ScanSource>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), DaemonError> {
+    config
+        .validate()
+        .map_err(|e| DaemonError::Other(e.to_string()))?;
+    let store = Arc::new(Store::open_in(&config.data_dir)?);
+    let identity = store.require_identity()?;
+    let time = Arc::new(TimeSource::new(
+        clock,
+        config.trust_system_clock,
+        store.hlc_last()?,
+    ));
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            time.clone(),
+            actuator,
+            config.debounce_ms,
+            &config.operator,
+        )
+        .map_err(|e| DaemonError::Other(e.to_string()))?,
+    );
+    let (push_tx, push_rx) = tokio::sync::mpsc::unbounded_channel();
+    engine.set_push(push_tx);
+    let hub = Arc::new(
+        PeerHub::new(
+            store.clone(),
+            time.clone(),
+            Duration::from_millis(config.sync.peer_timeout_ms),
+            config.sync.batch,
+        )
+        .map_err(|e| DaemonError::Other(e.to_string()))?,
+    );
+    for p in &config.peers {
+        hub.add_peer(p, PeerSource::Config, None);
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(hub.clone().run(
+        push_rx,
+        Duration::from_millis(config.sync.anti_entropy_ms),
+        stop_rx.clone(),
+    ));
+    if config.mdns {
+        match crate::discovery::start(hub.clone(), addr.port(), stop_rx.clone()) {
+            Ok(handle) => {
+                tasks.spawn(async move {
+                    let _ = handle.await;
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "mDNS discovery disabled"),
+        }
+    }
+    let cloud = match config.cloud_url.clone().or(identity.cloud_url.clone()) {
+        Some(url) if identity.device_token.is_some() => {
+            let client =
+                CloudClient::new(&url, identity.device_token.clone(), Duration::from_secs(30))
+                    .map_err(|e| DaemonError::Other(e.to_string()))?
+                    .with_time(time.clone());
+            let sync = Arc::new(CloudSync::new(
+                client,
+                store.clone(),
+                time.clone(),
+                config.sync.batch,
+            )?);
+            tasks.spawn(sync.clone().run(
+                Duration::from_millis(config.sync.cloud_interval_ms),
+                Duration::from_millis(config.sync.cloud_backoff_max_ms),
+                stop_rx.clone(),
+            ));
+            Some(sync)
+        }
+        _ => None,
+    };
+    tasks.spawn(persist_time(store.clone(), time.clone(), stop_rx.clone()));
+    let stop_source = Arc::new(AtomicBool::new(false));
+    let source_thread = source.map(|src| {
+        let (engine, stop) = (engine.clone(), stop_source.clone());
+        std::thread::spawn(move || match src {
+            ScanSource::Text(mut s) => engine.run_text_source(s.as_mut(), &stop),
+            ScanSource::Frames(mut s, d) => engine.run_frame_source(s.as_mut(), d.as_ref(), &stop),
+        })
+    });
+    let state = AppState {
+        engine: engine.clone(),
+        peers: hub.clone(),
+        cloud,
+        metrics: metrics_handle(),
+        scan_endpoint: config.scan_endpoint,
+    };
+    tracing::info!(%addr, node = %identity.node_id, event = %identity.event_id, "gate node running");
+    on_listening(addr);
+    let served = api::serve(listener, state, shutdown).await;
+    tracing::info!("shutting down");
+    stop_source.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if let Some(t) = source_thread
+        && t.is_finished()
+    {
+        let _ = t.join();
+    }
+    persist_now(&store, &time);
+    served.map_err(|e| DaemonError::Other(format!("local API: {e}")))
+}
+
+fn persist_now(store: &Store, time: &TimeSource) {
+    let now = time.now();
+    if now.trusted
+        && let Err(e) = store.raise_hlc(Hlc::new(now.ms, 0))
+    {
+        tracing::warn!(error = %e, "could not persist the last known time");
+    }
+}
+
+/// Persists a trusted time every 30 s, so a reboot without a battery clock
+/// starts from a recent floor even when no scan happened.
+async fn persist_time(store: Arc<Store>, time: Arc<TimeSource>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {
+                let (s, t) = (store.clone(), time.clone());
+                let _ = tokio::task::spawn_blocking(move || persist_now(&s, &t)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The scan pipeline: text (from a decoder or a text source) → decision
+//! against the store's key set, manifest and check-ins with the gate policy
+//! and the best time → the scan record committed (fsync) → actuator → push
+//! to peers. No network on this path.
+//!
+//! Invariants: the actuator is signalled only after the record is durable,
+//! so a green light always has a record behind it; malformed texts are
+//! counted, never recorded; repeat reads of one code within the debounce
+//! window are one scan (the first decision is returned again, nothing is
+//! recorded or signalled twice).
+
+use crate::actuator::Actuator;
+use crate::decode::QrDecoder;
+use crate::frames::{FrameSource, TextSource};
+use crate::store::{RecordTemplate, Store, StoreError};
+use crate::time::TimeSource;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use sync_protocol::{Decision, GatePolicy, Hlc, Outcome, Reason, ScanRecord, TicketId, decide};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A scan could not be processed (nothing was signalled).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed; the scan is not recorded and the gate stays shut.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one scan came to, as printed by the CLI and returned by the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScanReport {
+    /// `"admit"` or `"reject"`.
+    pub decision: &'static str,
+    /// Why it was rejected (`null` on admit).
+    pub reason: Option<Reason>,
+    /// The ticket, once the credential parsed.
+    pub ticket_id: Option<TicketId>,
+    /// Door-staff display name from the manifest.
+    pub display_name: Option<String>,
+    /// A time-dependent check ran on an untrusted clock.
+    pub time_uncertain: bool,
+    /// `node:seq` of the record, when one was written.
+    pub scan_id: Option<String>,
+    /// HLC of the record.
+    pub hlc: Option<Hlc>,
+    /// A repeat read inside the debounce window (nothing new recorded).
+    pub repeat: bool,
+}
+
+impl ScanReport {
+    fn new(d: &Decision, record: Option<&ScanRecord>) -> Self {
+        Self {
+            decision: if d.outcome.is_admit() {
+                "admit"
+            } else {
+                "reject"
+            },
+            reason: d.outcome.reason(),
+            ticket_id: d.ticket_id,
+            display_name: d.display_name.clone(),
+            time_uncertain: d.time_uncertain,
+            scan_id: record.map(|r| r.id.to_string()),
+            hlc: record.map(|r| r.hlc),
+            repeat: false,
+        }
+    }
+    /// Whether the gate opened.
+    pub fn admitted(&self) -> bool {
+        self.decision == "admit"
+    }
+}
+
+/// Scan counters since start.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Scans decided (including repeats).
+    pub scans: AtomicU64,
+    /// Admitted.
+    pub admitted: AtomicU64,
+    /// Rejected after parsing.
+    pub rejected: AtomicU64,
+    /// Not a credential.
+    pub malformed: AtomicU64,
+    /// Repeat reads folded into an earlier scan.
+    pub repeats: AtomicU64,
+    /// Store failures on the scan path.
+    pub store_errors: AtomicU64,
+    /// Actuator failures.
+    pub actuator_errors: AtomicU64,
+}
+
+/// A copy of [`Counters`] for JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CounterSnapshot {
+    /// Scans decided.
+    pub scans: u64,
+    /// Admitted.
+    pub admitted: u64,
+    /// Rejected after parsing.
+    pub rejected: u64,
+    /// Not a credential.
+    pub malformed: u64,
+    /// Repeat reads.
+    pub repeats: u64,
+    /// Store failures.
+    pub store_errors: u64,
+    /// Actuator failures.
+    pub actuator_errors: u64,
+}
+
+impl Counters {
+    /// The current values.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CounterSnapshot {
+            scans: g(&self.scans),
+            admitted: g(&self.admitted),
+            rejected: g(&self.rejected),
+            malformed: g(&self.malformed),
+            repeats: g(&self.repeats),
+            store_errors: g(&self.store_errors),
+            actuator_errors: g(&self.actuator_errors),
+        }
+    }
+}
+
+fn bump(c: &AtomicU64, name: &'static str) {
+    c.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("gate_scans_total", "outcome" => name).increment(1);
+}
+
+/// Longest text remembered for debouncing (longer texts are malformed anyway).
+const MAX_DEBOUNCE_TEXT: usize = 512;
+
+/// The admission pipeline of one gate.
+pub struct Engine {
+    store: Arc<Store>,
+    time: Arc<TimeSource>,
+    policy: GatePolicy,
+    template: RecordTemplate,
+    actuator: Mutex<Option<Box<dyn Actuator>>>,
+    debounce_ms: u64,
+    recent_reads: Mutex<HashMap<String, (u64, ScanReport)>>,
+    push: Mutex<Option<UnboundedSender<ScanRecord>>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("template", &self.template)
+            .field("debounce_ms", &self.debounce_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over a provisioned store. `actuator` is `None` on a machine
+    /// without gate hardware (decisions are only logged and returned).
+    pub fn new(
+        store: Arc<Store>,
+        time: Arc<TimeSource>,
+        actuator: Option<Box<dyn Actuator>>,
+        debounce_ms: u64,
+        operator: &str,
+    ) -> Result<Self, EngineError> {
+        let id = store.require_identity()?;
+        let template = RecordTemplate {
+            node: id.node_id,
+            event_id: id.event_id,
+            direction: id.policy.direction,
+            zone: id.policy.zone,
+            gate: id.gate.clone(),
+            operator: operator.to_owned(),
+        };
+        Ok(Self {
+            store,
+            time,
+            policy: id.policy,
+            template,
+            actuator: Mutex::new(actuator),
+            debounce_ms,
+            recent_reads: Mutex::new(HashMap::new()),
+            push: Mutex::new(None),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Sends every admitted record to `tx` right after it is durable (the
+    /// peer task pushes it to the other gates).
+    pub fn set_push(&self, tx: UnboundedSender<ScanRecord>) {
+        *self.push.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The time source.
+    pub fn time(&self) -> &Arc<TimeSource> {
+        &self.time
+    }
+
+    /// Counters since start.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    fn repeat_of(&self, text: &str, mono: u64) -> Option<ScanReport> {
+        if self.debounce_ms == 0 {
+            return None;
+        }
+        let mut reads = self.recent_reads.lock().unwrap_or_else(|p| p.into_inner());
+        reads.retain(|_, (at, _)| mono.saturating_sub(*at) < self.debounce_ms);
+        reads.get(text).map(|(_, r)| ScanReport {
+            repeat: true,
+            ..r.clone()
+        })
+    }
+
+    fn remember(&self, text: &str, mono: u64, report: &ScanReport) {
+        if self.debounce_ms > 0 && text.len() <= MAX_DEBOUNCE_TEXT {
+            self.recent_reads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(text.to_owned(), (mono, report.clone()));
+        }
+    }
+
+    /// Decides on one scanned text, records it durably, then signals the
+    /// actuator and queues an admission for the peers.
+    pub fn scan_text(&self, text: &str) -> Result<ScanReport, EngineError> {
+        let started = std::time::Instant::now();
+        let text = text.trim_end_matches(['\r', '\n']);
+        let mono = self.time.clock().monotonic_ms();
+        if let Some(repeat) = self.repeat_of(text, mono) {
+            bump(&self.counters.repeats, "repeat");
+            return Ok(repeat);
+        }
+        let best = self.time.now();
+        let reading = best.reading();
+        let result =
+            self.store
+                .decide_and_record(best.ms, &self.template, |keys, manifest, checkins| {
+                    decide(text, keys, manifest, checkins, &self.policy, reading)
+                });
+        let (decision, record) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                bump(&self.counters.store_errors, "store_error");
+                tracing::error!(error = %e, "scan not recorded: the store failed");
+                return Err(e.into());
+            }
+        };
+        bump(&self.counters.scans, "decided");
+        match decision.outcome {
+            Outcome::Admit => bump(&self.counters.admitted, "admit"),
+            Outcome::Reject(Reason::Malformed) => bump(&self.counters.malformed, "malformed"),
+            Outcome::Reject(_) => bump(&self.counters.rejected, "reject"),
+        }
+        self.signal(&decision);
+        if let Some(r) = &record
+            && r.outcome.is_admit()
+            && let Some(tx) = self.push.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        {
+            // The peer task may have stopped at shutdown; the record is
+            // durable and anti-entropy delivers it later.
+            let _ = tx.send(r.clone());
+        }
+        let report = ScanReport::new(&decision, record.as_ref());
+        self.remember(text, mono, &report);
+        metrics::histogram!("gate_scan_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            decision = report.decision,
+            reason = report.reason.map(Reason::as_str),
+            ticket = ?report.ticket_id,
+            scan = report.scan_id.as_deref(),
+            "scan"
+        );
+        Ok(report)
+    }
+
+    fn signal(&self, decision: &Decision) {
+        let mut actuator = self.actuator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = actuator.as_mut()
+            && let Err(e) = a.signal(decision)
+        {
+            bump(&self.counters.actuator_errors, "actuator_error");
+            tracing::error!(error = %e, "actuator failed (the scan is recorded)");
+        }
+    }
+
+    /// Decodes one frame and scans every code found in it.
+    pub fn scan_frame(
+        &self,
+        decoder: &dyn QrDecoder,
+        frame: &image::GrayImage,
+    ) -> Result<Vec<ScanReport>, EngineError> {
+        decoder
+            .decode(frame)
+            .iter()
+            .map(|text| self.scan_text(text))
+            .collect()
+    }
+
+    /// Scans lines from a text source until it ends, fails or `stop` is set.
+    pub fn run_text_source(&self, source: &mut dyn TextSource, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            match source.next_line() {
+                Ok(Some(line)) if line.trim().is_empty() => {}
+                Ok(Some(line)) => {
+                    let _ = self.scan_text(&line);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "text source failed");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Decodes and scans frames until the source ends, fails or `stop` is set.
+    pub fn run_frame_source(
+        &self,
+        source: &mut dyn FrameSource,
+        decoder: &dyn QrDecoder,
+        stop: &AtomicBool,
+    ) {
+        while !stop.load(Ordering::Relaxed) {
+            match source.next_frame() {
+                Ok(Some(frame)) => {
+                    let _ = self.scan_frame(decoder, &frame.image);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "frame source failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Decides on `text` against the store without recording or signalling
+/// anything.
+pub fn dry_run(store: &Store, time: &TimeSource, text: &str) -> Result<ScanReport, EngineError> {
+    let policy = store.require_identity()?.policy;
+    let reading = time.now().reading();
+    let text = text.trim_end_matches(['\r', '\n']);
+    let decision = store.decide_only(|keys, manifest, checkins| {
+        decide(text, keys, manifest, checkins, &policy, reading)
+    })?;
+    Ok(ScanReport::new(&decision, None))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! `gate-node`: the Raspberry Pi gate daemon and its CLI. Parses arguments,
+//! reads the config and calls the library; all behaviour lives there.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use gate_node::config::{Config, SourceKind};
+use gate_node::daemon::{self, ScanSource};
+use gate_node::engine::Engine;
+use gate_node::store::Store;
+use gate_node::time::{SystemClock, TimeSource};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gate-node",
+    version,
+    about = "Gatehouse gate node: offline admission, peer and cloud sync"
+)]
+struct Cli {
+    /// TOML config file (then `GATE_` environment variables apply).
+    #[arg(long, short, global = true, env = "GATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Enroll this node with the cloud using an enrollment code.
+    Enroll {
+        /// Cloud base URL.
+        #[arg(long)]
+        cloud: String,
+        /// Enrollment code from the organizer.
+        #[arg(long)]
+        code: String,
+        /// Device name shown to the organizer.
+        #[arg(long, default_value = "gate-node")]
+        name: String,
+    },
+    /// Provision this node offline from a JSON bundle (keys, policy, manifest).
+    Provision {
+        /// Bundle file.
+        #[arg(long)]
+        bundle: PathBuf,
+    },
+    /// Apply a signed manifest or delta file to the store.
+    Import {
+        /// A full signed manifest.
+        #[arg(long, conflicts_with = "delta", required_unless_present = "delta")]
+        manifest: Option<PathBuf>,
+        /// A signed delta.
+        #[arg(long)]
+        delta: Option<PathBuf>,
+    },
+    /// Run the gate daemon.
+    Run,
+    /// Print the node's state from its store.
+    Status,
+    /// Print the text of the QR code(s) in one image.
+    Decode {
+        /// Image file.
+        #[arg(long)]
+        image: PathBuf,
+    },
+    /// Decide on one image or text against the store and print the decision.
+    Scan {
+        /// Image file with a QR code.
+        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+        image: Option<PathBuf>,
+        /// Scanned text.
+        #[arg(long)]
+        text: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Record the scan in the log (a real admission), not only decide.
+        #[arg(long)]
+        record: bool,
+    },
+    /// Print the effective configuration.
+    PrintConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Enroll { cloud, code, name } => enroll(&config, &cloud, &code, &name),
+        Command::Provision { bundle } => provision(&config, &bundle),
+        Command::Import { manifest, delta } => import(&config, manifest, delta),
+        Command::Run => run(config),
+        Command::Status => status(&config),
+        Command::Decode { image } => decode(&image),
+        Command::Scan {
+            image,
+            text,
+            json,
+            record,
+        } => scan(&config, image, text, json, record),
+        Command::PrintConfig => {
+            println!("{}", serde_json::to_string_pretty(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn random_seed() -> Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed)
+        .map_err(|e| anyhow::anyhow!("drawing a device key from the OS RNG: {e}"))?;
+    Ok(seed)
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    Store::open_in(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn enroll(config: &Config, cloud: &str, code: &str, name: &str) -> Result<ExitCode> {
+    let store = Arc::new(open_store(config)?);
+    if let Some(id) = store.identity() {
+        bail!(
+            "already enrolled as node {} for event {}",
+            id.node_id,
+            id.event_id
+        );
+    }
+    let seed = random_seed()?;
+    runtime()?.block_on(async {
+        let client = gate_node::cloud::CloudClient::new(cloud, None, Duration::from_secs(30))?;
+        let answer = client
+            .enroll(code, name, &seed)
+            .await
+            .context("enrolling")?;
+        let (identity, certs) = answer.into_identity(seed, cloud)?;
+        store
+            .provision(&identity, &certs)
+            .context("storing the identity")?;
+        println!(
+            "enrolled as node {} for event {} at gate {:?}",
+            identity.node_id, identity.event_id, identity.gate
+        );
+        let client = gate_node::cloud::CloudClient::new(
+            cloud,
+            identity.device_token.clone(),
+            Duration::from_secs(60),
+        )?;
+        match client.manifest(&identity.event_id).await {
+            Ok(bytes) => {
+                let applied = store
+                    .apply_manifest(&bytes)
+                    .context("applying the manifest")?;
+                println!(
+                    "manifest version {} ({} tickets)",
+                    applied.to, applied.entries
+                );
+            }
+            Err(e) => eprintln!("warning: no manifest yet ({e}); `run` fetches it"),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn provision(config: &Config, bundle: &Path) -> Result<ExitCode> {
+    let text = std::fs::read(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let b: gate_node::provision::Bundle =
+        serde_json::from_slice(&text).context("parsing the bundle")?;
+    let store = open_store(config)?;
+    gate_node::provision::import(&store, &b, random_seed()?)?;
+    let info = store.manifest_info()?;
+    println!(
+        "provisioned node {} for event {} (manifest version {}, {} tickets)",
+        b.node_id, b.event_id, info.version, info.entries
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(config: &Config, manifest: Option<PathBuf>, delta: Option<PathBuf>) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let applied = match (manifest, delta) {
+        (Some(p), _) => store
+            .apply_manifest(&std::fs::read(&p)?)
+            .context("manifest refused")?,
+        (None, Some(p)) => store
+            .apply_delta(&std::fs::read(&p)?)
+            .context("delta refused")?,
+        (None, None) => bail!("give --manifest or --delta"),
+    };
+    println!(
+        "manifest version {} -> {} ({} entries written)",
+        applied.from, applied.to, applied.entries
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(config: Config) -> Result<ExitCode> {
+    let source = match config.source.kind {
+        SourceKind::None => None,
+        other => bail!(
+            "scan source {other:?} is not available in this build yet; use source.kind = \"none\" and POST /scan"
+        ),
+    };
+    let source: Option<ScanSource> = source;
+    runtime()?.block_on(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        daemon::run(
+            config,
+            Arc::new(SystemClock::new()),
+            None,
+            source,
+            shutdown,
+            |addr| {
+                let line = serde_json::json!({"event": "listening", "addr": addr.to_string()});
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            },
+        )
+        .await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn status(config: &Config) -> Result<ExitCode> {
+    let store = open_store(config)?;
+    let id = store.require_identity()?;
+    let out = serde_json::json!({
+        "node_id": id.node_id,
+        "event_id": id.event_id,
+        "gate": id.gate,
+        "policy": id.policy,
+        "cloud_url": id.cloud_url,
+        "manifest": store.manifest_info()?,
+        "records": store.record_count()?,
+        "pending": store.cloud_backlog()?,
+        "double_admissions": store.double_admissions(100)?,
+        "last_known_time": store.hlc_last()?,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_qr(image: &Path) -> Result<Vec<String>> {
+    let img = image::open(image).with_context(|| format!("reading image {}", image.display()))?;
+    Ok(gate_node::decode::default_decoder().decode(&img.to_luma8()))
+}
+
+fn decode(image: &Path) -> Result<ExitCode> {
+    let texts = read_qr(image)?;
+    if texts.is_empty() {
+        eprintln!("no QR code found in {}", image.display());
+        return Ok(ExitCode::from(2));
+    }
+    for t in texts {
+        println!("{t}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scan(
+    config: &Config,
+    image: Option<PathBuf>,
+    text: Option<String>,
+    json: bool,
+    record: bool,
+) -> Result<ExitCode> {
+    let text = match (text, image) {
+        (Some(t), _) => t,
+        (None, Some(p)) => match read_qr(&p)?.into_iter().next() {
+            Some(t) => t,
+            None => {
+                eprintln!("no QR code found in {}", p.display());
+                return Ok(ExitCode::from(2));
+            }
+        },
+        (None, None) => bail!("give --image or --text"),
+    };
+    let store = Arc::new(open_store(config)?);
+    let time = Arc::new(TimeSource::new(
+        Arc::new(SystemClock::new()),
+        config.trust_system_clock,
+        store.hlc_last()?,
+    ));
+    let report = if record {
+        Engine::new(store, time, None, 0, &config.operator)?.scan_text(&text)?
+    } else {
+        gate_node::engine::dry_run(&store, &time, &text)?
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        match report.reason {
+            None => println!("ADMIT {}", report.display_name.as_deref().unwrap_or("")),
+            Some(r) => println!("REJECT {r}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

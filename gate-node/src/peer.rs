@@ -1,0 +1,401 @@
+//! LAN sync between the gates of one event, with the cloud absent.
+//!
+//! Each admission is pushed to every peer at once (a sealed `SyncMessage`
+//! carrying the record and this node's summary, `POST /peer/sync`); every
+//! `anti_entropy_ms` each peer gets a full sync conversation, so scans missed
+//! during a partition arrive when it heals. Peers come from the config and
+//! from mDNS (see [`crate::discovery`]).
+//!
+//! Invariants: an envelope that fails the HMAC, a message that does not
+//! decode, a message for another event and a batch with a conflicting record
+//! are all refused with nothing written; conversations are bounded in rounds.
+//! A response carries `X-Gatehouse-Time` only when this node's time is trusted.
+
+use crate::store::{Store, StoreError};
+use crate::time::{TimeAuthority, TimeSource};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use sync_protocol::checkin::CheckinError;
+use sync_protocol::sync::{open, seal};
+use sync_protocol::{DecodeError, EventId, NodeId, ScanRecord, SyncMessage};
+use tokio::sync::{mpsc, watch};
+
+/// Header carrying the sender's clock in unix milliseconds.
+pub const TIME_HEADER: &str = "x-gatehouse-time";
+/// Most request/response rounds in one conversation.
+const MAX_ROUNDS: usize = 64;
+/// Remote HLCs further ahead of a trusted clock than this do not move ours.
+const MAX_FUTURE_MS: u64 = 5 * 60 * 1000;
+
+/// A peer exchange or an incoming message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The envelope's tag does not verify under the event's gossip key.
+    #[error("sync envelope refused: {0}")]
+    Unauthorized(DecodeError),
+    /// The payload is not a sync message.
+    #[error("malformed sync message: {0}")]
+    Malformed(DecodeError),
+    /// A message carrying this node's own id: a discovery loop, or another
+    /// device with a cloned identity (a copied SD card).
+    #[error("message carries this node's own id (discovery loop or cloned node identity)")]
+    Loopback,
+    /// For another event.
+    #[error("sync message is for another event")]
+    WrongEvent,
+    /// A record conflicts with a held one; the batch was refused.
+    #[error("conflicting record: {0}")]
+    Conflict(CheckinError),
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The peer could not be reached or answered badly.
+    #[error("peer unreachable: {0}")]
+    Transport(String),
+}
+
+impl From<StoreError> for PeerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WrongEvent | StoreError::Checkin(CheckinError::WrongEvent(_)) => {
+                PeerError::WrongEvent
+            }
+            StoreError::Checkin(c) => PeerError::Conflict(c),
+            other => PeerError::Store(other),
+        }
+    }
+}
+
+/// How a peer became known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerSource {
+    /// Listed in the config.
+    Config,
+    /// Found by mDNS.
+    Mdns,
+}
+
+/// What this node knows about one peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerState {
+    /// Base URL of its local API.
+    pub url: String,
+    /// Its node id, when known.
+    pub node_id: Option<NodeId>,
+    /// Config or mDNS.
+    pub source: PeerSource,
+    /// Last successful exchange (best time, unix ms).
+    pub last_ok_ms: Option<u64>,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Records sent to it.
+    pub records_sent: u64,
+}
+
+/// The LAN sync hub of one node.
+#[derive(Debug)]
+pub struct PeerHub {
+    store: Arc<Store>,
+    time: Arc<TimeSource>,
+    node_id: NodeId,
+    event_id: EventId,
+    gossip_key: [u8; 32],
+    batch: usize,
+    http: reqwest::Client,
+    peers: Mutex<BTreeMap<String, PeerState>>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PeerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PeerError::Store(StoreError::Corrupt(format!("store task failed: {e}"))))
+}
+
+impl PeerHub {
+    /// A hub for the provisioned store.
+    pub fn new(
+        store: Arc<Store>,
+        time: Arc<TimeSource>,
+        timeout: Duration,
+        batch: usize,
+    ) -> Result<Self, PeerError> {
+        let id = store.require_identity()?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| PeerError::Transport(e.to_string()))?;
+        Ok(Self {
+            store,
+            time,
+            node_id: id.node_id,
+            event_id: id.event_id,
+            gossip_key: id.gossip_key,
+            batch,
+            http,
+            peers: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn peers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PeerState>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds (or refreshes) a peer. A node found again at a new address
+    /// replaces its old entry.
+    pub fn add_peer(&self, url: &str, source: PeerSource, node_id: Option<NodeId>) {
+        let url = url.trim_end_matches('/').to_owned();
+        let mut peers = self.peers_lock();
+        if let Some(n) = node_id {
+            peers.retain(|u, p| p.node_id != Some(n) || *u == url);
+        }
+        let entry = peers.entry(url.clone()).or_insert(PeerState {
+            url,
+            node_id,
+            source,
+            last_ok_ms: None,
+            last_error: None,
+            records_sent: 0,
+        });
+        entry.node_id = entry.node_id.or(node_id);
+    }
+
+    /// Known peers.
+    pub fn peers(&self) -> Vec<PeerState> {
+        self.peers_lock().values().cloned().collect()
+    }
+
+    fn note(&self, url: &str, result: &Result<usize, PeerError>) {
+        let now = self.time.now().ms;
+        if let Some(p) = self.peers_lock().get_mut(url) {
+            match result {
+                Ok(sent) => {
+                    p.last_ok_ms = Some(now);
+                    p.last_error = None;
+                    p.records_sent += *sent as u64;
+                }
+                Err(e) => p.last_error = Some(e.to_string()),
+            }
+        }
+        let label = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("gate_peer_exchanges_total", "result" => label).increment(1);
+    }
+
+    fn observe_limit(&self) -> u64 {
+        let t = self.time.now();
+        if t.trusted {
+            t.ms + MAX_FUTURE_MS
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Serves `POST /peer/sync`: opens, applies (all or nothing) and answers
+    /// with a sealed reply, or `None` when there is nothing to say.
+    pub async fn handle(&self, body: Vec<u8>) -> Result<Option<Vec<u8>>, PeerError> {
+        let key = self.gossip_key;
+        let (sender, payload) = open(&key, &body).map_err(PeerError::Unauthorized)?;
+        if sender == self.node_id {
+            return Err(PeerError::Loopback);
+        }
+        let msg = SyncMessage::decode(payload).map_err(PeerError::Malformed)?;
+        if msg.event_id != self.event_id {
+            return Err(PeerError::WrongEvent);
+        }
+        let (store, batch, wall, limit) = (
+            self.store.clone(),
+            self.batch,
+            self.time.now().ms,
+            self.observe_limit(),
+        );
+        let received = blocking(move || store.sync_receive(&msg, batch, wall, limit)).await??;
+        if received.report.new > 0 {
+            metrics::counter!("gate_peer_records_received_total")
+                .increment(received.report.new as u64);
+        }
+        Ok(received
+            .reply
+            .map(|reply| seal(&key, self.node_id, &reply.encode())))
+    }
+
+    /// One request: sends `msg`, returns the peer's reply message.
+    async fn exchange(
+        &self,
+        url: &str,
+        msg: &SyncMessage,
+    ) -> Result<Option<SyncMessage>, PeerError> {
+        let body = seal(&self.gossip_key, self.node_id, &msg.encode());
+        let resp = self
+            .http
+            .post(format!("{url}/peer/sync"))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PeerError::Transport(e.to_string()))?;
+        if let Some(ms) = resp
+            .headers()
+            .get(TIME_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            self.time.observe(ms, TimeAuthority::Peer);
+        }
+        match resp.status().as_u16() {
+            204 => return Ok(None),
+            200 => {}
+            s => return Err(PeerError::Transport(format!("HTTP {s}"))),
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Transport(e.to_string()))?;
+        let (_, payload) = open(&self.gossip_key, &bytes).map_err(PeerError::Unauthorized)?;
+        let reply = SyncMessage::decode(payload).map_err(PeerError::Malformed)?;
+        if reply.event_id != self.event_id {
+            return Err(PeerError::WrongEvent);
+        }
+        Ok(Some(reply))
+    }
+
+    /// A conversation starting with `first`, until neither side lacks
+    /// anything. Returns how many records were sent.
+    async fn converse(&self, url: &str, first: SyncMessage) -> Result<usize, PeerError> {
+        let mut msg = first;
+        let mut sent = 0;
+        for _ in 0..MAX_ROUNDS {
+            sent += msg.records.len();
+            let Some(reply) = self.exchange(url, &msg).await? else {
+                return Ok(sent);
+            };
+            let (store, batch, wall, limit) = (
+                self.store.clone(),
+                self.batch,
+                self.time.now().ms,
+                self.observe_limit(),
+            );
+            let cursor = format!("peer:{url}");
+            let received = blocking(move || {
+                let r = store.sync_receive(&reply, batch, wall, limit)?;
+                store.set_cursor(&cursor, &reply.have, wall)?;
+                Ok::<_, StoreError>(r)
+            })
+            .await??;
+            match received.reply {
+                Some(next) => msg = next,
+                None => return Ok(sent),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Pushes fresh records to every peer at once (one request each, in
+    /// parallel), finishing any catch-up the replies ask for.
+    pub async fn push(self: &Arc<Self>, records: Vec<ScanRecord>) {
+        let store = self.store.clone();
+        let Ok(Ok(have)) = blocking(move || store.summary()).await else {
+            return;
+        };
+        let msg = SyncMessage {
+            event_id: self.event_id,
+            have,
+            records,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        let urls: Vec<String> = self.peers_lock().keys().cloned().collect();
+        for url in urls {
+            let (hub, msg) = (self.clone(), msg.clone());
+            tasks.spawn(async move {
+                let r = hub.converse(&url, msg).await;
+                hub.note(&url, &r);
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// One anti-entropy conversation with `url`, starting from what the
+    /// peer was last known to hold.
+    pub async fn sync_with(&self, url: &str) -> Result<usize, PeerError> {
+        let (store, batch, cursor) = (self.store.clone(), self.batch, format!("peer:{url}"));
+        let first = blocking(move || {
+            let their = store.cursor(&cursor)?;
+            match their {
+                Some(t) => store.sync_message(Some(&t), batch),
+                None => store.sync_message(None, 0),
+            }
+        })
+        .await??;
+        let r = self.converse(url, first).await;
+        self.note(url, &r);
+        r
+    }
+
+    /// Runs pushes and periodic anti-entropy until `shutdown` turns true.
+    pub async fn run(
+        self: Arc<Self>,
+        mut admissions: mpsc::UnboundedReceiver<ScanRecord>,
+        period: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let busy = Arc::new(AtomicBool::new(false));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                rec = admissions.recv() => {
+                    let Some(first) = rec else { break };
+                    let mut batch = vec![first];
+                    while let Ok(r) = admissions.try_recv() {
+                        batch.push(r);
+                    }
+                    let hub = self.clone();
+                    tokio::spawn(async move { hub.push(batch).await });
+                }
+                _ = tick.tick() => {
+                    // One round at a time: a dead peer's timeouts must not pile up.
+                    if busy.swap(true, Ordering::SeqCst) {
+                        continue;
+                    }
+                    let (hub, busy) = (self.clone(), busy.clone());
+                    tokio::spawn(async move {
+                        hub.anti_entropy_round().await;
+                        busy.store(false, Ordering::SeqCst);
+                    });
+                }
+            }
+        }
+    }
+
+    /// One anti-entropy conversation with every peer, in parallel.
+    pub async fn anti_entropy_round(self: &Arc<Self>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        let urls: Vec<String> = self.peers_lock().keys().cloned().collect();
+        for url in urls {
+            let hub = self.clone();
+            tasks.spawn(async move {
+                if let Err(e) = hub.sync_with(&url).await {
+                    tracing::debug!(peer = %url, error = %e, "anti-entropy failed");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The event.
+    pub fn event_id(&self) -> EventId {
+        self.event_id
+    }
+}

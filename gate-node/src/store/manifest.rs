@@ -1,0 +1,243 @@
+//! The manifest on SQLite: full replacement and chained deltas, each in one
+//! transaction, and [`ManifestView`] over the entries table.
+//!
+//! Invariants (as [`sync_protocol::ManifestState`]): bytes are verified
+//! against the key ring before anything is written; a full manifest never
+//! rolls the version back; a delta applies only on top of the exact
+//! `(version, digest)` held, otherwise nothing changes and the caller fetches
+//! a full manifest.
+
+use super::{Inner, Store, StoreError, get, get_array, get_u64, put};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use std::cell::RefCell;
+use sync_protocol::manifest::{EntryStatus, ManifestError};
+use sync_protocol::{
+    KeyCertificate, Manifest, ManifestDelta, ManifestEntry, ManifestView, TicketId,
+};
+
+/// The manifest held, in short.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ManifestInfo {
+    /// Version held (0 before the first manifest).
+    pub version: u64,
+    /// Chain digest held, hex.
+    pub digest: String,
+    /// Number of entries.
+    pub entries: u64,
+}
+
+/// What applying manifest bytes did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// Version before.
+    pub from: u64,
+    /// Version after.
+    pub to: u64,
+    /// Entries written.
+    pub entries: usize,
+}
+
+fn held(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
+    let version = get_u64(conn, "manifest_version")?.unwrap_or(0);
+    let digest = get_array::<32>(conn, "manifest_digest")?
+        .ok_or_else(|| StoreError::Corrupt("no manifest digest".into()))?;
+    Ok((version, digest))
+}
+
+fn upsert_entries(conn: &Connection, entries: &[ManifestEntry]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO manifest_entries
+             (ticket_id, generation, tier, zones, revoked, reentry, display_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (ticket_id) DO UPDATE SET
+             generation = excluded.generation, tier = excluded.tier,
+             zones = excluded.zones, revoked = excluded.revoked,
+             reentry = excluded.reentry, display_name = excluded.display_name",
+    )?;
+    for e in entries {
+        stmt.execute(params![
+            e.ticket_id.as_bytes(),
+            e.generation,
+            e.tier,
+            e.zones,
+            e.status == EntryStatus::Revoked,
+            e.reentry,
+            e.display_name,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_certs(conn: &Connection, certs: &[KeyCertificate]) -> Result<(), StoreError> {
+    for c in certs {
+        conn.execute(
+            "INSERT OR IGNORE INTO key_certs (cert) VALUES (?1)",
+            params![c.encode()],
+        )?;
+    }
+    Ok(())
+}
+
+fn set_held(
+    conn: &Connection,
+    version: u64,
+    digest: &[u8; 32],
+    issued_at: u64,
+) -> Result<(), StoreError> {
+    put(conn, "manifest_version", &version.to_be_bytes())?;
+    put(conn, "manifest_digest", digest)?;
+    put(conn, "manifest_issued_at", &issued_at.to_be_bytes())
+}
+
+impl Store {
+    /// Verifies and applies a full signed manifest, replacing every entry in
+    /// one transaction. Refuses to roll back to an older version.
+    pub fn apply_manifest(&self, bytes: &[u8]) -> Result<Applied, StoreError> {
+        let mut inner = self.lock();
+        let (ring, event) = ring_and_event(&inner)?;
+        let m = Manifest::open(bytes, &ring, &event)?;
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (version, digest) = held(&tx)?;
+        if m.version < version || (m.version == version && m.digest != digest) {
+            return Err(ManifestError::Stale {
+                held: version,
+                got: m.version,
+            }
+            .into());
+        }
+        tx.execute("DELETE FROM manifest_entries", [])?;
+        upsert_entries(&tx, &m.entries)?;
+        insert_certs(&tx, &m.certs)?;
+        set_held(&tx, m.version, &m.digest, m.issued_at)?;
+        tx.commit()?;
+        inner.reload()?;
+        Ok(Applied {
+            from: version,
+            to: m.version,
+            entries: m.entries.len(),
+        })
+    }
+
+    /// Verifies and applies a signed delta if it starts from the held
+    /// `(version, digest)`. On [`ManifestError::Gap`] or
+    /// [`ManifestError::Fork`] nothing is written: fetch a full manifest.
+    pub fn apply_delta(&self, bytes: &[u8]) -> Result<Applied, StoreError> {
+        let mut inner = self.lock();
+        let (ring, event) = ring_and_event(&inner)?;
+        let d = ManifestDelta::open(bytes, &ring, &event)?;
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (version, digest) = held(&tx)?;
+        d.check_base(version, &digest)?;
+        upsert_entries(&tx, &d.entries)?;
+        insert_certs(&tx, &d.certs)?;
+        set_held(&tx, d.version, &d.digest, d.issued_at)?;
+        tx.commit()?;
+        inner.reload()?;
+        Ok(Applied {
+            from: version,
+            to: d.version,
+            entries: d.entries.len(),
+        })
+    }
+
+    /// Version, digest and size of the manifest held.
+    pub fn manifest_info(&self) -> Result<ManifestInfo, StoreError> {
+        let inner = self.lock();
+        let version = get_u64(&inner.conn, "manifest_version")?.unwrap_or(0);
+        let digest = get(&inner.conn, "manifest_digest")?.unwrap_or_default();
+        let entries: i64 =
+            inner
+                .conn
+                .query_row("SELECT count(*) FROM manifest_entries", [], |r| r.get(0))?;
+        Ok(ManifestInfo {
+            version,
+            digest: hex::encode(digest),
+            entries: entries.max(0) as u64,
+        })
+    }
+
+    /// The manifest entry for one ticket.
+    pub fn manifest_entry(&self, ticket: &TicketId) -> Result<Option<ManifestEntry>, StoreError> {
+        let inner = self.lock();
+        let view = SqlManifest::new(&inner.conn);
+        let entry = view.entry(ticket);
+        view.finish()?;
+        Ok(entry)
+    }
+}
+
+fn ring_and_event(
+    inner: &Inner,
+) -> Result<(sync_protocol::KeyRing, sync_protocol::EventId), StoreError> {
+    let ring = inner.ring.clone().ok_or(StoreError::NotProvisioned)?;
+    let event = inner
+        .identity
+        .as_ref()
+        .ok_or(StoreError::NotProvisioned)?
+        .event_id;
+    Ok((ring, event))
+}
+
+/// [`ManifestView`] over a connection. The trait cannot return errors, so the
+/// first SQL error is kept and [`SqlManifest::finish`] reports it: a decision
+/// taken while the database failed is discarded, never acted on.
+pub(crate) struct SqlManifest<'c> {
+    conn: &'c Connection,
+    error: RefCell<Option<StoreError>>,
+}
+
+impl<'c> SqlManifest<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            error: RefCell::new(None),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), StoreError> {
+        self.error.into_inner().map_or(Ok(()), Err)
+    }
+
+    fn lookup(&self, ticket: &TicketId) -> Result<Option<ManifestEntry>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT generation, tier, zones, revoked, reentry, display_name
+                 FROM manifest_entries WHERE ticket_id = ?1",
+            )?
+            .query_row([ticket.as_bytes()], |r| {
+                Ok(ManifestEntry {
+                    ticket_id: *ticket,
+                    generation: r.get(0)?,
+                    tier: r.get(1)?,
+                    zones: r.get(2)?,
+                    status: if r.get::<_, bool>(3)? {
+                        EntryStatus::Revoked
+                    } else {
+                        EntryStatus::Valid
+                    },
+                    reentry: r.get(4)?,
+                    display_name: r.get(5)?,
+                })
+            })
+            .optional()?;
+        Ok(row)
+    }
+}
+
+impl ManifestView for SqlManifest<'_> {
+    fn entry(&self, ticket: &TicketId) -> Option<ManifestEntry> {
+        match self.lookup(ticket) {
+            Ok(e) => e,
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
+    }
+}
