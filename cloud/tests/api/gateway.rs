@@ -162,6 +162,21 @@ both!(
     }
 );
 
+async fn slow_requests_time_out_with_408(app: TestApp) {
+    // An argon2id verification takes tens of milliseconds: longer than the limit.
+    let (st, v) = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": "a@b.co", "password": "password1"}),
+        )
+        .await;
+    assert_error(st, &v, StatusCode::REQUEST_TIMEOUT, "timeout");
+}
+both!(slow_requests_time_out_with_408, |c| {
+    c.server.request_timeout_ms = 10;
+});
+
 async fn health_metrics_request_ids_and_docs(app: TestApp) {
     let (st, v) = app.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(st, StatusCode::OK);
