@@ -15,6 +15,8 @@ mod manifest;
 mod records;
 mod reports;
 mod sql;
+#[cfg(test)]
+mod tests;
 mod tickets;
 mod users;
 
@@ -163,6 +165,43 @@ pub trait TicketStore: Send + Sync {
         event: EventId,
         since: u64,
     ) -> StoreResult<(ManifestSnapshot, [u8; 32])>;
+
+    /// The event's full manifest at its current version, signed by `signer`:
+    /// `(version, bytes)` for `Manifest::open`.
+    async fn signed_manifest(
+        &self,
+        event: EventId,
+        signer: &EventSigner,
+        issued_at: u64,
+    ) -> StoreResult<(u64, Vec<u8>)> {
+        let snapshot = self.manifest_snapshot(event).await?;
+        let version = snapshot.version;
+        let bytes = snapshot
+            .sign_full(signer, issued_at)
+            .map_err(|e| StoreError::Other(format!("signing manifest: {e}")))?;
+        Ok((version, bytes))
+    }
+
+    /// The signed delta from version `since` to the current version, for
+    /// `ManifestDelta::open`; `None` when `since` is current, `NotFound` when
+    /// it is ahead (the caller then serves a full manifest).
+    async fn signed_delta(
+        &self,
+        event: EventId,
+        since: u64,
+        signer: &EventSigner,
+        issued_at: u64,
+    ) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        let (snapshot, base) = self.manifest_changes_since(event, since).await?;
+        if snapshot.version == since {
+            return Ok(None);
+        }
+        let version = snapshot.version;
+        let bytes = snapshot
+            .sign_delta(since, &base, signer, issued_at)
+            .map_err(|e| StoreError::Other(format!("signing delta: {e}")))?;
+        Ok(Some((version, bytes)))
+    }
 }
 
 /// Figures for stats, analytics and reports, and stored reports.

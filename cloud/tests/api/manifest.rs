@@ -88,8 +88,9 @@ async fn signed_manifests_and_deltas_follow_ticket_changes(app: TestApp) {
     node.apply(ManifestDelta::open(&delta_bytes, &node_ring, &event).expect("delta verifies"))
         .expect("delta chains onto v1");
 
-    let full = store.manifest_snapshot(event).await.unwrap();
-    let full = Manifest::open(&full.sign_full(&signer, at).unwrap(), &ring, &event).unwrap();
+    let (version, full) = store.signed_manifest(event, &signer, at).await.unwrap();
+    assert_eq!(version, 3);
+    let full = Manifest::open(&full, &ring, &event).unwrap();
     assert_eq!((full.version, node.version()), (3, 3));
     assert_eq!(
         &full.digest,
