@@ -80,6 +80,38 @@ pub async fn new_event_key(
     })
 }
 
+/// Re-certifies the event's signing key when the event now ends later than
+/// its certificate allows (an edited date): same key, wider window, so
+/// credentials already issued stay valid. Returns whether it changed.
+pub async fn extend_certificate(
+    store: &dyn Store,
+    vault: &KeyVault,
+    organizer: UserId,
+    event: EventId,
+    ends_at: UnixMillis,
+    now: UnixMillis,
+) -> Result<bool, SigningError> {
+    let record = store.event_key(event).await?;
+    let not_after = ends_at.max(now) / 1000 + CERT_SLACK_AFTER_SECS;
+    if not_after <= record.not_after {
+        return Ok(false);
+    }
+    let root = organizer_root(store, vault, organizer, now).await?;
+    let public = KeyCertificate::decode(&record.certificate)
+        .map_err(|_| SigningError::Corrupt)?
+        .public_key;
+    let cert = root.certify(event, &public, record.not_before as u64, not_after as u64);
+    let updated = EventKeyRecord {
+        certificate: cert.encode(),
+        not_after,
+        ..record.clone()
+    };
+    store
+        .set_key_certificate(event, &record.key.key_id, &updated)
+        .await?;
+    Ok(true)
+}
+
 /// The event's signing key and certificate, opened for use.
 pub async fn event_signer(
     store: &dyn Store,

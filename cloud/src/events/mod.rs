@@ -227,7 +227,8 @@ async fn organizer_events(
     Ok(Json(page(state.store.list_events(&filter).await?, limit)))
 }
 
-/// Replaces the editable fields (not once ended or cancelled: 409).
+/// Replaces the editable fields (not once ended or cancelled: 409). Moving
+/// the end later also widens the signing key's certificate.
 #[utoipa::path(put, path = "/events/{id}", tag = "events", security(("bearer" = [])), request_body = UpdateEvent,
     params(("id" = String, Path, format = Uuid, description = "event id")),
     responses((status = 200, body = EventView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

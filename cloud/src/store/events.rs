@@ -359,6 +359,29 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         })
     }
 
+    async fn set_key_certificate(
+        &self,
+        event: EventId,
+        key_id: &str,
+        key: &EventKeyRecord,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE event_keys SET certificate = $1, not_before = $2, not_after = $3 WHERE event_id = $4 AND key_id = $5",
+        )
+        .bind(key.certificate.clone())
+        .bind(key.not_before)
+        .bind(key.not_after)
+        .bind(event.to_string())
+        .bind(key_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("event key"));
+        }
+        Ok(())
+    }
+
     async fn add_views(&self, views: &[(EventId, i64)]) -> StoreResult<()> {
         if views.is_empty() {
             return Ok(());

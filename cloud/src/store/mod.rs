@@ -132,6 +132,14 @@ pub trait EventStore: Send + Sync {
     async fn add_tier(&self, tier: &TierRecord, now: UnixMillis) -> StoreResult<()>;
     /// The event's current signing key.
     async fn event_key(&self, id: EventId) -> StoreResult<EventKeyRecord>;
+    /// Replaces the certificate of the event's signing key `key_id` (a
+    /// re-certification with a new validity window).
+    async fn set_key_certificate(
+        &self,
+        event: EventId,
+        key_id: &str,
+        key: &EventKeyRecord,
+    ) -> StoreResult<()>;
     /// The organizer's root key.
     async fn organizer_key(&self, organizer: UserId) -> StoreResult<SealedKey>;
     /// Adds buffered page views.
