@@ -128,7 +128,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 fn random_seed() -> Result<[u8; 32]> {
     let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed)
+    getrandom::fill(&mut seed)
         .map_err(|e| anyhow::anyhow!("drawing a device key from the OS RNG: {e}"))?;
     Ok(seed)
 }

@@ -1,0 +1,128 @@
+//! Authentication and authorization as extractors, so no handler repeats a
+//! check: [`AuthUser`] (any valid access token), [`Organizer`] (organizer or
+//! admin), [`Admin`], and [`ManagedEvent`] (the event in the path, loaded and
+//! checked to belong to the caller unless they are an admin).
+
+use crate::error::ApiError;
+use crate::http::extract::Path;
+use crate::model::{EventId, Role, SessionId, UserId};
+use crate::state::AppState;
+use crate::store::EventRecord;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+/// The caller, from a valid access token.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    /// Their id.
+    pub id: UserId,
+    /// Their role (as of the token's issue).
+    pub role: Role,
+    /// Their login session.
+    pub session: SessionId,
+}
+
+impl AuthUser {
+    /// Whether the caller is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+    /// Whether the caller may manage `event` (its organizer, or an admin).
+    pub fn manages(&self, event: &EventRecord) -> bool {
+        self.is_admin() || (self.role == Role::Organizer && event.organizer_id == self.id)
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "an `Authorization: Bearer` access token is required",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "invalid_token",
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
+        let claims = state.tokens.verify(token.trim()).map_err(|_| {
+            ApiError::unauthorized("invalid_token", "the access token is invalid or expired")
+        })?;
+        Ok(Self {
+            id: claims.sub,
+            role: claims.role,
+            session: claims.sid,
+        })
+    }
+}
+
+/// An organizer or an admin.
+#[derive(Debug, Clone, Copy)]
+pub struct Organizer(pub AuthUser);
+
+impl FromRequestParts<AppState> for Organizer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        match user.role {
+            Role::Organizer | Role::Admin => Ok(Self(user)),
+            _ => Err(ApiError::Forbidden("this needs the organizer role".into())),
+        }
+    }
+}
+
+/// An admin.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin(pub AuthUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.is_admin() {
+            Ok(Self(user))
+        } else {
+            Err(ApiError::Forbidden("this needs the admin role".into()))
+        }
+    }
+}
+
+/// The event named by the path's `{id}`, which the caller manages.
+#[derive(Debug, Clone)]
+pub struct ManagedEvent {
+    /// The caller.
+    pub user: AuthUser,
+    /// The event, with tiers.
+    pub event: EventRecord,
+}
+
+impl FromRequestParts<AppState> for ManagedEvent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let Path(id) = Path::<EventId>::from_request_parts(parts, state).await?;
+        let event = state.store.event(id).await?;
+        if user.manages(&event) {
+            Ok(Self { user, event })
+        } else if event.status == crate::model::EventStatus::Draft {
+            // Someone else's draft does not exist as far as the caller knows.
+            Err(ApiError::NotFound("event not found".into()))
+        } else {
+            Err(ApiError::Forbidden(
+                "only the event's organizer or an admin may do this".into(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Identity: registration, login, refresh-token rotation with reuse
+//! detection, logout. Every account registers as a customer; organizer,
+//! staff and admin roles are granted by an admin (`PATCH /users/{id}/role`),
+//! and the first admin comes from configuration (see [`bootstrap_admin`]).
+
+pub mod extract;
+pub mod jwt;
+pub mod password;
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Json;
+use crate::model::{Role, SessionId, UserId};
+use crate::state::AppState;
+use crate::store::{RefreshOutcome, StoreError, UserRecord};
+use crate::users::UserView;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Routes under `/auth`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+}
+
+/// Registration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Email (case-insensitive, unique).
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    /// Shown name, 1 to 100 characters.
+    pub display_name: String,
+}
+
+/// Login.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A refresh token presented for rotation or logout.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token.
+    pub refresh_token: String,
+}
+
+/// Tokens for a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// HS256 JWT, valid for `expires_in` seconds.
+    pub access_token: String,
+    /// Opaque; valid 7 days, single use (each refresh returns a new one).
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access-token lifetime, seconds.
+    pub expires_in: u64,
+    /// The account.
+    pub user: UserView,
+}
+
+pub(crate) fn normalize_email(email: &str) -> ApiResult<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::Validation("email is not a valid address".into()))
+    }
+}
+
+fn check_password(password: &str) -> ApiResult<()> {
+    match password.chars().count() {
+        8..=128 => Ok(()),
+        _ => Err(ApiError::Validation(
+            "password must be 8 to 128 characters".into(),
+        )),
+    }
+}
+
+pub(crate) fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    match name.chars().count() {
+        1..=100 => Ok(name.to_string()),
+        _ => Err(ApiError::Validation(
+            "display_name must be 1 to 100 characters".into(),
+        )),
+    }
+}
+
+async fn start_session(state: &AppState, user: &UserRecord) -> ApiResult<TokenResponse> {
+    let session = SessionId::new();
+    let refresh = jwt::new_refresh_token().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = state.now_ms();
+    let expires = now + (state.config.auth.refresh_ttl_secs as i64) * 1000;
+    state
+        .store
+        .create_session(user.id, session, &jwt::refresh_hash(&refresh), now, expires)
+        .await?;
+    tokens_for(state, user, session, refresh)
+}
+
+fn tokens_for(
+    state: &AppState,
+    user: &UserRecord,
+    session: SessionId,
+    refresh: String,
+) -> ApiResult<TokenResponse> {
+    let access = state
+        .tokens
+        .issue(user.id, user.role, session, state.now_secs())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(TokenResponse {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl(),
+        user: UserView::from(user),
+    })
+}
+
+/// Creates a customer account and logs it in.
+#[utoipa::path(post, path = "/auth/register", tag = "identity", request_body = RegisterRequest,
+    responses((status = 201, body = TokenResponse), (status = 409, body = ErrorBody, description = "email taken"),
+               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let email = normalize_email(&req.email)?;
+    check_password(&req.password)?;
+    let display_name = check_name(&req.display_name)?;
+    let hash = state
+        .passwords
+        .hash(&req.password)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = state.now_ms();
+    let user = UserRecord {
+        id: UserId::new(),
+        email,
+        password_hash: hash,
+        display_name,
+        role: Role::Customer,
+        country: None,
+        birth_year: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_user(&user).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(start_session(&state, &user).await?),
+    ))
+}
+
+/// Exchanges email and password for tokens.
+#[utoipa::path(post, path = "/auth/login", tag = "identity", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let email = req.email.trim().to_lowercase();
+    let user = match state.store.user_by_email(&email).await {
+        Ok(u) => Some(u),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let ok = state
+        .passwords
+        .verify(
+            &req.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match user {
+        Some(user) if ok => Ok(Json(start_session(&state, &user).await?)),
+        _ => Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "email or password is wrong",
+        )),
+    }
+}
+
+/// Rotates a refresh token: the presented one is spent and a new pair is
+/// returned. Presenting a spent token again revokes the whole session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "identity", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody, description = "invalid, expired, revoked or reused token")))]
+async fn refresh(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let new = jwt::new_refresh_token().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = state.now_ms();
+    let expires = now + (state.config.auth.refresh_ttl_secs as i64) * 1000;
+    let outcome = state
+        .store
+        .rotate_refresh(
+            &jwt::refresh_hash(&req.refresh_token),
+            &jwt::refresh_hash(&new),
+            now,
+            expires,
+        )
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated {
+            user_id,
+            session_id,
+        } => {
+            // Re-read the account so a role change takes effect at refresh.
+            let user = state.store.user(user_id).await?;
+            Ok(Json(tokens_for(&state, &user, session_id, new)?))
+        }
+        RefreshOutcome::Reused => {
+            tracing::warn!("refresh token reused: session revoked");
+            Err(ApiError::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used; the session has been revoked",
+            ))
+        }
+        RefreshOutcome::Expired => Err(ApiError::unauthorized(
+            "refresh_token_expired",
+            "the refresh token has expired",
+        )),
+        RefreshOutcome::Revoked => Err(ApiError::unauthorized(
+            "session_revoked",
+            "the session has been revoked",
+        )),
+        RefreshOutcome::Unknown => Err(ApiError::unauthorized(
+            "invalid_refresh_token",
+            "unknown refresh token",
+        )),
+    }
+}
+
+/// Ends the session of a refresh token (idempotent).
+#[utoipa::path(post, path = "/auth/logout", tag = "identity", request_body = RefreshRequest,
+    responses((status = 204, description = "session revoked")))]
+async fn logout(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .revoke_session_by_token(&jwt::refresh_hash(&req.refresh_token), state.now_ms())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creates the configured bootstrap admin if no account has its email yet.
+pub async fn bootstrap_admin(state: &AppState) -> Result<(), ApiError> {
+    let (Some(email), Some(password)) = (
+        state.config.auth.bootstrap_admin_email.as_deref(),
+        state.config.auth.bootstrap_admin_password.as_ref(),
+    ) else {
+        return Ok(());
+    };
+    let email = normalize_email(email)?;
+    match state.store.user_by_email(&email).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    check_password(password.expose())?;
+    let now = state.now_ms();
+    let user = UserRecord {
+        id: UserId::new(),
+        email,
+        password_hash: state
+            .passwords
+            .hash(password.expose())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        display_name: "Administrator".into(),
+        role: Role::Admin,
+        country: None,
+        birth_year: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match state.store.create_user(&user).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,326 @@
+//! Configuration: defaults, then a TOML file, then `CLOUD_` environment
+//! variables (`CLOUD_SERVER__BIND`, `CLOUD_DATABASE__URL`, ... with `__`
+//! between levels). One struct per subsystem. Secrets are [`Secret`]s: they
+//! print as `<redacted>` in `Debug` and in the `cloud config` output.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A value that must never appear in logs or printed configuration.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where generated secrets (when none are configured) and the default
+    /// SQLite database live.
+    pub data_dir: PathBuf,
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// Identity: tokens and password hashing.
+    pub auth: AuthConfig,
+    /// Encryption at rest of organizer and event signing keys.
+    pub keys: KeysConfig,
+    /// Per-client rate limits.
+    pub rate_limit: RateLimitConfig,
+    /// Log format and filter.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            keys: KeysConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub bind: String,
+    /// Requests taking longer are answered 408.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body, bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS (exact match, e.g. `https://app.example.com`).
+    pub cors_allowed_origins: Vec<String>,
+    /// Take the client address from `X-Forwarded-For`/`Forwarded` (only
+    /// behind a trusted load balancer).
+    pub trust_forwarded_for: bool,
+    /// How often buffered event-page views are written to the database.
+    pub view_flush_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:3000".into(),
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 64 * 1024,
+            cors_allowed_origins: Vec::new(),
+            trust_forwarded_for: false,
+            view_flush_ms: 1_000,
+        }
+    }
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://...` or `sqlite://...`; empty means SQLite in `data_dir`.
+    pub url: Secret,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Identity settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 key for access tokens (at least 32 bytes). Empty: a random key
+    /// is generated once and kept in `data_dir/jwt.key` (single node only).
+    pub jwt_secret: Secret,
+    /// Access-token lifetime.
+    pub access_ttl_secs: u64,
+    /// Refresh-token lifetime.
+    pub refresh_ttl_secs: u64,
+    /// Created at start-up as an admin if no account has this email.
+    pub bootstrap_admin_email: Option<String>,
+    /// Password of the bootstrap admin.
+    pub bootstrap_admin_password: Option<Secret>,
+    /// Most argon2 hashes computed at once (each takes 19 MiB).
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Secret::default(),
+            access_ttl_secs: 3_600,
+            refresh_ttl_secs: 7 * 24 * 3_600,
+            bootstrap_admin_email: None,
+            bootstrap_admin_password: None,
+            max_concurrent_hashes: 4,
+        }
+    }
+}
+
+/// Key-encryption settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// 64 hex digits: the ChaCha20-Poly1305 key that seals signing keys.
+    /// Empty: generated once into `data_dir/master.key` (single node only).
+    pub master_key: Secret,
+}
+
+/// Rate limits, requests per minute per client address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Off switch (benchmarks, or a gateway in front that already limits).
+    pub enabled: bool,
+    /// Every request.
+    pub global_per_minute: u32,
+    /// `/auth/*`.
+    pub auth_per_minute: u32,
+    /// `/tickets*` (and later payments).
+    pub tickets_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            global_per_minute: 100,
+            auth_per_minute: 5,
+            tickets_per_minute: 30,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` or `pretty`.
+    pub format: String,
+    /// `tracing` env-filter directives; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "pretty".into(),
+            filter: "info,sqlx=warn".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Could not be read or parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// Top-level keys, as `CLOUD_<KEY>` or `CLOUD_<KEY>__<FIELD>` variables.
+const SECTIONS: &[&str] = &[
+    "data_dir",
+    "server",
+    "database",
+    "auth",
+    "keys",
+    "rate_limit",
+    "log",
+];
+
+impl Config {
+    /// Defaults, then `file` (if given), then `CLOUD_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        // Defaults come from `#[serde(default)]` (a serialized-defaults
+        // provider would carry the redacted form of secrets).
+        let mut fig = Figment::new();
+        if let Some(file) = file {
+            fig = fig.merge(Toml::file_exact(file));
+        }
+        // Only variables naming a known section: other tools also use the
+        // CLOUD_ prefix (e.g. CLOUD_SDK_VERSION), and those are not ours.
+        fig = fig.merge(
+            Env::prefixed("CLOUD_")
+                .filter(|key| {
+                    let section = key.as_str().split("__").next().unwrap_or_default();
+                    SECTIONS.iter().any(|s| section.eq_ignore_ascii_case(s))
+                })
+                .split("__"),
+        );
+        let config: Config = fig.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.rate_limit.enabled
+            && (self.rate_limit.global_per_minute == 0
+                || self.rate_limit.auth_per_minute == 0
+                || self.rate_limit.tickets_per_minute == 0)
+        {
+            return bad("rate limits must be at least 1 per minute (or set enabled = false)");
+        }
+        if !self.auth.jwt_secret.expose().is_empty() && self.auth.jwt_secret.expose().len() < 32 {
+            return bad("auth.jwt_secret must be at least 32 bytes");
+        }
+        if self.auth.access_ttl_secs == 0 || self.auth.refresh_ttl_secs == 0 {
+            return bad("token lifetimes must be positive");
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return bad("server.body_limit_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite in `data_dir`.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.expose();
+        if url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("cloud.db").display()
+            )
+        } else {
+            url.to_string()
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_output() {
+        let mut c = Config::default();
+        c.auth.jwt_secret = Secret::new("super-secret-value-that-is-long-enough");
+        c.database.url = Secret::new("postgres://u:pw@h/db");
+        let printed = format!("{c:?}{}", c.to_redacted_toml());
+        assert!(!printed.contains("super-secret"), "{printed}");
+        assert!(!printed.contains("pw@h"), "{printed}");
+        assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cloud.toml");
+        std::fs::write(&file, "[server]\nbind = \"0.0.0.0:8080\"\n").unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.server.bind, "0.0.0.0:8080");
+        assert_eq!(c.rate_limit.auth_per_minute, 5);
+        std::fs::write(&file, "[server]\nbindd = 1\n").unwrap();
+        assert!(
+            Config::load(Some(&file)).is_err(),
+            "unknown keys are refused"
+        );
+    }
+}

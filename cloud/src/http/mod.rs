@@ -1,0 +1,114 @@
+//! The gateway: assembles every domain module's router, and wraps them in
+//! the cross-cutting layers (request ids, tracing, CORS, metrics, timeouts,
+//! rate limits, body limits) and the JSON 404/405 fallbacks.
+
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod ratelimit;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use ratelimit::{ClientKey, Limiter};
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::LatencyUnit;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The limiters in use (kept so idle clients can be purged).
+#[derive(Debug, Default, Clone)]
+pub struct Limiters(pub Vec<Limiter>);
+
+/// The whole application router.
+pub fn app(state: AppState) -> (Router, Limiters) {
+    let rl = &state.config.rate_limit;
+    let key = ClientKey {
+        trust_forwarded: state.config.server.trust_forwarded_for,
+    };
+    let mut limiters = Limiters::default();
+    let mut limited = |router: OpenApiRouter<AppState>, per_minute: u32| {
+        if rl.enabled {
+            let l = ratelimit::limiter(per_minute, key);
+            let router = router.layer(ratelimit::layer(&l));
+            limiters.0.push(l);
+            router
+        } else {
+            router
+        }
+    };
+    let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(limited(crate::auth::router(), rl.auth_per_minute))
+        .merge(crate::users::router())
+        .merge(crate::events::router())
+        .merge(limited(crate::tickets::router(), rl.tickets_per_minute));
+    let (api, doc) = api.split_for_parts();
+    let (health, health_doc) = health::router().split_for_parts();
+    let mut doc = doc;
+    doc.merge(health_doc);
+
+    let mut router = api.merge(openapi::routes(doc));
+    if rl.enabled {
+        let global = ratelimit::limiter(rl.global_per_minute, key);
+        router = router.layer(ratelimit::layer(&global));
+        limiters.0.push(global);
+    }
+    let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
+    let router = router
+        .merge(health)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(timeout, request_timeout))
+        .layer(middleware::from_fn(health::track))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("http", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                }).on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis)))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(cors(&state.config.server.cors_allowed_origins)),
+        )
+        .with_state(state);
+    (router, limiters)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// Answers 408 in the API's shape when a request runs too long.
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}

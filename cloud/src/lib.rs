@@ -1,0 +1,135 @@
+//! Gatehouse cloud: one axum service (a modular monolith, stateless so it
+//! scales out as replicas over one PostgreSQL) serving identity, the gateway
+//! concerns, events and admin analytics, and ticketing.
+//!
+//! Each domain module (`auth`, `users`, `events`, `tickets`) exposes its own
+//! `router()`; [`http::app`] assembles them. [`serve`] is the whole service:
+//! `main.rs` only reads configuration and calls it, and tests call it on
+//! port 0.
+
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod model;
+pub mod state;
+pub mod store;
+pub mod tickets;
+pub mod users;
+
+use crate::auth::jwt::Tokens;
+use crate::auth::password::Passwords;
+use crate::config::{Config, Secret};
+use crate::crypto::{KeyVault, load_or_create_secret};
+use crate::model::SystemClock;
+use crate::state::{AppState, ViewCounter};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Secrets could not be loaded.
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    /// Start-up task failed.
+    #[error("start-up: {0}")]
+    Startup(String),
+    /// The listener failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the shared state: secrets, database (migrated), hashing, tokens.
+pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
+    config.validate()?;
+    let mut config = config;
+    let secret_dir = config.data_dir.clone();
+    if config.auth.jwt_secret.expose().is_empty() {
+        config.auth.jwt_secret = load_or_create_secret::<32>(&secret_dir, "jwt.key")?;
+    }
+    if config.keys.master_key.expose().is_empty() {
+        config.keys.master_key = load_or_create_secret::<32>(&secret_dir, "master.key")?;
+    }
+    let url = config.database_url();
+    if url.starts_with("sqlite:") && config.database.url.expose().is_empty() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let store = store::connect(&url, config.database.max_connections).await?;
+    let vault = KeyVault::from_hex(&config.keys.master_key)?;
+    let tokens = Tokens::new(&config.auth.jwt_secret, config.auth.access_ttl_secs);
+    let passwords = Passwords::new(config.auth.max_concurrent_hashes)
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        vault,
+        tokens,
+        passwords,
+        clock: Arc::new(SystemClock),
+        views: ViewCounter::default(),
+        metrics: http::health::prometheus(),
+    };
+    auth::bootstrap_admin(&state)
+        .await
+        .map_err(|e| ServeError::Startup(format!("bootstrap admin: {e}")))?;
+    Ok(state)
+}
+
+/// Runs the service on `listener` until `shutdown` resolves, then drains
+/// in-flight requests, writes buffered page views and closes the pool.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = build_state(config).await?;
+    let (router, limiters) = http::app(state.clone());
+    let upkeep = tokio::spawn(upkeep(state.clone(), limiters));
+    tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    upkeep.abort();
+    state.views.flush(state.store.as_ref()).await;
+    state.store.close().await;
+    served.map_err(ServeError::Io)
+}
+
+/// Background chores: write buffered page views, purge idle rate-limit
+/// buckets, drain metric histograms.
+async fn upkeep(state: AppState, limiters: http::Limiters) {
+    let every = Duration::from_millis(state.config.server.view_flush_ms.max(50));
+    let mut tick = tokio::time::interval(every);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        state.views.flush(state.store.as_ref()).await;
+        n += 1;
+        if n.is_multiple_of(60) {
+            for l in &limiters.0 {
+                l.limiter().retain_recent();
+            }
+            state.metrics.run_upkeep();
+        }
+    }
+}
+
+/// A 64-hex-digit random key (for `cloud keygen`).
+pub fn generate_key() -> Result<Secret, crypto::CryptoError> {
+    Ok(Secret::new(hex::encode(crypto::random_bytes::<32>()?)))
+}

@@ -1,0 +1,89 @@
+//! The `cloud` binary: reads configuration and runs [`cloud::serve`].
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+/// Gatehouse cloud: identity, events and analytics, ticketing.
+///
+/// Configuration: defaults, then the TOML file (--config), then CLOUD_*
+/// environment variables with `__` between levels, e.g.
+/// CLOUD_DATABASE__URL=postgres://... or CLOUD_SERVER__BIND=0.0.0.0:3000.
+#[derive(Debug, Parser)]
+#[command(name = "cloud", version)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short, env = "CLOUD_CONFIG_FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+    /// Print a new random 256-bit key (for auth.jwt_secret or keys.master_key).
+    Keygen,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config =
+        cloud::config::Config::load(cli.config.as_deref()).context("loading configuration")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Keygen => {
+            println!("{}", cloud::generate_key()?.expose());
+            Ok(())
+        }
+        Command::Serve => {
+            init_tracing(&config.log);
+            let listener = tokio::net::TcpListener::bind(&config.server.bind)
+                .await
+                .with_context(|| format!("binding {}", config.server.bind))?;
+            cloud::serve(config, listener, shutdown_signal())
+                .await
+                .context("serving")
+        }
+    }
+}
+
+fn init_tracing(log: &cloud::config::LogConfig) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,267 @@
+//! The manifest log: every change of a ticket that matters at the door
+//! (issue, cancel, refund, transfer) appends one version to its event's log
+//! in the same transaction as the change, with the chain digest
+//! `chain_digest(previous, version, changed entries)`. Versions of one event
+//! are assigned under the event row's lock, so they commit in order and a
+//! reader that sees version V sees every change up to V.
+//!
+//! The signed full manifest and signed deltas are built from the log, so a
+//! node that applies deltas ends with exactly the entries of the full
+//! manifest at the same version and digest.
+
+use super::sql::{bytes32, col, map_err, narrow, parsed};
+use super::{Dialect, SqlStore, StoreError, StoreResult, TicketRecord};
+use crate::model::{EventId, EventStatus, UnixMillis};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use sync_protocol::manifest::{
+    EntryStatus, Header, ManifestDelta, ManifestEntry, ManifestError, chain_digest, genesis_digest,
+};
+use sync_protocol::{KeyCertificate, Manifest, SecretKey};
+
+/// Entries at one version of an event's manifest.
+#[derive(Debug, Clone)]
+pub struct ManifestSnapshot {
+    /// The event.
+    pub event_id: EventId,
+    /// Version.
+    pub version: u64,
+    /// Chain digest at `version`.
+    pub digest: [u8; 32],
+    /// Entries (the full list, or only the changed ones for a delta).
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// What signs an event's manifests: its event key and the certificates
+/// nodes need to trust it.
+#[derive(Debug, Clone)]
+pub struct EventSigner {
+    /// The event signing key.
+    pub key: SecretKey,
+    /// Root-signed certificates of the event key(s).
+    pub certs: Vec<KeyCertificate>,
+}
+
+impl ManifestSnapshot {
+    /// Signs this snapshot as a full manifest.
+    pub fn sign_full(
+        mut self,
+        signer: &EventSigner,
+        issued_at: u64,
+    ) -> Result<Vec<u8>, ManifestError> {
+        let header = Header {
+            event_id: self.event_id,
+            version: self.version,
+            digest: self.digest,
+            issued_at,
+            certs: &signer.certs,
+        };
+        Manifest::sign(&signer.key, &header, &mut self.entries)
+    }
+
+    /// Signs this snapshot as the delta from `(base_version, base_digest)`.
+    pub fn sign_delta(
+        mut self,
+        base_version: u64,
+        base_digest: &[u8; 32],
+        signer: &EventSigner,
+        issued_at: u64,
+    ) -> Result<Vec<u8>, ManifestError> {
+        let header = Header {
+            event_id: self.event_id,
+            version: self.version,
+            digest: self.digest,
+            issued_at,
+            certs: &signer.certs,
+        };
+        ManifestDelta::sign(
+            &signer.key,
+            &header,
+            base_version,
+            base_digest,
+            &mut self.entries,
+        )
+    }
+}
+
+/// The manifest head and status of a locked event row.
+#[derive(Debug, Clone)]
+pub(super) struct EventHead {
+    pub status: EventStatus,
+    pub version: u64,
+    pub digest: [u8; 32],
+}
+
+/// Longest display name the manifest carries, in bytes.
+const MAX_NAME: usize = sync_protocol::manifest::MAX_DISPLAY_NAME;
+
+/// The manifest entry for a ticket in its current state.
+pub(super) fn entry_for(t: &TicketRecord) -> ManifestEntry {
+    let mut name = t.holder_name.clone();
+    if name.len() > MAX_NAME {
+        let mut cut = MAX_NAME;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    ManifestEntry {
+        ticket_id: t.id,
+        generation: t.generation,
+        tier: t.tier,
+        zones: t.zone_mask,
+        status: if t.status.is_valid() {
+            EntryStatus::Valid
+        } else {
+            EntryStatus::Revoked
+        },
+        reentry: false,
+        display_name: name,
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Locks the event row for the rest of the transaction.
+    pub(super) async fn lock_event(
+        tx: &mut Transaction<'static, Any>,
+        id: EventId,
+    ) -> StoreResult<EventHead> {
+        let row = sqlx::query(D::LOCK_EVENT)
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound("event"))?;
+        Ok(EventHead {
+            status: parsed(&row, "status")?,
+            version: narrow(&row, "manifest_version")?,
+            digest: bytes32(&row, "manifest_digest")?,
+        })
+    }
+
+    /// Appends one manifest version holding `changed` (no-op when empty).
+    pub(super) async fn append_manifest(
+        tx: &mut Transaction<'static, Any>,
+        event: EventId,
+        head: &mut EventHead,
+        changed: &[ManifestEntry],
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let version = head.version + 1;
+        let digest = chain_digest(&head.digest, version, changed);
+        let v = i64::try_from(version)
+            .map_err(|_| StoreError::Other("manifest version overflow".into()))?;
+        sqlx::query("INSERT INTO manifest_versions (event_id, version, digest, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(event.to_string())
+            .bind(v)
+            .bind(digest.to_vec())
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        for e in changed {
+            sqlx::query(
+                "INSERT INTO manifest_changes (event_id, version, ticket_id, generation, tier, zones, revoked, reentry, display_name) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(event.to_string())
+            .bind(v)
+            .bind(e.ticket_id.to_string())
+            .bind(i64::from(e.generation))
+            .bind(i64::from(e.tier))
+            .bind(i64::from(e.zones))
+            .bind(i64::from(e.status == EntryStatus::Revoked))
+            .bind(i64::from(e.reentry))
+            .bind(e.display_name.clone())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        }
+        sqlx::query("UPDATE events SET manifest_version = $1, manifest_digest = $2 WHERE id = $3")
+            .bind(v)
+            .bind(digest.to_vec())
+            .bind(event.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        head.version = version;
+        head.digest = digest;
+        Ok(())
+    }
+
+    /// The event's published head (version, digest).
+    pub(super) async fn manifest_head(&self, event: EventId) -> StoreResult<(u64, [u8; 32])> {
+        let row = sqlx::query("SELECT manifest_version, manifest_digest FROM events WHERE id = $1")
+            .bind(event.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound("event"))?;
+        Ok((
+            narrow(&row, "manifest_version")?,
+            bytes32(&row, "manifest_digest")?,
+        ))
+    }
+
+    /// The latest entry of every ticket changed in `(after, upto]`.
+    pub(super) async fn manifest_entries(
+        &self,
+        event: EventId,
+        after: u64,
+        upto: u64,
+    ) -> StoreResult<Vec<ManifestEntry>> {
+        let rows = sqlx::query(
+            "SELECT mc.ticket_id, mc.generation, mc.tier, mc.zones, mc.revoked, mc.reentry, mc.display_name \
+             FROM manifest_changes mc \
+             WHERE mc.event_id = $1 AND mc.version > $2 AND mc.version <= $3 \
+               AND mc.version = (SELECT MAX(m2.version) FROM manifest_changes m2 \
+                                 WHERE m2.event_id = mc.event_id AND m2.ticket_id = mc.ticket_id AND m2.version <= $3) \
+             ORDER BY mc.ticket_id",
+        )
+        .bind(event.to_string())
+        .bind(after as i64)
+        .bind(upto as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Digest at `version` (genesis for 0).
+    pub(super) async fn digest_at(&self, event: EventId, version: u64) -> StoreResult<[u8; 32]> {
+        if version == 0 {
+            return Ok(genesis_digest(&event));
+        }
+        let row = sqlx::query(
+            "SELECT digest FROM manifest_versions WHERE event_id = $1 AND version = $2",
+        )
+        .bind(event.to_string())
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound("manifest version"))?;
+        bytes32(&row, "digest")
+    }
+}
+
+fn entry_from_row(row: &AnyRow) -> StoreResult<ManifestEntry> {
+    let revoked: i64 = col(row, "revoked")?;
+    let reentry: i64 = col(row, "reentry")?;
+    Ok(ManifestEntry {
+        ticket_id: parsed(row, "ticket_id")?,
+        generation: narrow(row, "generation")?,
+        tier: narrow(row, "tier")?,
+        zones: narrow(row, "zones")?,
+        status: if revoked != 0 {
+            EntryStatus::Revoked
+        } else {
+            EntryStatus::Valid
+        },
+        reentry: reentry != 0,
+        display_name: col(row, "display_name")?,
+    })
+}
