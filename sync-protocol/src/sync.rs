@@ -50,31 +50,47 @@ pub struct SyncMessage {
 }
 
 impl SyncMessage {
-    /// The wire form (layout in `docs/protocol.md`).
+    /// The wire form (layout in `docs/protocol.md`). At most
+    /// [`MAX_RECORDS_PER_MESSAGE`] records, [`MAX_NODES`] summary nodes and
+    /// [`MAX_EXTRAS`] extras per node are written; callers batch records.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(64 + self.records.len() * 96);
         w.bytes(&SYNC_MAGIC);
         w.u8(SYNC_VERSION);
         w.bytes(self.event_id.as_bytes());
+        // A summary may say less than the replica holds (never more): the
+        // peer then re-sends what was left out, and duplicates are harmless.
+        // So nodes and extras beyond the decoder's limits are left out rather
+        // than producing a message no peer accepts.
         let nodes: std::collections::BTreeSet<&NodeId> = self
             .have
             .vv
             .dots
             .keys()
             .chain(self.have.extras.keys())
+            .take(MAX_NODES)
             .collect();
         w.u16(nodes.len() as u16);
         for node in nodes {
             w.bytes(node.as_bytes());
             w.u64(self.have.vv.get(node));
-            let extras = self.have.extras.get(node);
-            w.u16(extras.map_or(0, |e| e.len()) as u16);
-            for seq in extras.into_iter().flatten() {
-                w.u64(*seq);
+            let extras: Vec<u64> = self
+                .have
+                .extras
+                .get(node)
+                .into_iter()
+                .flatten()
+                .take(MAX_EXTRAS)
+                .copied()
+                .collect();
+            w.u16(extras.len() as u16);
+            for seq in extras {
+                w.u64(seq);
             }
         }
-        w.u32(self.records.len() as u32);
-        for r in &self.records {
+        let records = &self.records[..self.records.len().min(MAX_RECORDS_PER_MESSAGE)];
+        w.u32(records.len() as u32);
+        for r in records {
             r.write(&mut w);
         }
         w.into_inner()

@@ -138,3 +138,22 @@ fn envelope_authenticates_sender_and_payload() {
         assert!(sync::open(&key, &tampered).is_err(), "byte {i} flipped");
     }
 }
+
+#[test]
+fn summaries_beyond_the_wire_limits_still_encode_to_a_decodable_message() {
+    use sync_protocol::sync::MAX_EXTRAS;
+    // A replica holding every other scan of one node: 5,000 extras.
+    let mut log = CheckinLog::new(event());
+    let records: Vec<_> = (1..=5_000u64)
+        .map(|i| scan(1, 2 * i + 1, 1, Direction::Entry, i))
+        .collect();
+    log.apply(records).unwrap();
+    assert!(log.summary().extras[&node(1)].len() > MAX_EXTRAS);
+    let wire = SyncMessage::decode(&log.sync_start().encode()).expect("decodable");
+    assert_eq!(wire.have.extras[&node(1)].len(), MAX_EXTRAS);
+    // The truncated summary only under-claims: a peer re-sends the rest.
+    let mut peer = CheckinLog::new(event());
+    peer.apply(log.records().cloned()).unwrap();
+    let reply = peer.sync_receive(wire, usize::MAX).unwrap().reply.unwrap();
+    assert_eq!(reply.records.len(), 5_000 - MAX_EXTRAS);
+}
