@@ -3,9 +3,10 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use gate_node::config::{Config, SourceKind};
-use gate_node::daemon::{self, ScanSource};
+use gate_node::config::Config;
+use gate_node::daemon;
 use gate_node::engine::Engine;
+use gate_node::source::ScanSource;
 use gate_node::store::Store;
 use gate_node::time::{SystemClock, TimeSource};
 use std::io::Write;
@@ -223,13 +224,13 @@ fn import(config: &Config, manifest: Option<PathBuf>, delta: Option<PathBuf>) ->
 }
 
 fn run(config: Config) -> Result<ExitCode> {
-    let source = match config.source.kind {
-        SourceKind::None => None,
-        other => bail!(
-            "scan source {other:?} is not available in this build yet; use source.kind = \"none\" and POST /scan"
-        ),
-    };
-    let source: Option<ScanSource> = source;
+    let actuator = gate_node::actuator::from_config(config.gpio.as_ref(), config.require_gpio)
+        .context(if config.require_gpio {
+            "gate hardware is required (require_gpio = true)"
+        } else {
+            "setting up the gate hardware"
+        })?;
+    let source = ScanSource::from_config(&config.source).context("opening the scan source")?;
     runtime()?.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
@@ -242,7 +243,7 @@ fn run(config: Config) -> Result<ExitCode> {
         daemon::run(
             config,
             Arc::new(SystemClock::new()),
-            None,
+            actuator,
             source,
             shutdown,
             |addr| {
