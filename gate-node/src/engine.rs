@@ -95,7 +95,7 @@ pub struct Counters {
     pub store_errors: AtomicU64,
     /// Actuator failures.
     pub actuator_errors: AtomicU64,
-    /// Frames taken from a camera or image source.
+    /// Frames decoded and scanned (camera or image source).
     pub frames: AtomicU64,
     /// Frames or lines a source could not deliver (unreadable, too large).
     pub source_errors: AtomicU64,
@@ -118,7 +118,7 @@ pub struct CounterSnapshot {
     pub store_errors: u64,
     /// Actuator failures.
     pub actuator_errors: u64,
-    /// Frames taken from a camera or image source.
+    /// Frames decoded and scanned.
     pub frames: u64,
     /// Frames or lines a source could not deliver.
     pub source_errors: u64,
@@ -322,13 +322,16 @@ impl Engine {
         decoder: &dyn QrDecoder,
         frame: &image::GrayImage,
     ) -> Result<Vec<ScanReport>, EngineError> {
-        self.counters.frames.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("gate_frames_total").increment(1);
-        decoder
+        let reports = decoder
             .decode(frame)
             .iter()
             .map(|text| self.scan_text(text))
-            .collect()
+            .collect();
+        // Counted once its scans are done, so `frames` in /status says how
+        // far a replay has got.
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("gate_frames_total").increment(1);
+        reports
     }
 }
 

@@ -125,7 +125,11 @@ impl ScanSource {
             SourceKind::Images => {
                 let path = config.path.clone().unwrap_or_default();
                 let name = format!("images {}", path.display());
-                let frames: Box<dyn FrameSource> = if path.is_dir() {
+                let meta = std::fs::metadata(&path).map_err(|e| SourceError {
+                    name: name.clone(),
+                    source: FrameError::Io(e.to_string()),
+                })?;
+                let frames: Box<dyn FrameSource> = if meta.is_dir() {
                     Box::new(DirectorySource::open(&path).map_err(|source| SourceError {
                         name: name.clone(),
                         source,

@@ -94,6 +94,13 @@ pub fn write_config(dir: &Path, peers: &[String], sync_extra: &str) {
     std::fs::write(config_path(dir), toml).unwrap();
 }
 
+/// Appends `toml` (whole tables, e.g. `[source]`) to the node's config.
+pub fn append_config(dir: &Path, toml: &str) {
+    let mut text = std::fs::read_to_string(config_path(dir)).unwrap();
+    text.push_str(toml);
+    std::fs::write(config_path(dir), text).unwrap();
+}
+
 /// Writes the node's config and provisions it through the CLI.
 pub fn provision(dir: &Path, f: &EventFixture, n: u8, peers: &[String]) {
     write_config(dir, peers, "");
@@ -121,15 +128,28 @@ pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
 impl Node {
     /// Starts `gate-node run` and waits for its "listening" line.
     pub fn start(dir: &Path) -> Node {
+        Self::start_with(dir, &[], Stdio::null()).0
+    }
+
+    /// As [`Node::start`], with extra environment variables and the given
+    /// stdin; returns the pipe when `stdin` is `Stdio::piped()`.
+    pub fn start_with(
+        dir: &Path,
+        env: &[(&str, &str)],
+        stdin: Stdio,
+    ) -> (Node, Option<std::process::ChildStdin>) {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(config_path(dir))
             .arg("run")
             .env("GATE_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let pipe = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -144,12 +164,13 @@ impl Node {
             .expect("the node prints its listening address when ready");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let addr = v["addr"].as_str().unwrap().parse().unwrap();
-        Node {
+        let node = Node {
             dir: dir.to_owned(),
             addr,
             child,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
+        };
+        (node, pipe)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,6 +7,7 @@ mod cli;
 mod cloud;
 mod fake_cloud;
 mod harness;
+mod sources;
 
 use gate_node::fixture::EventFixture;
 use harness::{Cluster, Node, wait_until};
