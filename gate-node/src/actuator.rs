@@ -72,7 +72,8 @@ pub struct GpioConfig {
     pub green_pin: u8,
     /// Red light.
     pub red_pin: u8,
-    /// Buzzer, if fitted.
+    /// Buzzer, if fitted (`buzzer_pin = "none"` in TOML, which has no null).
+    #[serde(deserialize_with = "pin_or_none")]
     pub buzzer_pin: Option<u8>,
     /// How long the relay is held to release the turnstile.
     pub relay_pulse_ms: u64,
@@ -96,6 +97,24 @@ impl Default for GpioConfig {
             light_ms: 1500,
             buzzer_pattern_ms: vec![150, 100, 150],
         }
+    }
+}
+
+/// A BCM pin number, or `"none"`.
+fn pin_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum PinOrNone {
+        Pin(u8),
+        Word(String),
+    }
+    match Option::<PinOrNone>::deserialize(d)? {
+        None => Ok(None),
+        Some(PinOrNone::Pin(p)) => Ok(Some(p)),
+        Some(PinOrNone::Word(w)) if w == "none" => Ok(None),
+        Some(PinOrNone::Word(w)) => Err(serde::de::Error::custom(format!(
+            "buzzer_pin {w:?}: expected a BCM pin number or \"none\""
+        ))),
     }
 }
 

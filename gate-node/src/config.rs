@@ -284,7 +284,27 @@ mod tests {
         });
     }
 
-    /// Loads `toml` and returns the error message, which must name `key`.
+    #[test]
+    fn the_shipped_pi_config_loads() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gate.toml",
+                include_str!("../../images/gate-node/gate.toml"),
+            )?;
+            let c = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.source.kind, SourceKind::Camera);
+            assert_eq!(c.source.camera, CameraConfig::default());
+            assert_eq!(
+                c.gpio,
+                Some(GpioConfig::default()),
+                "the image's wiring is the documented default"
+            );
+            assert!(c.require_gpio, "a Pi gate refuses to run without its relay");
+            Ok(())
+        });
+    }
+
+    /// Loads `toml` and checks the error message names `key`.
     fn refused(toml: &str, key: &str) {
         figment::Jail::expect_with(|jail| {
             jail.create_file("gate.toml", toml)?;
@@ -313,5 +333,19 @@ mod tests {
         refused("[gpio]\nrelay_pin = 27\ngreen_pin = 27", "gpio");
         refused("[gpio]\nrealy_pin = 5", "realy_pin");
         refused("require_gpio = true", "[gpio]");
+        refused("[gpio]\nbuzzer_pin = \"off\"", "buzzer_pin");
+    }
+
+    #[test]
+    fn a_gate_without_a_buzzer_says_none() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gate.toml", "[gpio]\nbuzzer_pin = \"none\"")?;
+            let c = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.gpio.map(|g| g.buzzer_pin), Some(None));
+            jail.create_file("gate.toml", "[gpio]\nbuzzer_pin = 5")?;
+            let c = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.gpio.map(|g| g.buzzer_pin), Some(Some(5)));
+            Ok(())
+        });
     }
 }
