@@ -114,6 +114,18 @@ pub fn provision(dir: &Path, f: &EventFixture, n: u8, peers: &[String]) {
     assert!(out.status.success(), "provisioning succeeds: {out:?}");
 }
 
+/// `gate-node run` on the node's config with extra environment variables,
+/// logging warnings and errors.
+pub fn daemon_command(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config_path(dir))
+        .arg("run")
+        .env("GATE_LOG", "warn")
+        .envs(env.iter().copied());
+    cmd
+}
+
 /// Runs one CLI command against the node's config.
 pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -138,12 +150,7 @@ impl Node {
         env: &[(&str, &str)],
         stdin: Stdio,
     ) -> (Node, Option<std::process::ChildStdin>) {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config_path(dir))
-            .arg("run")
-            .env("GATE_LOG", "warn")
-            .envs(env.iter().copied())
+        let mut child = daemon_command(dir, env)
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -217,9 +224,10 @@ impl Node {
         resp.json().await.unwrap()
     }
 
-    pub async fn status(&self) -> serde_json::Value {
+    /// `GET path` as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(self.url("/status"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
@@ -228,15 +236,12 @@ impl Node {
             .unwrap()
     }
 
+    pub async fn status(&self) -> serde_json::Value {
+        self.get_json("/status").await
+    }
+
     pub async fn recent(&self) -> Vec<serde_json::Value> {
-        self.http
-            .get(self.url("/scans/recent?limit=10000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json("/scans/recent?limit=10000").await
     }
 
     pub async fn holds(&self, scan_id: &str) -> bool {

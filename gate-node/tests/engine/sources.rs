@@ -2,12 +2,12 @@
 //! generated camera frames, scanner lines through a stdin pipe, and the
 //! hardware checks at start (camera, GPIO).
 
-use crate::harness::{BIN, Node, append_config, cli, config_path, provision, wait_until};
+use crate::harness::{Node, append_config, cli, daemon_command, provision, wait_until};
 use gate_node::corpus::{self, Distortion};
 use gate_node::fixture::EventFixture;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A debounce window no test run outlasts, so "one scan" does not depend on
@@ -150,12 +150,7 @@ async fn scanner_lines_on_stdin_are_scanned_and_a_double_read_is_one_scan() {
 
 /// Runs `gate-node run` expecting it to exit on its own within 30 s.
 fn run_to_exit(dir: &Path, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config_path(dir))
-        .arg("run")
-        .env("GATE_LOG", "warn")
-        .envs(env.iter().copied())
+    let mut child = daemon_command(dir, env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
