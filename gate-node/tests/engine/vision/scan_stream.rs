@@ -16,7 +16,7 @@ use gate_node::store::Store;
 use gate_node::time::{FakeClock, TimeSource};
 use sync_protocol::{Hlc, Outcome, Reason};
 
-use crate::write_frame;
+use super::write_frame;
 
 #[test]
 fn a_ticket_held_up_for_many_frames_then_the_next_ticket_are_two_scans() {
