@@ -267,3 +267,94 @@ fn count_error(engine: &Engine, error: &str) {
     metrics::counter!("gate_source_errors_total").increment(1);
     tracing::warn!(%error, "scan source: input skipped");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::EventFixture;
+    use crate::store::Store;
+    use crate::time::{FakeClock, TimeSource};
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU32;
+
+    /// Scanner lines and failures, in order; then the end of input.
+    struct Script(VecDeque<Result<Option<String>, FrameError>>);
+
+    impl TextSource for Script {
+        fn next_line(&mut self) -> Result<Option<String>, FrameError> {
+            self.0.pop_front().unwrap_or(Ok(None))
+        }
+    }
+
+    fn script(items: Vec<Result<Option<String>, FrameError>>) -> Input {
+        Input::Lines(Box::new(Script(items.into())))
+    }
+
+    #[test]
+    fn an_unplugged_device_is_reopened_and_scanning_goes_on() {
+        let f = EventFixture::new(81, 5);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(Store::open_in(dir.path()).expect("store"));
+        crate::provision::import(&store, &f.bundle(1, "West"), [2; 32]).expect("provision");
+        let time = Arc::new(TimeSource::new(
+            Arc::new(FakeClock::new(1_750_000_000_000)),
+            true,
+            sync_protocol::Hlc::default(),
+        ));
+        let engine = Engine::new(store.clone(), time, None, 0, "").expect("engine");
+        let stop = Arc::new(AtomicBool::new(false));
+        let opens = Arc::new(AtomicU32::new(0));
+        let (t1, t2) = (f.credential(f.ticket(1)), f.credential(f.ticket(2)));
+        let (opened, stopper) = (opens.clone(), stop.clone());
+        let source = ScanSource::device("fake scanner", move || {
+            let io = || Err(FrameError::Io("EIO".into()));
+            match opened.fetch_add(1, Ordering::SeqCst) {
+                0 => {
+                    let mut items =
+                        vec![Ok(Some(t1.clone())), Err(FrameError::TooLarge("x".into()))];
+                    items.extend((0..MAX_IO_ERRORS).map(|_| io()));
+                    Ok(script(items))
+                }
+                1 => Ok(script(vec![Ok(Some(t2.clone()))])),
+                _ => {
+                    stopper.store(true, Ordering::SeqCst);
+                    Err(FrameError::Io("unplugged".into()))
+                }
+            }
+        })
+        .expect("the first open succeeds");
+        source.run(&engine, &stop);
+        assert_eq!(
+            opens.load(Ordering::SeqCst),
+            3,
+            "opened, reopened after the I/O errors, reopened after the end"
+        );
+        assert_eq!(
+            store.record_count().expect("count"),
+            2,
+            "lines before and after the unplug are both scanned"
+        );
+        assert_eq!(
+            engine.counters().source_errors,
+            u64::from(MAX_IO_ERRORS) + 1,
+            "every skipped input is counted"
+        );
+    }
+
+    #[test]
+    fn kind_none_opens_nothing_and_a_missing_device_fails_at_start() {
+        assert!(
+            ScanSource::from_config(&SourceConfig::default())
+                .expect("nothing to open")
+                .is_none()
+        );
+        let serial = SourceConfig {
+            kind: SourceKind::Serial,
+            device: Some("/dev/no-such-scanner".into()),
+            ..SourceConfig::default()
+        };
+        let err = ScanSource::from_config(&serial).expect_err("no such device");
+        assert!(err.to_string().contains("/dev/no-such-scanner"), "{err}");
+    }
+}
