@@ -1,27 +1,25 @@
 //! QR decoding figures for `docs/benchmarks.md`: success rate per distortion
-//! class per decoder, decode latency p50/p95 at 640x480 and 1280x720 on
-//! frames with and without a code, and frame-to-decision latency (decode,
-//! parse, verify, decide; no store) for the default decoder.
+//! class per decoder, and decode latency p50/p95 at 640x480 and 1280x720 on
+//! frames with and without a code. Frame-to-decision latency through the
+//! whole pipeline (decode, decide, durable record, actuator) is the engine
+//! bench's `frame_pipeline`.
 //!
-//! Latency is reported twice: wall clock, and the thread's CPU time. The
-//! build box is shared (two cores, often several compilers running), so
-//! wall time includes waiting for a core; CPU time is what the work costs
-//! when it has one, as on a gate that runs nothing else.
+//! Latency is reported twice: wall clock, and the thread's CPU time
+//! (`common::thread_cpu`).
 //!
 //! `cargo bench -p gate-node --bench decode` prints markdown tables and one
 //! `BENCH ...` line per figure; `-- --latency-only` skips the success
 //! tables. Under `cargo test` (no `--bench` argument) it runs a tiny smoke
 //! version so the harness stays compiled and working.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use gate_node::corpus::{self, Distortion, Rng};
-use gate_node::decode::{QrDecoder, all_decoders, default_decoder};
+use common::{percentile_ms, thread_cpu};
+use gate_node::corpus::{self, Distortion};
+use gate_node::decode::{QrDecoder, all_decoders};
 use image::GrayImage;
-use sync_protocol::{
-    CheckinLog, Claims, Credential, EventId, GatePolicy, KeyRing, ManifestView, SecretKey,
-    TicketId, TimeReading, decide,
-};
 
 struct Plan {
     per_class: usize,
@@ -74,7 +72,6 @@ fn main() {
             }
         }
     }
-    frame_to_decision(&plan);
 }
 
 fn success_rates(decoders: &[Box<dyn QrDecoder>], plan: &Plan, w: u32, h: u32) {
@@ -129,14 +126,6 @@ struct Times {
     cpu: Vec<Duration>,
 }
 
-fn cpu_now() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        t.tv_sec.max(0) as u64,
-        t.tv_nsec.clamp(0, 999_999_999) as u32,
-    )
-}
-
 fn time_each(frames: &[GrayImage], rounds: usize, mut f: impl FnMut(&GrayImage)) -> Times {
     if let Some(first) = frames.first() {
         f(first); // warm caches and lazy statics
@@ -147,9 +136,9 @@ fn time_each(frames: &[GrayImage], rounds: usize, mut f: impl FnMut(&GrayImage))
     };
     for _ in 0..rounds {
         for frame in frames {
-            let (start, cpu_start) = (Instant::now(), cpu_now());
+            let (start, cpu_start) = (Instant::now(), thread_cpu());
             f(frame);
-            times.cpu.push(cpu_now().saturating_sub(cpu_start));
+            times.cpu.push(thread_cpu().saturating_sub(cpu_start));
             times.wall.push(start.elapsed());
         }
     }
@@ -158,17 +147,9 @@ fn time_each(frames: &[GrayImage], rounds: usize, mut f: impl FnMut(&GrayImage))
     times
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 fn report(decoder: &str, w: u32, h: u32, content: &str, times: &Times) {
-    let [p50, p95, max] = [0.5, 0.95, 1.0].map(|p| percentile(&times.wall, p));
-    let [c50, c95] = [0.5, 0.95].map(|p| percentile(&times.cpu, p));
+    let [p50, p95, max] = [0.5, 0.95, 1.0].map(|p| percentile_ms(&times.wall, p));
+    let [c50, c95] = [0.5, 0.95].map(|p| percentile_ms(&times.cpu, p));
     println!(
         "| {decoder} | {w}x{h} | {content} | {p50:.2} | {p95:.2} | {max:.2} | {c50:.2} | {c95:.2} |"
     );
@@ -177,71 +158,4 @@ fn report(decoder: &str, w: u32, h: u32, content: &str, times: &Times) {
         content.replace(' ', "_"),
         times.wall.len()
     );
-}
-
-struct Unlisted;
-
-impl ManifestView for Unlisted {
-    fn entry(&self, _: &TicketId) -> Option<sync_protocol::ManifestEntry> {
-        None
-    }
-}
-
-/// Decode, then the full offline decision (parse, key lookup, ed25519
-/// verify, manifest and check-in views in memory) on frames of every class
-/// that the decoder reads; the store's durable write is not included.
-fn frame_to_decision(plan: &Plan) {
-    let event_id = EventId::from_bytes([7; 16]);
-    let root = SecretKey::from_seed([1; 32]);
-    let event_key = SecretKey::from_seed([2; 32]);
-    let mut keys = KeyRing::new(root.public());
-    keys.insert(root.certify(event_id, &event_key.public(), 0, u64::MAX))
-        .expect("a root-signed certificate is accepted");
-    let checkins = CheckinLog::new(event_id);
-    let policy = GatePolicy::entry(event_id);
-    let now = TimeReading {
-        unix_secs: 1_800_000_000,
-        trusted: true,
-    };
-    let decoder = default_decoder();
-    println!("\n### Frame to decision, {} (ms)\n", decoder.name());
-    println!("| frame | p50 | p95 | max | cpu p50 | cpu p95 |\n|---|---|---|---|---|---|");
-    let mut rng = Rng::new(5);
-    for (w, h) in [(640, 480), (1280, 720)] {
-        let frames: Vec<GrayImage> = (0..plan.latency_frames)
-            .filter_map(|i| {
-                let mut ticket = [0u8; 16];
-                rng.fill(&mut ticket);
-                let claims = Claims {
-                    event_id,
-                    ticket_id: TicketId::from_bytes(ticket),
-                    generation: 0,
-                    tier: 1,
-                    zones: 1,
-                    window: None,
-                    holder_key: None,
-                };
-                let text = Credential::issue(&event_key, claims).ok()?.to_qr_text();
-                let d = Distortion::ALL[i % Distortion::ALL.len()];
-                corpus::render(d, i as u64, w, h, &text)
-            })
-            .filter(|f| !decoder.decode(f).is_empty())
-            .collect();
-        let mut admitted = 0;
-        let times = time_each(&frames, plan.rounds, |f| {
-            for text in decoder.decode(f) {
-                let d = decide(&text, &keys, &Unlisted, &checkins, &policy, now);
-                admitted += usize::from(d.outcome.is_admit());
-            }
-        });
-        assert!(admitted > 0, "valid credentials on camera must be admitted");
-        let [p50, p95, max] = [0.5, 0.95, 1.0].map(|p| percentile(&times.wall, p));
-        let [c50, c95] = [0.5, 0.95].map(|p| percentile(&times.cpu, p));
-        println!("| {w}x{h} | {p50:.2} | {p95:.2} | {max:.2} | {c50:.2} | {c95:.2} |");
-        println!(
-            "BENCH frame_to_decision decoder={} size={w}x{h} n={} p50_ms={p50:.3} p95_ms={p95:.3} max_ms={max:.3} cpu_p50_ms={c50:.3} cpu_p95_ms={c95:.3}",
-            decoder.name(),
-            times.wall.len()
-        );
-    }
 }

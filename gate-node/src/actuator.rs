@@ -31,6 +31,35 @@ pub trait Actuator: Send {
 #[error("actuator: {0}")]
 pub struct ActuatorError(pub String);
 
+/// The gate's actuator as configured: none without a `[gpio]` table (a
+/// desktop or kiosk; decisions are logged and returned), a
+/// [`GpioActuator`] with one. A machine without GPIO hardware runs without
+/// one, with a warning, unless `require` (the `require_gpio` key) says a
+/// gate without its relay must not start; a pin that cannot be claimed is
+/// always an error.
+pub fn from_config(
+    gpio: Option<&GpioConfig>,
+    require: bool,
+) -> Result<Option<Box<dyn Actuator>>, GpioError> {
+    let Some(config) = gpio else {
+        return Ok(None);
+    };
+    match GpioActuator::new(config.clone()) {
+        Ok(actuator) => {
+            tracing::info!(?config, "GPIO actuator ready");
+            Ok(Some(Box::new(actuator)))
+        }
+        Err(GpioError::NoHardware(why)) if !require => {
+            tracing::warn!(
+                %why,
+                "no GPIO hardware: running without relay, lights and buzzer (decisions are only logged); set require_gpio = true to refuse to start instead"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Pins (BCM numbers) and timings (the `[gpio]` table of the node's config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -43,7 +72,8 @@ pub struct GpioConfig {
     pub green_pin: u8,
     /// Red light.
     pub red_pin: u8,
-    /// Buzzer, if fitted.
+    /// Buzzer, if fitted (`buzzer_pin = "none"` in TOML, which has no null).
+    #[serde(deserialize_with = "pin_or_none")]
     pub buzzer_pin: Option<u8>,
     /// How long the relay is held to release the turnstile.
     pub relay_pulse_ms: u64,
@@ -67,6 +97,24 @@ impl Default for GpioConfig {
             light_ms: 1500,
             buzzer_pattern_ms: vec![150, 100, 150],
         }
+    }
+}
+
+/// A BCM pin number, or `"none"`.
+fn pin_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum PinOrNone {
+        Pin(u8),
+        Word(String),
+    }
+    match Option::<PinOrNone>::deserialize(d)? {
+        None => Ok(None),
+        Some(PinOrNone::Pin(p)) => Ok(Some(p)),
+        Some(PinOrNone::Word(w)) if w == "none" => Ok(None),
+        Some(PinOrNone::Word(w)) => Err(serde::de::Error::custom(format!(
+            "buzzer_pin {w:?}: expected a BCM pin number or \"none\""
+        ))),
     }
 }
 
@@ -179,12 +227,26 @@ struct Recording {
     fail_next: Option<String>,
 }
 
+/// Called with each decision at the moment it is signalled.
+type Probe = Arc<dyn Fn(&Decision) + Send + Sync>;
+
 /// Records every signal instead of driving hardware. Clones share one
 /// record, so a test keeps a clone while the engine owns the actuator.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RecordingActuator {
     config: Arc<GpioConfig>,
     recording: Arc<Mutex<Recording>>,
+    probe: Option<Probe>,
+}
+
+impl std::fmt::Debug for RecordingActuator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingActuator")
+            .field("config", &self.config)
+            .field("recording", &self.recording)
+            .field("probe", &self.probe.is_some())
+            .finish()
+    }
 }
 
 impl RecordingActuator {
@@ -199,6 +261,14 @@ impl RecordingActuator {
             config: Arc::new(config),
             ..Self::default()
         }
+    }
+
+    /// Also calls `probe` with each decision at the moment it is signalled:
+    /// what a test checks about the world when the light would change (the
+    /// record is already durable) or when a benchmark stops its clock.
+    pub fn with_probe(mut self, probe: impl Fn(&Decision) + Send + Sync + 'static) -> Self {
+        self.probe = Some(Arc::new(probe));
+        self
     }
 
     /// Every signal so far, oldest first.
@@ -239,6 +309,10 @@ impl Actuator for RecordingActuator {
             ticket_id: decision.ticket_id,
             steps: plan(decision.outcome, &self.config),
         });
+        drop(rec);
+        if let Some(probe) = &self.probe {
+            probe(decision);
+        }
         Ok(())
     }
 }
@@ -306,6 +380,26 @@ mod tests {
         };
         let p = plan(Outcome::Reject(Reason::Malformed), &c);
         assert!(p.iter().all(|s| s.line != Line::Buzzer));
+    }
+
+    #[test]
+    fn without_a_gpio_table_there_is_no_actuator_and_no_error() {
+        let built = from_config(None, true).expect("nothing to build");
+        assert!(built.is_none());
+    }
+
+    #[test]
+    fn off_a_pi_gpio_falls_back_to_none_unless_required() {
+        if std::path::Path::new("/dev/gpiomem").exists() {
+            return; // a real Pi: the hardware is there
+        }
+        let config = GpioConfig::default();
+        let built = from_config(Some(&config), false).expect("falls back");
+        assert!(built.is_none(), "no hardware, not required: no actuator");
+        let err = from_config(Some(&config), true)
+            .err()
+            .expect("required hardware that is missing is an error");
+        assert!(matches!(err, GpioError::NoHardware(_)), "{err:?}");
     }
 
     #[test]

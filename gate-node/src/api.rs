@@ -7,7 +7,7 @@
 //! async threads, answer JSON. Errors are one [`ApiError`] with a stable code.
 
 use crate::cloud_sync::{CloudStatus, CloudSync};
-use crate::engine::{CounterSnapshot, Engine, EngineError, ScanReport};
+use crate::engine::{CounterSnapshot, Engine, EngineError, ScanReport, decision_label};
 use crate::peer::{PeerError, PeerHub, PeerState, TIME_HEADER};
 use crate::store::{CloudBacklog, ManifestInfo, StoreError};
 use crate::time::BestTime;
@@ -214,11 +214,7 @@ impl From<ScanRecord> for RecentScan {
             seq: r.id.seq,
             ticket_id: r.ticket_id,
             hlc: r.hlc,
-            decision: if r.outcome.is_admit() {
-                "admit"
-            } else {
-                "reject"
-            },
+            decision: decision_label(r.outcome),
             reason: r.outcome.reason(),
             gate: r.gate,
             direction: r.direction,

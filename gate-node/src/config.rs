@@ -1,7 +1,13 @@
 //! Configuration: defaults, then a TOML file, then `GATE_` environment
 //! variables (nested keys with `__`, e.g. `GATE_SYNC__ANTI_ENTROPY_MS=500`).
 //! No secrets live here: keys and tokens are in the store.
+//!
+//! [`Config::load`] also validates what no type can express (peer URLs,
+//! source paths, decoder names, GPIO pins), so a mistyped config stops every
+//! command with a clear message instead of surfacing at the first scan.
 
+use crate::actuator::GpioConfig;
+use crate::frames::CameraConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -24,7 +30,8 @@ pub struct Config {
     pub mdns: bool,
     /// Serve `POST /scan` (text in, decision out) for desktops and tests.
     pub scan_endpoint: bool,
-    /// Repeat reads of one code within this many milliseconds are one scan.
+    /// Repeat reads of one code less than this many milliseconds apart are
+    /// one scan (0: off).
     pub debounce_ms: u64,
     /// Trust the system clock (set when it is NTP-disciplined).
     pub trust_system_clock: bool,
@@ -34,8 +41,12 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Where scans come from.
     pub source: SourceConfig,
-    /// GPIO pins; deserialized by the actuator module into its own type.
-    pub gpio: Option<serde_json::Value>,
+    /// Gate hardware (relay, lights, buzzer); without it decisions are only
+    /// logged and returned.
+    pub gpio: Option<GpioConfig>,
+    /// Refuse to start when `[gpio]` is set but there is no GPIO hardware
+    /// (instead of running without relay and lights).
+    pub require_gpio: bool,
 }
 
 impl Default for Config {
@@ -47,12 +58,13 @@ impl Default for Config {
             cloud_url: None,
             mdns: true,
             scan_endpoint: false,
-            debounce_ms: 2_000,
+            debounce_ms: crate::debounce::DEFAULT_WINDOW_MS,
             trust_system_clock: false,
             operator: String::new(),
             sync: SyncConfig::default(),
             source: SourceConfig::default(),
             gpio: None,
+            require_gpio: false,
         }
     }
 }
@@ -92,26 +104,69 @@ pub enum SourceKind {
     /// None: scans arrive through `POST /scan` only.
     #[default]
     None,
-    /// A V4L2 camera.
+    /// A V4L2 camera (`source.camera`).
     Camera,
-    /// Image files in a directory.
+    /// An image file or a directory of frames (`source.path`).
     Images,
-    /// Text lines on standard input.
+    /// Text lines on standard input (a keyboard-wedge scanner, a pipe).
     Stdin,
-    /// A serial barcode scanner.
+    /// A serial or HID-POS barcode scanner (`source.device`).
     Serial,
 }
 
-/// Scan source selection.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// Scan source selection (the `[source]` table).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SourceConfig {
     /// Which source.
     pub kind: SourceKind,
-    /// Device path (camera or serial port).
-    pub device: Option<String>,
-    /// Directory of frames.
+    /// QR decoder for camera and image frames, by name: `rxing` (default,
+    /// measured best), `rqrr`, `rxing+rqrr`.
+    pub decoder: String,
+    /// Serial scanner device (`kind = "serial"`), e.g. `/dev/ttyACM0`.
+    pub device: Option<PathBuf>,
+    /// An image file or a directory of frames (`kind = "images"`).
     pub path: Option<PathBuf>,
+    /// Camera index, resolution and rate (`kind = "camera"`).
+    pub camera: CameraConfig,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            kind: SourceKind::None,
+            decoder: crate::decode::DEFAULT_DECODER.to_owned(),
+            device: None,
+            path: None,
+            camera: CameraConfig::default(),
+        }
+    }
+}
+
+impl SourceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if crate::decode::decoder_by_name(&self.decoder).is_none() {
+            return Err(ConfigError(format!(
+                "source.decoder {:?} is not one of {:?}",
+                self.decoder,
+                crate::decode::decoder_names()
+            )));
+        }
+        match self.kind {
+            SourceKind::Images if self.path.is_none() => Err(ConfigError(
+                "source.kind = \"images\" needs source.path (an image file or a directory of frames)"
+                    .into(),
+            )),
+            SourceKind::Serial if self.device.is_none() => Err(ConfigError(
+                "source.kind = \"serial\" needs source.device (e.g. /dev/ttyACM0)".into(),
+            )),
+            SourceKind::Camera => self
+                .camera
+                .validate()
+                .map_err(|e| ConfigError(format!("source.camera: {e}"))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The configuration could not be read.
@@ -123,9 +178,11 @@ impl Config {
     /// Loads defaults, the TOML file at `path` (if given, it must exist),
     /// then `GATE_` variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::figment(path)
+        let config: Self = Self::figment(path)
             .extract()
-            .map_err(|e| ConfigError(e.to_string()))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// The layered sources, for `--print-config` style inspection.
@@ -149,6 +206,18 @@ impl Config {
         }
         if self.sync.anti_entropy_ms == 0 || self.sync.cloud_interval_ms == 0 {
             return Err(ConfigError("sync periods must be positive".into()));
+        }
+        self.source.validate()?;
+        match &self.gpio {
+            Some(gpio) => gpio
+                .validate()
+                .map_err(|e| ConfigError(format!("gpio: {e}")))?,
+            None if self.require_gpio => {
+                return Err(ConfigError(
+                    "require_gpio = true needs a [gpio] table with the pin numbers".into(),
+                ));
+            }
+            None => {}
         }
         Ok(())
     }
@@ -176,7 +245,7 @@ mod tests {
                 kind = "images"
                 path = "/frames"
                 [gpio]
-                relay = 17
+                relay_pin = 5
                 "#,
             )?;
             jail.set_env("GATE_DEBOUNCE_MS", "900");
@@ -187,7 +256,14 @@ mod tests {
             assert_eq!((c.sync.anti_entropy_ms, c.sync.batch), (250, 500));
             assert_eq!(c.debounce_ms, 900);
             assert_eq!(c.source.kind, SourceKind::Images);
-            assert_eq!(c.gpio.unwrap()["relay"], 17);
+            let gpio = c.gpio.expect("a [gpio] table");
+            assert_eq!(gpio.relay_pin, 5);
+            assert_eq!(
+                gpio.green_pin,
+                GpioConfig::default().green_pin,
+                "unset pins keep the default wiring"
+            );
+            assert_eq!(c.source.decoder, "rxing", "the measured-best decoder");
             assert_eq!(c.sync.peer_timeout_ms, 1_000, "unset keys keep defaults");
             Ok(())
         });
@@ -204,6 +280,71 @@ mod tests {
                 ..Config::default()
             };
             assert!(c.validate().is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_shipped_pi_config_loads() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gate.toml",
+                include_str!("../../images/gate-node/gate.toml"),
+            )?;
+            let c = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.source.kind, SourceKind::Camera);
+            assert_eq!(c.source.camera, CameraConfig::default());
+            assert_eq!(
+                c.gpio,
+                Some(GpioConfig::default()),
+                "the image's wiring is the documented default"
+            );
+            assert!(c.require_gpio, "a Pi gate refuses to run without its relay");
+            Ok(())
+        });
+    }
+
+    /// Loads `toml` and checks the error message names `key`.
+    fn refused(toml: &str, key: &str) {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gate.toml", toml)?;
+            let err = Config::load(Some(Path::new("gate.toml")))
+                .expect_err("an invalid config is refused at load")
+                .to_string();
+            assert!(
+                err.contains(key),
+                "{toml:?}: the message names {key}: {err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn source_and_gpio_mistakes_are_refused_at_load() {
+        refused("[source]\nkind = \"images\"", "source.path");
+        refused("[source]\nkind = \"serial\"", "source.device");
+        refused("[source]\nkind = \"webcam\"", "kind");
+        refused("[source]\ndecoder = \"zbar\"", "rxing");
+        refused(
+            "[source]\nkind = \"camera\"\n[source.camera]\nwidth = 0",
+            "source.camera",
+        );
+        refused("[source]\nfolder = \"/frames\"", "folder");
+        refused("[gpio]\nrelay_pin = 27\ngreen_pin = 27", "gpio");
+        refused("[gpio]\nrealy_pin = 5", "realy_pin");
+        refused("require_gpio = true", "[gpio]");
+        refused("[gpio]\nbuzzer_pin = \"off\"", "buzzer_pin");
+    }
+
+    #[test]
+    fn a_gate_without_a_buzzer_says_none() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gate.toml", "[gpio]\nbuzzer_pin = \"none\"")?;
+            let c = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.gpio.map(|g| g.buzzer_pin), Some(None));
+            jail.create_file("gate.toml", "[gpio]\nbuzzer_pin = 5")?;
+            let c = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.gpio.map(|g| g.buzzer_pin), Some(Some(5)));
             Ok(())
         });
     }

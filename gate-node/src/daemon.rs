@@ -11,6 +11,7 @@ use crate::cloud_sync::CloudSync;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::peer::{PeerHub, PeerSource};
+use crate::source::ScanSource;
 use crate::store::{Store, StoreError};
 use crate::time::{Clock, TimeSource};
 use std::future::Future;
@@ -20,26 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use sync_protocol::Hlc;
 use tokio::sync::watch;
-
-/// Where scans come from besides `POST /scan`.
-pub enum ScanSource {
-    /// Lines of text (USB HID or serial scanner, stdin).
-    Text(Box<dyn crate::frames::TextSource>),
-    /// Camera or image frames, and the decoder for them.
-    Frames(
-        Box<dyn crate::frames::FrameSource>,
-        Box<dyn crate::decode::QrDecoder>,
-    ),
-}
-
-impl std::fmt::Debug for ScanSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ScanSource::Text(_) => f.write_str("ScanSource::Text"),
-            ScanSource::Frames(_, d) => write!(f, "ScanSource::Frames({})", d.name()),
-        }
-    }
-}
 
 /// The daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +55,10 @@ pub fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle>
 }
 
 /// Runs the node until `shutdown` completes. `on_listening` is called with
-/// the bound API address once the node is ready.
+/// the bound API address once the node is ready. `source` (if any) is fed
+/// into the engine on a thread of its own; `actuator` (if any) is dropped at
+/// shutdown, after the API stopped, so a pulse under way completes and
+/// every line ends off.
 pub async fn run(
     config: Config,
     clock: Arc<dyn Clock>,
@@ -169,13 +153,18 @@ pub async fn run(
     };
     tasks.spawn(persist_time(store.clone(), time.clone(), stop_rx.clone()));
     let stop_source = Arc::new(AtomicBool::new(false));
-    let source_thread = source.map(|src| {
-        let (engine, stop) = (engine.clone(), stop_source.clone());
-        std::thread::spawn(move || match src {
-            ScanSource::Text(mut s) => engine.run_text_source(s.as_mut(), &stop),
-            ScanSource::Frames(mut s, d) => engine.run_frame_source(s.as_mut(), d.as_ref(), &stop),
-        })
-    });
+    let source_thread = match source {
+        Some(src) => {
+            let (engine, stop) = (engine.clone(), stop_source.clone());
+            tracing::info!(source = src.name(), "scanning");
+            let spawned = std::thread::Builder::new()
+                .name("scan-source".into())
+                .spawn(move || src.run(&engine, &stop))
+                .map_err(|e| DaemonError::Other(format!("cannot start the scan source: {e}")))?;
+            Some(spawned)
+        }
+        None => None,
+    };
     let state = AppState {
         engine: engine.clone(),
         peers: hub.clone(),
@@ -193,11 +182,15 @@ pub async fn run(
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    // A source blocked reading stdin or a quiet serial port cannot be
+    // interrupted; it holds the engine but does no harm once the actuator is
+    // gone, and the process is about to exit.
     if let Some(t) = source_thread
         && t.is_finished()
     {
         let _ = t.join();
     }
+    drop(engine.take_actuator());
     persist_now(&store, &time);
     served.map_err(|e| DaemonError::Other(format!("local API: {e}")))
 }

@@ -13,11 +13,9 @@
 //! Decoders see camera pixels, which are outside input: both libraries are
 //! run under `catch_unwind`, so a frame that trips a bug in them is "no code
 //! found", never a crashed gate. Repeat reads of a code held in front of the
-//! camera are collapsed by [`Debouncer`].
+//! camera are collapsed later, by the engine's [`crate::debounce`].
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
 
 use image::GrayImage;
 
@@ -29,9 +27,18 @@ pub trait QrDecoder: Send + Sync {
     fn decode(&self, frame: &GrayImage) -> Vec<String>;
 }
 
+/// Name of the decoder the gate uses unless configured otherwise
+/// (`source.decoder`): the best measured one.
+pub const DEFAULT_DECODER: &str = "rxing";
+
 /// The decoder the gate uses unless told otherwise: the best measured one.
 pub fn default_decoder() -> Box<dyn QrDecoder> {
     Box::new(RxingDecoder::default())
+}
+
+/// The names [`decoder_by_name`] knows, for error messages.
+pub fn decoder_names() -> Vec<&'static str> {
+    all_decoders().iter().map(|d| d.name()).collect()
 }
 
 /// Every built-in decoder, for benchmarks and comparisons.
@@ -237,164 +244,9 @@ pub fn stretch_contrast(frame: &GrayImage) -> std::borrow::Cow<'_, GrayImage> {
     Cow::Owned(out)
 }
 
-/// Collapses repeat reads of the same code into one scan.
-///
-/// A code held in front of the camera is read on every frame. A read counts
-/// as a new scan only if the same text was not read within `window` before
-/// it; every read (counted or not) restarts that text's window, so a code
-/// that stays in view is one scan however long it stays. Time is passed in,
-/// never read from the system, so tests drive it exactly.
-///
-/// Memory is bounded: at most `capacity` texts are remembered; when full,
-/// expired entries are dropped first, then the least recently read.
-#[derive(Debug, Clone)]
-pub struct Debouncer {
-    window: Duration,
-    capacity: usize,
-    last_seen: HashMap<String, Instant>,
-}
-
-impl Debouncer {
-    /// Default number of distinct texts remembered.
-    pub const DEFAULT_CAPACITY: usize = 256;
-    /// A sensible window for a camera gate: longer than the gaps between
-    /// reads of a code held a little unsteadily, shorter than the time the
-    /// next person in the queue needs to present theirs.
-    pub const DEFAULT_WINDOW: Duration = Duration::from_millis(1500);
-
-    /// A debouncer treating reads less than `window` apart as one scan.
-    pub fn new(window: Duration) -> Self {
-        Self::with_capacity(window, Self::DEFAULT_CAPACITY)
-    }
-
-    /// As [`Debouncer::new`], remembering at most `capacity` texts.
-    pub fn with_capacity(window: Duration, capacity: usize) -> Self {
-        Self {
-            window,
-            capacity: capacity.max(1),
-            last_seen: HashMap::new(),
-        }
-    }
-
-    /// Records a read of `text` at `now`; true if it is a new scan.
-    pub fn accept(&mut self, text: &str, now: Instant) -> bool {
-        let repeat = self
-            .last_seen
-            .get(text)
-            .is_some_and(|&seen| now.saturating_duration_since(seen) < self.window);
-        if let Some(seen) = self.last_seen.get_mut(text) {
-            *seen = (*seen).max(now);
-        } else {
-            self.make_room(now);
-            self.last_seen.insert(text.to_owned(), now);
-        }
-        !repeat
-    }
-
-    /// Forgets every text (a new event, or staff asked to re-scan).
-    pub fn clear(&mut self) {
-        self.last_seen.clear();
-    }
-
-    /// Texts currently remembered.
-    pub fn len(&self) -> usize {
-        self.last_seen.len()
-    }
-
-    /// Whether no text is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.last_seen.is_empty()
-    }
-
-    fn make_room(&mut self, now: Instant) {
-        if self.last_seen.len() < self.capacity {
-            return;
-        }
-        let window = self.window;
-        self.last_seen
-            .retain(|_, seen| now.saturating_duration_since(*seen) < window);
-        if self.last_seen.len() >= self.capacity
-            && let Some(oldest) = self
-                .last_seen
-                .iter()
-                .min_by_key(|(_, seen)| **seen)
-                .map(|(text, _)| text.clone())
-        {
-            self.last_seen.remove(&oldest);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const WINDOW: Duration = Debouncer::DEFAULT_WINDOW;
-
-    #[test]
-    fn a_held_code_is_one_scan() {
-        let t0 = Instant::now();
-        let mut d = Debouncer::new(WINDOW);
-        assert!(d.accept("A", t0), "first read is a scan");
-        for i in 1..100 {
-            let t = t0 + Duration::from_millis(33 * i);
-            assert!(!d.accept("A", t), "read {i} of a held code is a repeat");
-        }
-    }
-
-    #[test]
-    fn a_code_shown_again_after_the_window_is_a_new_scan() {
-        let t0 = Instant::now();
-        let mut d = Debouncer::new(WINDOW);
-        assert!(d.accept("A", t0));
-        assert!(!d.accept("A", t0 + WINDOW - Duration::from_millis(1)));
-        let later = t0 + WINDOW - Duration::from_millis(1) + WINDOW;
-        assert!(
-            d.accept("A", later),
-            "a full window of silence ends the scan"
-        );
-    }
-
-    #[test]
-    fn different_codes_do_not_suppress_each_other() {
-        let t0 = Instant::now();
-        let mut d = Debouncer::new(WINDOW);
-        assert!(d.accept("A", t0));
-        assert!(d.accept("B", t0 + Duration::from_millis(10)));
-        assert!(
-            !d.accept("A", t0 + Duration::from_millis(20)),
-            "A is still in its window"
-        );
-    }
-
-    #[test]
-    fn an_earlier_instant_is_a_repeat_not_a_panic() {
-        let t0 = Instant::now() + Duration::from_secs(10);
-        let mut d = Debouncer::new(WINDOW);
-        assert!(d.accept("A", t0));
-        assert!(
-            !d.accept("A", t0 - Duration::from_secs(5)),
-            "clock going back stays a repeat"
-        );
-    }
-
-    #[test]
-    fn memory_is_bounded_and_evicts_the_oldest() {
-        let t0 = Instant::now();
-        let mut d = Debouncer::with_capacity(WINDOW, 3);
-        for (i, text) in ["A", "B", "C", "D"].iter().enumerate() {
-            assert!(d.accept(text, t0 + Duration::from_millis(i as u64)));
-        }
-        assert_eq!(d.len(), 3, "capacity caps memory under a flood of codes");
-        assert!(
-            d.accept("A", t0 + Duration::from_millis(5)),
-            "A was evicted, so it counts"
-        );
-        assert!(
-            !d.accept("D", t0 + Duration::from_millis(6)),
-            "D is remembered"
-        );
-    }
 
     #[test]
     fn decoders_ignore_empty_and_tiny_frames() {
@@ -439,9 +291,10 @@ mod tests {
         );
         assert_eq!(
             default_decoder().name(),
-            "rxing",
+            DEFAULT_DECODER,
             "the measured best (docs/benchmarks.md)"
         );
+        assert_eq!(decoder_names(), ["rqrr", "rxing", "rxing+rqrr"]);
         assert!(decoder_by_name("nope").is_none());
     }
 }

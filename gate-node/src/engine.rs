@@ -6,18 +6,18 @@
 //! Invariants: the actuator is signalled only after the record is durable,
 //! so a green light always has a record behind it; malformed texts are
 //! counted, never recorded; repeat reads of one code within the debounce
-//! window are one scan (the first decision is returned again, nothing is
-//! recorded or signalled twice).
+//! window are one scan, whatever the source (the first decision is returned
+//! again, nothing is recorded or signalled twice; see [`crate::debounce`]).
+//! Where texts come from is [`crate::source`]'s business.
 
 use crate::actuator::Actuator;
+use crate::debounce::Debouncer;
 use crate::decode::QrDecoder;
-use crate::frames::{FrameSource, TextSource};
 use crate::store::{RecordTemplate, Store, StoreError};
 use crate::time::TimeSource;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use sync_protocol::{Decision, GatePolicy, Hlc, Outcome, Reason, ScanRecord, TicketId, decide};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -50,14 +50,19 @@ pub struct ScanReport {
     pub repeat: bool,
 }
 
+/// `"admit"` or `"reject"`, as the CLI, the API and the logs spell it.
+pub fn decision_label(outcome: Outcome) -> &'static str {
+    if outcome.is_admit() {
+        "admit"
+    } else {
+        "reject"
+    }
+}
+
 impl ScanReport {
     fn new(d: &Decision, record: Option<&ScanRecord>) -> Self {
         Self {
-            decision: if d.outcome.is_admit() {
-                "admit"
-            } else {
-                "reject"
-            },
+            decision: decision_label(d.outcome),
             reason: d.outcome.reason(),
             ticket_id: d.ticket_id,
             display_name: d.display_name.clone(),
@@ -90,6 +95,10 @@ pub struct Counters {
     pub store_errors: AtomicU64,
     /// Actuator failures.
     pub actuator_errors: AtomicU64,
+    /// Frames decoded and scanned (camera or image source).
+    pub frames: AtomicU64,
+    /// Frames or lines a source could not deliver (unreadable, too large).
+    pub source_errors: AtomicU64,
 }
 
 /// A copy of [`Counters`] for JSON.
@@ -109,6 +118,10 @@ pub struct CounterSnapshot {
     pub store_errors: u64,
     /// Actuator failures.
     pub actuator_errors: u64,
+    /// Frames decoded and scanned.
+    pub frames: u64,
+    /// Frames or lines a source could not deliver.
+    pub source_errors: u64,
 }
 
 impl Counters {
@@ -123,6 +136,8 @@ impl Counters {
             repeats: g(&self.repeats),
             store_errors: g(&self.store_errors),
             actuator_errors: g(&self.actuator_errors),
+            frames: g(&self.frames),
+            source_errors: g(&self.source_errors),
         }
     }
 }
@@ -132,9 +147,6 @@ fn bump(c: &AtomicU64, name: &'static str) {
     metrics::counter!("gate_scans_total", "outcome" => name).increment(1);
 }
 
-/// Longest text remembered for debouncing (longer texts are malformed anyway).
-const MAX_DEBOUNCE_TEXT: usize = 512;
-
 /// The admission pipeline of one gate.
 pub struct Engine {
     store: Arc<Store>,
@@ -143,7 +155,7 @@ pub struct Engine {
     template: RecordTemplate,
     actuator: Mutex<Option<Box<dyn Actuator>>>,
     debounce_ms: u64,
-    recent_reads: Mutex<HashMap<String, (u64, ScanReport)>>,
+    debounce: Mutex<Debouncer<ScanReport>>,
     push: Mutex<Option<UnboundedSender<ScanRecord>>>,
     counters: Counters,
 }
@@ -183,7 +195,7 @@ impl Engine {
             template,
             actuator: Mutex::new(actuator),
             debounce_ms,
-            recent_reads: Mutex::new(HashMap::new()),
+            debounce: Mutex::new(Debouncer::new(debounce_ms)),
             push: Mutex::new(None),
             counters: Counters::default(),
         })
@@ -210,34 +222,41 @@ impl Engine {
         self.counters.snapshot()
     }
 
-    fn repeat_of(&self, text: &str, mono: u64) -> Option<ScanReport> {
-        if self.debounce_ms == 0 {
-            return None;
-        }
-        let mut reads = self.recent_reads.lock().unwrap_or_else(|p| p.into_inner());
-        reads.retain(|_, (at, _)| mono.saturating_sub(*at) < self.debounce_ms);
-        reads.get(text).map(|(_, r)| ScanReport {
-            repeat: true,
-            ..r.clone()
-        })
+    /// The live counters, for the scan sources to bump.
+    pub(crate) fn counters_mut(&self) -> &Counters {
+        &self.counters
     }
 
-    fn remember(&self, text: &str, mono: u64, report: &ScanReport) {
-        if self.debounce_ms > 0 && text.len() <= MAX_DEBOUNCE_TEXT {
-            self.recent_reads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(text.to_owned(), (mono, report.clone()));
-        }
+    /// Removes the actuator (at shutdown, so a GPIO actuator finishes its
+    /// pulse and leaves every line off even if a source thread still holds
+    /// the engine). Later decisions are only logged.
+    pub fn take_actuator(&self) -> Option<Box<dyn Actuator>> {
+        self.actuator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn debouncer(&self) -> MutexGuard<'_, Debouncer<ScanReport>> {
+        self.debounce.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Decides on one scanned text, records it durably, then signals the
-    /// actuator and queues an admission for the peers.
+    /// actuator and queues an admission for the peers. A repeat read inside
+    /// the debounce window returns the first read's report with `repeat`.
     pub fn scan_text(&self, text: &str) -> Result<ScanReport, EngineError> {
         let started = std::time::Instant::now();
         let text = text.trim_end_matches(['\r', '\n']);
         let mono = self.time.clock().monotonic_ms();
-        if let Some(repeat) = self.repeat_of(text, mono) {
+        // Held for the whole scan: two sources reading one code at once are
+        // still one scan (scans are serialised by the store's write lock
+        // anyway).
+        let mut debounce = self.debouncer();
+        if let Some(first) = debounce.repeat(text, mono) {
+            let repeat = ScanReport {
+                repeat: true,
+                ..first.clone()
+            };
             bump(&self.counters.repeats, "repeat");
             return Ok(repeat);
         }
@@ -272,7 +291,8 @@ impl Engine {
             let _ = tx.send(r.clone());
         }
         let report = ScanReport::new(&decision, record.as_ref());
-        self.remember(text, mono, &report);
+        debounce.remember(text, mono, report.clone());
+        drop(debounce);
         metrics::histogram!("gate_scan_seconds").record(started.elapsed().as_secs_f64());
         tracing::info!(
             decision = report.decision,
@@ -294,55 +314,24 @@ impl Engine {
         }
     }
 
-    /// Decodes one frame and scans every code found in it.
+    /// Decodes one frame and scans every code found in it. Decoding takes
+    /// milliseconds of CPU: call this from a blocking thread, never from the
+    /// async runtime.
     pub fn scan_frame(
         &self,
         decoder: &dyn QrDecoder,
         frame: &image::GrayImage,
     ) -> Result<Vec<ScanReport>, EngineError> {
-        decoder
+        let reports = decoder
             .decode(frame)
             .iter()
             .map(|text| self.scan_text(text))
-            .collect()
-    }
-
-    /// Scans lines from a text source until it ends, fails or `stop` is set.
-    pub fn run_text_source(&self, source: &mut dyn TextSource, stop: &AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
-            match source.next_line() {
-                Ok(Some(line)) if line.trim().is_empty() => {}
-                Ok(Some(line)) => {
-                    let _ = self.scan_text(&line);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "text source failed");
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Decodes and scans frames until the source ends, fails or `stop` is set.
-    pub fn run_frame_source(
-        &self,
-        source: &mut dyn FrameSource,
-        decoder: &dyn QrDecoder,
-        stop: &AtomicBool,
-    ) {
-        while !stop.load(Ordering::Relaxed) {
-            match source.next_frame() {
-                Ok(Some(frame)) => {
-                    let _ = self.scan_frame(decoder, &frame.image);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "frame source failed");
-                    break;
-                }
-            }
-        }
+            .collect();
+        // Counted once its scans are done, so `frames` in /status says how
+        // far a replay has got.
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("gate_frames_total").increment(1);
+        reports
     }
 }
 

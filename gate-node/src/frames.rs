@@ -229,11 +229,6 @@ impl DirectorySource {
         self.limits = limits;
         self
     }
-
-    /// Frames not yet yielded.
-    pub fn remaining(&self) -> &[PathBuf] {
-        self.paths.as_slice()
-    }
 }
 
 impl FrameSource for DirectorySource {

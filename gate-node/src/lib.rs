@@ -3,9 +3,15 @@
 //! the cloud. The `gate-node` binary is the Raspberry Pi daemon and CLI; the
 //! scanner app reuses this library.
 //!
+//! - [`frames`], [`decode`]: camera, image and scanner-line sources; QR
+//!   decoders (rxing by default, measured best).
+//! - [`source`]: the configured source feeding the engine on its own thread.
+//! - [`engine`]: text → debounce → decision → durable record → actuator →
+//!   peers; [`debounce`]: repeat reads of one code are one scan.
+//! - [`actuator`]: GPIO relay, lights and buzzer on a Pi; a recorder for
+//!   tests and desktops.
 //! - [`store`]: SQLite (WAL, `synchronous=FULL`): identity, keys, manifest,
 //!   check-in CRDT, cursors, persisted HLC.
-//! - [`engine`]: text → decision → durable record → actuator → peers.
 //! - [`time`]: the best time a gate has, and whether it is trusted.
 //! - [`peer`], [`discovery`]: LAN sync and mDNS.
 //! - [`cloud`], [`cloud_sync`]: the device API client and its sync loop.
@@ -19,6 +25,7 @@ pub mod cloud;
 pub mod cloud_sync;
 pub mod config;
 pub mod daemon;
+pub mod debounce;
 pub mod decode;
 pub mod discovery;
 pub mod engine;
@@ -31,5 +38,6 @@ pub mod frames;
 pub mod corpus;
 pub mod peer;
 pub mod provision;
+pub mod source;
 pub mod store;
 pub mod time;

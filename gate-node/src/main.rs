@@ -1,11 +1,17 @@
 //! `gate-node`: the Raspberry Pi gate daemon and its CLI. Parses arguments,
 //! reads the config and calls the library; all behaviour lives there.
+//!
+//! Exit codes: 0 success (`scan`: admitted); 1 an error (bad config,
+//! unreadable image, store failure, missing required hardware); 2 a usage
+//! error (clap); 3 no QR code in the image (`decode`, `scan --image`);
+//! 4 rejected (`scan`; the output says why).
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use gate_node::config::{Config, SourceKind};
-use gate_node::daemon::{self, ScanSource};
-use gate_node::engine::Engine;
+use gate_node::config::Config;
+use gate_node::daemon;
+use gate_node::engine::{Engine, ScanReport};
+use gate_node::source::ScanSource;
 use gate_node::store::Store;
 use gate_node::time::{SystemClock, TimeSource};
 use std::io::Write;
@@ -13,6 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `decode` / `scan --image`: the image holds no readable QR code.
+const EXIT_NO_CODE: u8 = 3;
+/// `scan`: the ticket was rejected.
+const EXIT_REJECTED: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,13 +72,14 @@ enum Command {
     Run,
     /// Print the node's state from its store.
     Status,
-    /// Print the text of the QR code(s) in one image.
+    /// Print the text of the QR code(s) in one image (exit 3 if none).
     Decode {
         /// Image file.
         #[arg(long)]
         image: PathBuf,
     },
-    /// Decide on one image or text against the store and print the decision.
+    /// Decide on one image or text against the store and print the
+    /// decision (exit 0 admit, 4 reject, 3 no QR code in the image).
     Scan {
         /// Image file with a QR code.
         #[arg(long, conflicts_with = "text", required_unless_present = "text")]
@@ -112,7 +124,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Import { manifest, delta } => import(&config, manifest, delta),
         Command::Run => run(config),
         Command::Status => status(&config),
-        Command::Decode { image } => decode(&image),
+        Command::Decode { image } => decode(&config, &image),
         Command::Scan {
             image,
             text,
@@ -223,13 +235,13 @@ fn import(config: &Config, manifest: Option<PathBuf>, delta: Option<PathBuf>) ->
 }
 
 fn run(config: Config) -> Result<ExitCode> {
-    let source = match config.source.kind {
-        SourceKind::None => None,
-        other => bail!(
-            "scan source {other:?} is not available in this build yet; use source.kind = \"none\" and POST /scan"
-        ),
-    };
-    let source: Option<ScanSource> = source;
+    let actuator = gate_node::actuator::from_config(config.gpio.as_ref(), config.require_gpio)
+        .context(if config.require_gpio {
+            "gate hardware is required (require_gpio = true)"
+        } else {
+            "setting up the gate hardware"
+        })?;
+    let source = ScanSource::from_config(&config.source).context("opening the scan source")?;
     runtime()?.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
@@ -242,7 +254,7 @@ fn run(config: Config) -> Result<ExitCode> {
         daemon::run(
             config,
             Arc::new(SystemClock::new()),
-            None,
+            actuator,
             source,
             shutdown,
             |addr| {
@@ -276,16 +288,20 @@ fn status(config: &Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_qr(image: &Path) -> Result<Vec<String>> {
-    let img = image::open(image).with_context(|| format!("reading image {}", image.display()))?;
-    Ok(gate_node::decode::default_decoder().decode(&img.to_luma8()))
+/// The QR texts in `image`, read within the frame sources' size limits with
+/// the configured decoder.
+fn read_qr(config: &Config, image: &Path) -> Result<Vec<String>> {
+    let decoder = gate_node::decode::decoder_by_name(&config.source.decoder)
+        .context("the configured decoder is not in this build")?;
+    gate_node::frames::decode_image_file(image, decoder.as_ref())
+        .with_context(|| format!("reading image {}", image.display()))
 }
 
-fn decode(image: &Path) -> Result<ExitCode> {
-    let texts = read_qr(image)?;
+fn decode(config: &Config, image: &Path) -> Result<ExitCode> {
+    let texts = read_qr(config, image)?;
     if texts.is_empty() {
         eprintln!("no QR code found in {}", image.display());
-        return Ok(ExitCode::from(2));
+        return Ok(ExitCode::from(EXIT_NO_CODE));
     }
     for t in texts {
         println!("{t}");
@@ -302,11 +318,11 @@ fn scan(
 ) -> Result<ExitCode> {
     let text = match (text, image) {
         (Some(t), _) => t,
-        (None, Some(p)) => match read_qr(&p)?.into_iter().next() {
+        (None, Some(p)) => match read_qr(config, &p)?.into_iter().next() {
             Some(t) => t,
             None => {
                 eprintln!("no QR code found in {}", p.display());
-                return Ok(ExitCode::from(2));
+                return Ok(ExitCode::from(EXIT_NO_CODE));
             }
         },
         (None, None) => bail!("give --image or --text"),
@@ -322,13 +338,22 @@ fn scan(
     } else {
         gate_node::engine::dry_run(&store, &time, &text)?
     };
+    print_report(&report, json)?;
+    Ok(if report.admitted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_REJECTED)
+    })
+}
+
+fn print_report(report: &ScanReport, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!("{}", serde_json::to_string(report)?);
     } else {
         match report.reason {
             None => println!("ADMIT {}", report.display_name.as_deref().unwrap_or("")),
             Some(r) => println!("REJECT {r}"),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

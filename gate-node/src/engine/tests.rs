@@ -1,36 +1,19 @@
 use super::*;
-use crate::actuator::ActuatorError;
+use crate::actuator::RecordingActuator;
 use crate::fixture::EventFixture;
 use crate::time::FakeClock;
 use sync_protocol::TicketState;
 
 const T: u64 = 1_750_000_000_000;
 
-/// Test-only actuator: remembers each decision and whether the store
-/// already held the admitted ticket as inside when the light was signalled.
-struct RecordingActuator {
-    store: Arc<Store>,
-    seen: Arc<Mutex<Vec<(Outcome, bool)>>>,
-}
-
-impl Actuator for RecordingActuator {
-    fn signal(&mut self, decision: &Decision) -> Result<(), ActuatorError> {
-        let durable = decision.ticket_id.is_some_and(|t| {
-            matches!(
-                self.store.ticket_fold(&t).map(|f| f.state),
-                Ok(TicketState::Inside { .. })
-            )
-        });
-        self.seen.lock().unwrap().push((decision.outcome, durable));
-        Ok(())
-    }
-}
-
 struct Rig {
     _dir: tempfile::TempDir,
     engine: Engine,
     clock: Arc<FakeClock>,
-    seen: Arc<Mutex<Vec<(Outcome, bool)>>>,
+    recorder: RecordingActuator,
+    /// For each signal: whether the store already held the admitted ticket
+    /// as inside at that moment.
+    durable_at_signal: Arc<Mutex<Vec<bool>>>,
     f: EventFixture,
 }
 
@@ -41,17 +24,31 @@ fn rig(debounce_ms: u64) -> Rig {
     crate::provision::import(&store, &f.bundle(1, "East"), [3; 32]).unwrap();
     let clock = Arc::new(FakeClock::new(T));
     let time = Arc::new(TimeSource::new(clock.clone(), true, Hlc::default()));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let actuator = RecordingActuator {
-        store: store.clone(),
-        seen: seen.clone(),
-    };
-    let engine = Engine::new(store, time, Some(Box::new(actuator)), debounce_ms, "").unwrap();
+    let durable_at_signal = Arc::new(Mutex::new(Vec::new()));
+    let (probe_store, seen) = (store.clone(), durable_at_signal.clone());
+    let recorder = RecordingActuator::new().with_probe(move |d: &Decision| {
+        let inside = d.ticket_id.is_some_and(|t| {
+            matches!(
+                probe_store.ticket_fold(&t).map(|f| f.state),
+                Ok(TicketState::Inside { .. })
+            )
+        });
+        seen.lock().unwrap().push(inside);
+    });
+    let engine = Engine::new(
+        store,
+        time,
+        Some(Box::new(recorder.clone())),
+        debounce_ms,
+        "",
+    )
+    .unwrap();
     Rig {
         _dir: dir,
         engine,
         clock,
-        seen,
+        recorder,
+        durable_at_signal,
         f,
     }
 }
@@ -61,11 +58,11 @@ fn the_light_turns_green_only_after_the_scan_is_durable() {
     let r = rig(0);
     let report = r.engine.scan_text(&r.f.credential(r.f.ticket(1))).unwrap();
     assert!(report.admitted());
-    let seen = r.seen.lock().unwrap().clone();
+    assert_eq!(r.recorder.outcomes(), [Outcome::Admit]);
     assert_eq!(
-        seen,
-        vec![(Outcome::Admit, true)],
-        "the record existed before the signal"
+        *r.durable_at_signal.lock().unwrap(),
+        [true],
+        "the record was committed before the light was signalled"
     );
 }
 
@@ -110,7 +107,34 @@ fn repeat_reads_inside_the_window_are_one_scan() {
         Some(Reason::AlreadyInside),
         "outside the window it is a new scan"
     );
-    assert_eq!(r.seen.lock().unwrap().len(), 2, "a repeat signals nothing");
+    assert_eq!(
+        r.recorder.outcomes(),
+        [Outcome::Admit, Outcome::Reject(Reason::AlreadyInside)],
+        "a repeat signals nothing"
+    );
+}
+
+#[test]
+fn a_code_held_in_view_for_seconds_is_one_scan_and_one_light() {
+    let r = rig(1_500);
+    let text = r.f.credential(r.f.ticket(5));
+    assert!(r.engine.scan_text(&text).unwrap().admitted());
+    for i in 0..20 {
+        r.clock.advance(250);
+        let again = r.engine.scan_text(&text).unwrap();
+        assert!(
+            again.repeat && again.admitted(),
+            "read {i}, {} ms after the first, is the same admission",
+            250 * (i + 1)
+        );
+    }
+    assert_eq!(
+        r.recorder.outcomes(),
+        [Outcome::Admit],
+        "one green light and no red already_inside after it"
+    );
+    assert_eq!(r.engine.store().record_count().unwrap(), 1);
+    assert_eq!(r.engine.counters().repeats, 20);
 }
 
 #[test]

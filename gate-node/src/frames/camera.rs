@@ -47,6 +47,25 @@ impl Default for CameraConfig {
     }
 }
 
+impl CameraConfig {
+    /// Checks the request is one a camera can grant and the decoder accepts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.width == 0 || self.height == 0 || self.fps == 0 {
+            return Err("width, height and fps must be positive".into());
+        }
+        if u64::from(self.width) * u64::from(self.height) > crate::decode::MAX_DECODE_PIXELS {
+            return Err(format!(
+                "{}x{} is larger than the decoder accepts",
+                self.width, self.height
+            ));
+        }
+        if self.fps > 240 {
+            return Err(format!("{} fps is not a camera rate", self.fps));
+        }
+        Ok(())
+    }
+}
+
 /// Frames from a camera.
 ///
 /// nokhwa's `Camera` is not `Send`, so it lives on its own capture thread,
@@ -224,6 +243,28 @@ mod tests {
     fn config_defaults_to_vga_at_30_fps_on_video0() {
         let c = CameraConfig::default();
         assert_eq!((c.index, c.width, c.height, c.fps), (0, 640, 480, 30));
+    }
+
+    #[test]
+    fn config_validation_refuses_empty_and_huge_frames() {
+        assert!(CameraConfig::default().validate().is_ok());
+        for bad in [
+            CameraConfig {
+                width: 0,
+                ..CameraConfig::default()
+            },
+            CameraConfig {
+                width: 8192,
+                height: 8192,
+                ..CameraConfig::default()
+            },
+            CameraConfig {
+                fps: 1000,
+                ..CameraConfig::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

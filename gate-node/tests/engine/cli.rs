@@ -1,26 +1,23 @@
 //! The CLI on a provisioned store: `decode`, `scan --image/--text --json`,
-//! `status`.
+//! `status`, and their exit codes (0 admit, 1 error, 3 no QR code,
+//! 4 rejected).
 
 use crate::harness::{cli, provision};
 use gate_node::fixture::EventFixture;
+use std::path::{Path, PathBuf};
 
-fn qr_png(text: &str, path: &std::path::Path) {
-    let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
-    let width = code.width();
-    let colors = code.to_colors();
-    let (scale, quiet) = (6u32, 4u32);
-    let side = (width as u32 + 2 * quiet) * scale;
-    let img = image::GrayImage::from_fn(side, side, |x, y| {
-        let (mx, my) = (x / scale, y / scale);
-        let dark = mx >= quiet
-            && my >= quiet
-            && mx < quiet + width as u32
-            && my < quiet + width as u32
-            && colors[((my - quiet) as usize) * width + (mx - quiet) as usize]
-                == qrcode::Color::Dark;
-        image::Luma([if dark { 0 } else { 255 }])
-    });
-    img.save(path).unwrap();
+/// A photo-like frame (textured background, sensor noise) showing `text`.
+fn ticket_png(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    gate_node::corpus::code_frame(text, 640, 480)
+        .expect("a credential fits a QR code")
+        .save(&path)
+        .expect("test frames can be written");
+    path
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -29,19 +26,48 @@ fn decode_prints_the_qr_text_and_fails_clearly_without_one() {
     let dir = tempfile::tempdir().unwrap();
     provision(dir.path(), &f, 1, &[]);
     let text = f.credential(f.ticket(1));
-    let png = dir.path().join("ticket.png");
-    qr_png(&text, &png);
+    let png = ticket_png(dir.path(), "ticket.png", &text);
     let out = cli(dir.path(), &["decode", "--image", png.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), text);
 
     let blank = dir.path().join("blank.png");
-    image::GrayImage::from_pixel(64, 64, image::Luma([255]))
+    gate_node::corpus::empty_frame(1, 320, 240)
         .save(&blank)
         .unwrap();
     let out = cli(dir.path(), &["decode", "--image", blank.to_str().unwrap()]);
-    assert!(!out.status.success(), "no QR code is a non-zero exit");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no QR code"));
+    assert_eq!(out.status.code(), Some(3), "no QR code is exit 3: {out:?}");
+    assert!(stderr(&out).contains("no QR code"), "{out:?}");
+}
+
+#[test]
+fn decode_refuses_unreadable_images_with_a_clear_error() {
+    let f = EventFixture::new(53, 1);
+    let dir = tempfile::tempdir().unwrap();
+    provision(dir.path(), &f, 1, &[]);
+    let garbage = dir.path().join("garbage.png");
+    std::fs::write(&garbage, b"not an image at all").unwrap();
+    let truncated = ticket_png(dir.path(), "cut.png", &f.credential(f.ticket(0)));
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let wide = dir.path().join("wide.png");
+    image::GrayImage::new(9000, 2).save(&wide).unwrap();
+    for (path, says) in [
+        (garbage, "unreadable"),
+        (truncated, "unreadable"),
+        (wide, "too large"),
+        (dir.path().join("missing.png"), "missing.png"),
+    ] {
+        for cmd in ["decode", "scan"] {
+            let out = cli(dir.path(), &[cmd, "--image", path.to_str().unwrap()]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{cmd} {path:?}: an error, not a crash: {out:?}"
+            );
+            assert!(stderr(&out).contains(says), "{cmd} {path:?}: {out:?}");
+        }
+    }
 }
 
 #[test]
@@ -50,35 +76,48 @@ fn scan_prints_one_json_decision_and_records_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     provision(dir.path(), &f, 1, &[]);
     let text = f.credential(f.ticket(2));
-    let png = dir.path().join("ticket.png");
-    qr_png(&text, &png);
-    let json = |out: std::process::Output| -> serde_json::Value {
-        assert!(out.status.success(), "{out:?}");
+    let png = ticket_png(dir.path(), "ticket.png", &text);
+    let json = |out: std::process::Output, code: i32| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let v = json(cli(
-        dir.path(),
-        &["scan", "--image", png.to_str().unwrap(), "--json"],
-    ));
+    let v = json(
+        cli(
+            dir.path(),
+            &["scan", "--image", png.to_str().unwrap(), "--json"],
+        ),
+        0,
+    );
     assert_eq!(v["decision"], "admit");
     assert_eq!(v["reason"], serde_json::Value::Null);
     assert_eq!(v["ticket_id"], f.ticket(2).to_string());
-    let v = json(cli(
-        dir.path(),
-        &["scan", "--text", &text, "--json", "--record"],
-    ));
+    let v = json(
+        cli(dir.path(), &["scan", "--text", &text, "--json", "--record"]),
+        0,
+    );
     assert_eq!(
         v["decision"], "admit",
         "a dry run recorded nothing, so this admits"
     );
-    let v = json(cli(dir.path(), &["scan", "--text", &text, "--json"]));
+    let v = json(cli(dir.path(), &["scan", "--text", &text, "--json"]), 4);
     assert_eq!(
         (v["decision"].as_str(), v["reason"].as_str()),
-        (Some("reject"), Some("already_inside"))
+        (Some("reject"), Some("already_inside")),
+        "a rejection is exit 4 with the reason in the JSON"
     );
-    let v = json(cli(dir.path(), &["scan", "--text", "nonsense", "--json"]));
+    let v = json(
+        cli(dir.path(), &["scan", "--text", "nonsense", "--json"]),
+        4,
+    );
     assert_eq!(v["reason"], "malformed");
-    let status = json(cli(dir.path(), &["status"]));
+    assert_eq!(v["ticket_id"], serde_json::Value::Null);
+    let out = cli(dir.path(), &["scan", "--image", png.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "REJECT already_inside"
+    );
+    let status = json(cli(dir.path(), &["status"]), 0);
     assert_eq!(status["records"], 1);
     assert_eq!(
         status["pending"]["pending"], 1,

@@ -94,6 +94,13 @@ pub fn write_config(dir: &Path, peers: &[String], sync_extra: &str) {
     std::fs::write(config_path(dir), toml).unwrap();
 }
 
+/// Appends `toml` (whole tables, e.g. `[source]`) to the node's config.
+pub fn append_config(dir: &Path, toml: &str) {
+    let mut text = std::fs::read_to_string(config_path(dir)).unwrap();
+    text.push_str(toml);
+    std::fs::write(config_path(dir), text).unwrap();
+}
+
 /// Writes the node's config and provisions it through the CLI.
 pub fn provision(dir: &Path, f: &EventFixture, n: u8, peers: &[String]) {
     write_config(dir, peers, "");
@@ -105,6 +112,18 @@ pub fn provision(dir: &Path, f: &EventFixture, n: u8, peers: &[String]) {
     .unwrap();
     let out = cli(dir, &["provision", "--bundle", bundle.to_str().unwrap()]);
     assert!(out.status.success(), "provisioning succeeds: {out:?}");
+}
+
+/// `gate-node run` on the node's config with extra environment variables,
+/// logging warnings and errors.
+pub fn daemon_command(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(config_path(dir))
+        .arg("run")
+        .env("GATE_LOG", "warn")
+        .envs(env.iter().copied());
+    cmd
 }
 
 /// Runs one CLI command against the node's config.
@@ -121,15 +140,23 @@ pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
 impl Node {
     /// Starts `gate-node run` and waits for its "listening" line.
     pub fn start(dir: &Path) -> Node {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config_path(dir))
-            .arg("run")
-            .env("GATE_LOG", "warn")
+        Self::start_with(dir, &[], Stdio::null()).0
+    }
+
+    /// As [`Node::start`], with extra environment variables and the given
+    /// stdin; returns the pipe when `stdin` is `Stdio::piped()`.
+    pub fn start_with(
+        dir: &Path,
+        env: &[(&str, &str)],
+        stdin: Stdio,
+    ) -> (Node, Option<std::process::ChildStdin>) {
+        let mut child = daemon_command(dir, env)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let pipe = child.stdin.take();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -144,12 +171,13 @@ impl Node {
             .expect("the node prints its listening address when ready");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let addr = v["addr"].as_str().unwrap().parse().unwrap();
-        Node {
+        let node = Node {
             dir: dir.to_owned(),
             addr,
             child,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
+        };
+        (node, pipe)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -196,9 +224,10 @@ impl Node {
         resp.json().await.unwrap()
     }
 
-    pub async fn status(&self) -> serde_json::Value {
+    /// `GET path` as JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http
-            .get(self.url("/status"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
@@ -207,15 +236,12 @@ impl Node {
             .unwrap()
     }
 
+    pub async fn status(&self) -> serde_json::Value {
+        self.get_json("/status").await
+    }
+
     pub async fn recent(&self) -> Vec<serde_json::Value> {
-        self.http
-            .get(self.url("/scans/recent?limit=10000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json("/scans/recent?limit=10000").await
     }
 
     pub async fn holds(&self, scan_id: &str) -> bool {

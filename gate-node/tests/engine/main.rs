@@ -1,12 +1,17 @@
-//! The gate node engine on real processes: two or three `gate-node run`
-//! processes on loopback with the cloud absent, each behind a proxy the
-//! tests cut to partition them.
+//! The gate node's integration tests (one binary, as the conventions ask):
+//! the engine on real processes (two or three `gate-node run` processes on
+//! loopback with the cloud absent, each behind a proxy the tests cut to
+//! partition them; the scenarios below), hostile input, the CLI, the cloud
+//! sync against a fake cloud, the daemon's scan sources, and the vision
+//! slice on real files ([`vision`]).
 
 mod bad_input;
 mod cli;
 mod cloud;
 mod fake_cloud;
 mod harness;
+mod sources;
+mod vision;
 
 use gate_node::fixture::EventFixture;
 use harness::{Cluster, Node, wait_until};

@@ -8,7 +8,7 @@ use gate_node::frames::{
     load_gray_file,
 };
 
-use crate::write_frame;
+use super::write_frame;
 
 fn payload() -> String {
     corpus::qr_payload(&mut corpus::Rng::new(11))

@@ -1,6 +1,6 @@
-//! The gate node's vision slice end to end on real files: the distortion
-//! corpus through every decoder, hostile image files, frame sources, the
-//! debouncer over a replayed frame sequence, and the actuators.
+//! The vision slice on real files: the distortion corpus through every
+//! decoder, hostile image files, frame sources, the in-process pipeline over
+//! a replayed frame sequence, and the actuators.
 
 mod actuators;
 mod decoding;
