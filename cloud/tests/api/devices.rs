@@ -357,3 +357,37 @@ async fn device_tokens_are_checked_per_event_and_revocation_is_immediate(app: Te
 both!(enrollment_hands_out_keys_policy_and_a_token);
 both!(enrollment_refuses_bad_used_and_expired_codes_and_bad_proofs);
 both!(device_tokens_are_checked_per_event_and_revocation_is_immediate);
+
+async fn the_openapi_document_lists_device_sync_and_checkin_endpoints(app: TestApp) {
+    let (st, doc) = app
+        .call(reqwest::Method::GET, "/openapi.json", None, None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let paths = &doc["paths"];
+    for p in [
+        "/devices/enrollment-codes",
+        "/devices/enroll",
+        "/devices",
+        "/devices/{id}/revoke",
+        "/sync/events/{event_id}/manifest",
+        "/sync/events/{event_id}/manifest/delta",
+        "/checkin/tickets",
+        "/checkin/tickets/{id}",
+        "/checkin/tickets/{id}/validate",
+        "/checkin/check-in",
+        "/checkin/check-in/{id}",
+        "/checkin/user/{user_id}/check-ins",
+        "/checkin/event/{event_id}/check-ins",
+        "/checkin/event/{event_id}/stats",
+    ] {
+        assert!(paths[p].is_object(), "{p} is documented");
+    }
+    let push = &paths["/sync/events/{event_id}/checkins"]["post"];
+    assert!(
+        push["requestBody"]["content"]["application/octet-stream"].is_object(),
+        "the sync body is binary: {push}"
+    );
+    assert!(doc["components"]["securitySchemes"]["device_token"].is_object());
+}
+
+both!(the_openapi_document_lists_device_sync_and_checkin_endpoints);
