@@ -16,8 +16,9 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sync_protocol::SyncMessage;
@@ -39,10 +40,25 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(delta))
         .routes(routes!(checkins))
         .layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::devices::auth::time_header,
         ))
+}
+
+/// Answers 413 on the `Content-Length` alone, before authenticating or
+/// reading a byte of a body that could not be accepted anyway.
+async fn refuse_announced_oversize(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > SYNC_BODY_LIMIT as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(req).await
 }
 
 fn binary(version: Option<u64>, bytes: Vec<u8>) -> Response {
