@@ -42,6 +42,17 @@ pub enum ApiError {
     /// The resource is in a state that forbids the request.
     #[error("{0}")]
     Conflict(String),
+    /// Any status with its own stable code (device and sync endpoints:
+    /// `410 code_used`, `409 full_manifest_required`, `422 invalid_proof`).
+    #[error("{message}")]
+    Coded {
+        /// HTTP status.
+        status: StatusCode,
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// The path exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -97,6 +108,15 @@ impl ApiError {
         }
     }
 
+    /// An error with any status and its own code.
+    pub fn coded(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Coded {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
     /// The HTTP status.
     pub fn status_code(&self) -> StatusCode {
         match self {
@@ -106,6 +126,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Coded { status, .. } => *status,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -119,7 +140,9 @@ impl ApiError {
     /// The stable code in the body.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } | Self::Unauthorized { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Coded { code, .. } => code,
             Self::Validation(_) => "validation_failed",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",

@@ -1,15 +1,20 @@
 //! Gatehouse cloud: one axum service (a modular monolith, stateless so it
 //! scales out as replicas over one PostgreSQL) serving identity, the gateway
-//! concerns, events and admin analytics, and ticketing.
+//! concerns, events and admin analytics, ticketing, gate devices, device
+//! sync and check-in validation.
 //!
-//! Each domain module (`auth`, `users`, `events`, `tickets`) exposes its own
+//! Each domain module (`auth`, `users`, `events`, `tickets`, `devices`,
+//! `device_sync`, `checkin`) exposes its own
 //! `router()`; [`http::app`] assembles them. [`serve`] is the whole service:
 //! `main.rs` only reads configuration and calls it, and tests call it on
 //! port 0.
 
 pub mod auth;
+pub mod checkin;
 pub mod config;
 pub mod crypto;
+pub mod device_sync;
+pub mod devices;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -52,11 +52,18 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         .merge(limited(crate::auth::router(), rl.auth_per_minute))
         .merge(crate::users::router())
         .merge(crate::events::router())
-        .merge(limited(crate::tickets::router(), rl.tickets_per_minute));
+        .merge(limited(crate::tickets::router(), rl.tickets_per_minute))
+        .merge(crate::devices::router())
+        .merge(crate::devices::enroll_router(&state))
+        .merge(crate::checkin::router());
     let (api, doc) = api.split_for_parts();
     let (health, health_doc) = health::router().split_for_parts();
+    // Device sync is authenticated per device, not limited per address:
+    // a venue's gates share one NAT address.
+    let (device_sync, sync_doc) = crate::device_sync::router(&state).split_for_parts();
     let mut doc = doc;
     doc.merge(health_doc);
+    doc.merge(sync_doc);
 
     let mut router = api.merge(openapi::routes(doc));
     if rl.enabled {
@@ -67,6 +74,7 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
     let router = router
         .merge(health)
+        .merge(device_sync)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))

@@ -9,6 +9,8 @@
 //! and row locking (`FOR UPDATE` on PostgreSQL, implied by the write
 //! transaction on SQLite).
 
+mod checkins;
+mod devices;
 mod dialect;
 mod events;
 mod manifest;
@@ -20,6 +22,10 @@ mod tests;
 mod tickets;
 mod users;
 
+pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
+pub use devices::{
+    DeviceRecord, DeviceStore, EnrollmentCodeRecord, GateSetup, direction_str, parse_direction,
+};
 pub use dialect::{Dialect, Postgres, Sqlite};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use records::*;
@@ -239,7 +245,9 @@ pub trait ReportStore: Send + Sync {
 /// Everything the service stores. Later domains (orders, devices) add
 /// sub-traits here.
 #[async_trait]
-pub trait Store: UserStore + EventStore + TicketStore + ReportStore + std::fmt::Debug {
+pub trait Store:
+    UserStore + EventStore + TicketStore + ReportStore + DeviceStore + CheckinStore + std::fmt::Debug
+{
     /// Which backend (`postgres` or `sqlite`).
     fn backend(&self) -> &'static str;
     /// Round-trips to the database (readiness).

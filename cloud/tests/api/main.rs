@@ -5,6 +5,9 @@ mod common;
 
 mod auth;
 mod authz;
+mod checkin;
+mod device_sync;
+mod devices;
 mod events;
 mod gateway;
 mod manifest;

@@ -1,0 +1,198 @@
+//! What enrolled devices sync (device token, own event only): the signed
+//! full manifest, signed deltas, and check-in CRDT batches. Contract:
+//! `docs/device-api.md`; byte layouts: `docs/protocol.md`.
+//!
+//! These routes sit outside the per-address rate limit (a venue's gates
+//! share one NAT address and sync every few seconds); they are
+//! authenticated by device token instead. Bodies up to
+//! [`SYNC_BODY_LIMIT`] are accepted here only (a full 10,000-record
+//! message); every answer carries `X-Gatehouse-Time`.
+
+use crate::crypto::signing::event_signer;
+use crate::devices::auth::EventDevice;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::Query;
+use crate::state::AppState;
+use crate::store::StoreError;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sync_protocol::SyncMessage;
+use sync_protocol::sync::MAX_RECORDS_PER_MESSAGE;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Largest sync body: a full message of maximal records fits in 2.1 MB;
+/// the rest is room for a large summary (the LAN envelope's limit).
+pub const SYNC_BODY_LIMIT: usize = sync_protocol::sync::MAX_ENVELOPE_LEN;
+/// The manifest version served.
+pub const VERSION_HEADER: HeaderName = HeaderName::from_static("x-manifest-version");
+
+/// Routes under `/sync`.
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(manifest))
+        .routes(routes!(delta))
+        .routes(routes!(checkins))
+        .layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(refuse_announced_oversize))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::devices::auth::time_header,
+        ))
+}
+
+/// Answers 413 on the `Content-Length` alone, before authenticating or
+/// reading a byte of a body that could not be accepted anyway.
+async fn refuse_announced_oversize(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > SYNC_BODY_LIMIT as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(req).await
+}
+
+fn binary(version: Option<u64>, bytes: Vec<u8>) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+    if let Some(v) = version {
+        r.headers_mut().insert(VERSION_HEADER, HeaderValue::from(v));
+    }
+    r
+}
+
+async fn signer(state: &AppState, dev: &EventDevice) -> ApiResult<crate::store::EventSigner> {
+    event_signer(state.store.as_ref(), &state.vault, dev.event_id)
+        .await
+        .map_err(|e| ApiError::Internal(format!("event signing key: {e}")))
+}
+
+/// The event's full signed manifest at its current version.
+#[utoipa::path(get, path = "/sync/events/{event_id}/manifest", tag = "device sync", security(("device_token" = [])),
+    params(("event_id" = String, Path, format = Uuid, description = "the device's event")),
+    responses((status = 200, content_type = "application/octet-stream", description = "signed manifest (`docs/protocol.md`); `X-Manifest-Version`"),
+               (status = 401, body = ErrorBody, description = "missing, unknown or revoked (`device_revoked`) token"),
+               (status = 403, body = ErrorBody, description = "another event than the device's (`wrong_event`)")))]
+async fn manifest(State(state): State<AppState>, dev: EventDevice) -> ApiResult<Response> {
+    let signer = signer(&state, &dev).await?;
+    let (version, bytes) = state
+        .store
+        .signed_manifest(dev.event_id, &signer, state.now_secs())
+        .await?;
+    Ok(binary(Some(version), bytes))
+}
+
+/// `?since=V`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DeltaQuery {
+    /// The manifest version the device holds.
+    since: u64,
+}
+
+/// The signed delta from version `since` to the current version.
+#[utoipa::path(get, path = "/sync/events/{event_id}/manifest/delta", tag = "device sync", security(("device_token" = [])),
+    params(("event_id" = String, Path, format = Uuid, description = "the device's event"), DeltaQuery),
+    responses((status = 200, content_type = "application/octet-stream", description = "signed delta; `X-Manifest-Version`"),
+               (status = 204, description = "`since` is current"),
+               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+               (status = 409, body = ErrorBody, description = "`full_manifest_required`: no delta from `since`")))]
+async fn delta(
+    State(state): State<AppState>,
+    dev: EventDevice,
+    Query(q): Query<DeltaQuery>,
+) -> ApiResult<Response> {
+    let signer = signer(&state, &dev).await?;
+    match state
+        .store
+        .signed_delta(dev.event_id, q.since, &signer, state.now_secs())
+        .await
+    {
+        Ok(Some((version, bytes))) => Ok(binary(Some(version), bytes)),
+        Ok(None) => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            r.headers_mut()
+                .insert(VERSION_HEADER, HeaderValue::from(q.since));
+            Ok(r)
+        }
+        Err(StoreError::NotFound(_)) => Err(ApiError::coded(
+            StatusCode::CONFLICT,
+            "full_manifest_required",
+            format!("no delta from version {}: fetch the full manifest", q.since),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Pushes a batch of check-in records and pulls what the device lacks.
+#[utoipa::path(post, path = "/sync/events/{event_id}/checkins", tag = "device sync", security(("device_token" = [])),
+    params(("event_id" = String, Path, format = Uuid, description = "the device's event")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "a SyncMessage: the device's summary and at most 10,000 records"),
+    responses((status = 200, content_type = "application/octet-stream", description = "a SyncMessage: the cloud's summary and at most 10,000 records the device lacks"),
+               (status = 400, body = ErrorBody, description = "not a sync message (`invalid_sync_message`)"),
+               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+               (status = 409, body = ErrorBody, description = "a record conflicts with the copy held; nothing written"),
+               (status = 413, body = ErrorBody),
+               (status = 422, body = ErrorBody, description = "`wrong_event` or `foreign_node`; nothing written")))]
+async fn checkins(
+    State(state): State<AppState>,
+    dev: EventDevice,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::bad_request("invalid_body", r.body_text()),
+    })?;
+    let msg = SyncMessage::decode(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_sync_message",
+            format!("the body is not a sync message: {e}"),
+        )
+    })?;
+    if msg.event_id != dev.event_id {
+        return Err(ApiError::coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_event",
+            "the sync message is for another event",
+        ));
+    }
+    let mut nodes: Vec<_> = msg.records.iter().map(|r| r.id.node).collect();
+    nodes.sort();
+    nodes.dedup();
+    if let Some(node) = state
+        .store
+        .foreign_nodes(dev.event_id, &nodes)
+        .await?
+        .first()
+    {
+        return Err(ApiError::coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "foreign_node",
+            format!("node {node} belongs to another event"),
+        ));
+    }
+    let out = state
+        .store
+        .sync_checkins(
+            dev.event_id,
+            &msg,
+            state.now_ms().max(0) as u64,
+            MAX_RECORDS_PER_MESSAGE,
+        )
+        .await?;
+    tracing::info!(
+        device = %dev.device.id, event = %dev.event_id, pushed = msg.records.len(),
+        new = out.report.new, pulled = out.reply.records.len(), "check-in sync"
+    );
+    metrics::counter!("cloud_checkins_ingested_total").increment(out.report.new as u64);
+    Ok(binary(None, out.reply.encode()))
+}
