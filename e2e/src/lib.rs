@@ -12,6 +12,7 @@
 pub mod cloud;
 pub mod node;
 pub mod proxy;
+pub mod venue;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

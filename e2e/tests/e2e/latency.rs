@@ -1,6 +1,6 @@
 //! The cloud's changes reaching connected gates: a refund revokes, a new
 //! sale admits. The time each took is printed (`e2e-measure` lines); the
-//! figures in `docs/benchmarks.md` come from `measure.rs` with the shipped
+//! figures in `docs/benchmarks.md` come from `benches/latency.rs` with the shipped
 //! sync periods.
 
 use crate::{SETTLE, Venue, assert_decision};

@@ -1,13 +1,13 @@
 //! End-to-end figures with the shipped sync periods (cloud sync every 5 s):
 //! sale → admissible at a gate that requires listing, refund → revoked, and
-//! gate-to-gate propagation with the real cloud present. Ignored by default
-//! (it takes minutes); run it with
-//! `cargo nextest run -p e2e --run-ignored only --no-capture measure`.
-//! It prints one `e2e-bench` JSON line; no target is asserted here.
+//! gate-to-gate propagation with the real cloud present. It takes minutes of
+//! wall time, so it is a bench binary rather than a test:
+//! `cargo build --release --bins && cargo bench -p e2e --bench latency`.
+//! It prints one `e2e-bench` JSON line; the targets are read off it.
 
-use crate::{Venue, assert_decision};
 use e2e::node::Timings;
 use e2e::percentiles;
+use e2e::venue::{Venue, assert_decision};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 20;
@@ -18,9 +18,8 @@ fn summary(samples: &[Duration]) -> serde_json::Value {
     serde_json::json!({"n": samples.len(), "p50_ms": p50.round(), "p95_ms": p95.round(), "max_ms": max.round()})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "benchmark: minutes of wall time"]
-async fn measure_end_to_end_latencies() {
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
     let v = Venue::open(2, Timings::defaults(), true).await;
     let (a, b) = (&v.nodes[0], &v.nodes[1]);
     let mut sale = Vec::new();
