@@ -8,6 +8,7 @@
 //! port 0.
 
 pub mod auth;
+pub mod commerce;
 pub mod config;
 pub mod crypto;
 pub mod error;

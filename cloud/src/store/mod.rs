@@ -9,17 +9,24 @@
 //! and row locking (`FOR UPDATE` on PostgreSQL, implied by the write
 //! transaction on SQLite).
 
+mod commerce;
 mod dialect;
 mod events;
+pub mod inventory;
 mod manifest;
+mod market;
+mod orders;
+mod payments;
 mod records;
 mod reports;
+mod settle;
 mod sql;
 #[cfg(test)]
 mod tests;
 mod tickets;
 mod users;
 
+pub use commerce::*;
 pub use dialect::{Dialect, Postgres, Sqlite};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use records::*;
@@ -239,7 +246,16 @@ pub trait ReportStore: Send + Sync {
 /// Everything the service stores. Later domains (orders, devices) add
 /// sub-traits here.
 #[async_trait]
-pub trait Store: UserStore + EventStore + TicketStore + ReportStore + std::fmt::Debug {
+pub trait Store:
+    UserStore
+    + EventStore
+    + TicketStore
+    + ReportStore
+    + OrderStore
+    + PaymentStore
+    + MarketStore
+    + std::fmt::Debug
+{
     /// Which backend (`postgres` or `sqlite`).
     fn backend(&self) -> &'static str;
     /// Round-trips to the database (readiness).
