@@ -8,5 +8,8 @@ mod authz;
 mod events;
 mod gateway;
 mod manifest;
+mod orders;
+mod payments;
 mod reports;
+mod shop;
 mod tickets;
