@@ -18,6 +18,7 @@ mod market;
 mod orders;
 mod payments;
 mod records;
+mod refund;
 mod reports;
 mod settle;
 mod sql;
