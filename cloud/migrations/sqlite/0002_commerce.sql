@@ -26,7 +26,7 @@ CREATE TABLE order_items (
 -- (ticket_id). On SQLite the write transaction serialises claims; the
 -- PostgreSQL schema has the same table, claimed with FOR UPDATE SKIP LOCKED.
 -- `tiers.allocated` still counts the tickets holding capacity; holds are the
--- slots with an order and no ticket.
+-- slots with an order and no ticket, counted in `tier_holds`.
 CREATE TABLE tier_slots (
     tier_id   TEXT NOT NULL REFERENCES tiers (id),
     slot      INTEGER NOT NULL,
@@ -35,7 +35,6 @@ CREATE TABLE tier_slots (
     PRIMARY KEY (tier_id, slot)
 );
 CREATE INDEX tier_slots_free ON tier_slots (tier_id, slot) WHERE order_id IS NULL AND ticket_id IS NULL;
-CREATE INDEX tier_slots_held ON tier_slots (tier_id) WHERE order_id IS NOT NULL AND ticket_id IS NULL;
 CREATE INDEX tier_slots_order ON tier_slots (order_id) WHERE order_id IS NOT NULL;
 CREATE UNIQUE INDEX tier_slots_ticket ON tier_slots (ticket_id) WHERE ticket_id IS NOT NULL;
 
@@ -52,6 +51,15 @@ WITH live AS (
 )
 UPDATE tier_slots SET ticket_id = live.id, order_id = live.order_id
 FROM live WHERE tier_slots.tier_id = live.tier_id AND tier_slots.slot = live.n;
+
+-- Held slots per tier, split over shard rows so that concurrent holds do not
+-- queue on one row; a tier's holds are the sum of its shards.
+CREATE TABLE tier_holds (
+    tier_id TEXT NOT NULL REFERENCES tiers (id),
+    shard   INTEGER NOT NULL,
+    held    INTEGER NOT NULL,
+    PRIMARY KEY (tier_id, shard)
+);
 
 -- Tickets each buyer holds or is paying for, per event (purchase limits).
 CREATE TABLE purchase_counts (

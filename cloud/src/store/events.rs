@@ -67,8 +67,8 @@ impl<D: Dialect> SqlStore<D> {
     async fn tiers_of(&self, event: EventId) -> StoreResult<Vec<TierRecord>> {
         let rows = sqlx::query(
             "SELECT id, event_id, tier, name, price_minor, currency, capacity, zone_mask, zone, \
-             allocated + (SELECT COUNT(*) FROM tier_slots s WHERE s.tier_id = tiers.id \
-             AND s.order_id IS NOT NULL AND s.ticket_id IS NULL) AS allocated \
+             allocated + (SELECT CAST(COALESCE(SUM(h.held), 0) AS BIGINT) FROM tier_holds h \
+             WHERE h.tier_id = tiers.id) AS allocated \
              FROM tiers WHERE event_id = $1 ORDER BY tier",
         )
         .bind(event.to_string())

@@ -10,14 +10,16 @@
 //! writers (`BEGIN IMMEDIATE`), so the same update is simply exact there.
 //!
 //! Invariants: a slot is never both free and referenced; the slots taken by
-//! tickets number `tiers.allocated`; the slots held by an order number its
-//! quantity of that tier. Every change below runs inside the caller's write
-//! transaction.
+//! tickets number `tiers.allocated`; the slots held by orders number the sum
+//! of the tier's `tier_holds` shards (so the event view reads holds in O(1));
+//! the slots held by an order number its quantity of that tier. Every change
+//! below runs inside the caller's write transaction.
 
-use super::sql::map_err;
+use super::sql::{map_err, parsed};
 use super::{Dialect, SqlStore, StoreError, StoreResult};
 use crate::model::{EventId, OrderId, TicketId, TierId, UserId};
 use sqlx::{Any, Transaction};
+use std::collections::BTreeMap;
 
 /// `SELECT` of an order row, with a tail.
 macro_rules! select_order {
@@ -147,6 +149,18 @@ pub(super) async fn claim<D: Dialect>(
     tier: TierId,
     n: i64,
 ) -> StoreResult<()> {
+    claim_slots::<D>(tx, holder, tier, n).await?;
+    add_held(tx, tier, n, holder).await
+}
+
+/// [`claim`] without counting the hold (slots about to be taken by tickets
+/// in the same transaction).
+async fn claim_slots<D: Dialect>(
+    tx: &mut Transaction<'static, Any>,
+    holder: &str,
+    tier: TierId,
+    n: i64,
+) -> StoreResult<()> {
     let sql = D::COMMERCE;
     let Some(waiting) = sql.claim_waiting else {
         if claim_with(tx, sql.claim_free, holder, tier, n).await? == n {
@@ -154,11 +168,21 @@ pub(super) async fn claim<D: Dialect>(
         }
         return Err(sold_out(n, free_slots(tx, tier).await?));
     };
-    savepoint(tx, "SAVEPOINT slot_claim").await?;
-    if claim_with(tx, sql.claim_free, holder, tier, n).await? == n {
-        return savepoint(tx, "RELEASE SAVEPOINT slot_claim").await;
+    // A one-unit claim that comes up short holds nothing, so only larger
+    // claims pay for the savepoint.
+    let partial = n > 1;
+    if partial {
+        savepoint(tx, "SAVEPOINT slot_claim").await?;
     }
-    savepoint(tx, "ROLLBACK TO SAVEPOINT slot_claim").await?;
+    if claim_with(tx, sql.claim_free, holder, tier, n).await? == n {
+        if partial {
+            savepoint(tx, "RELEASE SAVEPOINT slot_claim").await?;
+        }
+        return Ok(());
+    }
+    if partial {
+        savepoint(tx, "ROLLBACK TO SAVEPOINT slot_claim").await?;
+    }
     let mut got = 0;
     for _ in 0..3 {
         let free = free_slots(tx, tier).await?;
@@ -199,14 +223,15 @@ pub(super) async fn take_for_tickets<D: Dialect>(
         return Ok(());
     };
     let marker = format!("ticket:{first}");
-    claim::<D>(tx, &marker, tier, tickets.len() as i64).await?;
+    claim_slots::<D>(tx, &marker, tier, tickets.len() as i64).await?;
     for (ticket, order) in tickets {
         assign_held(tx, &marker, tier, *ticket, order.map(|o| o.to_string())).await?;
     }
     Ok(())
 }
 
-/// Turns one slot of `tier` held by `holder` into `ticket`'s.
+/// Turns one slot of `tier` held by `holder` into `ticket`'s (the caller
+/// takes it off the hold count).
 pub(super) async fn assign_held(
     tx: &mut Transaction<'static, Any>,
     holder: &str,
@@ -239,13 +264,60 @@ pub(super) async fn assign_held(
 pub(super) async fn release_order(
     tx: &mut Transaction<'static, Any>,
     order: OrderId,
-) -> StoreResult<u64> {
-    sqlx::query("UPDATE tier_slots SET order_id = NULL WHERE order_id = $1 AND ticket_id IS NULL")
-        .bind(order.to_string())
-        .execute(&mut **tx)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(map_err)
+) -> StoreResult<()> {
+    let rows = sqlx::query(
+        "UPDATE tier_slots SET order_id = NULL WHERE order_id = $1 AND ticket_id IS NULL RETURNING tier_id",
+    )
+    .bind(order.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    unhold(tx, &rows, &order.to_string()).await
+}
+
+/// Takes released slots (rows with a `tier_id`) off their tiers' hold counts.
+async fn unhold(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[sqlx::any::AnyRow],
+    salt: &str,
+) -> StoreResult<()> {
+    let mut per_tier: BTreeMap<TierId, i64> = BTreeMap::new();
+    for row in rows {
+        *per_tier.entry(parsed(row, "tier_id")?).or_default() += 1;
+    }
+    for (tier, n) in per_tier {
+        add_held(tx, tier, -n, salt).await?;
+    }
+    Ok(())
+}
+
+/// Shards of a tier's hold count: concurrent orders add to different rows.
+const HOLD_SHARDS: u32 = 32;
+
+/// Adds `delta` to the tier's hold count, on a shard picked from `salt` (an
+/// order id: random bits). Only the sum over shards means anything, so a
+/// release may land on another shard than its hold.
+pub(super) async fn add_held(
+    tx: &mut Transaction<'static, Any>,
+    tier: TierId,
+    delta: i64,
+    salt: &str,
+) -> StoreResult<()> {
+    let shard = salt
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % HOLD_SHARDS;
+    sqlx::query(
+        "INSERT INTO tier_holds (tier_id, shard, held) VALUES ($1, $2, $3) \
+         ON CONFLICT (tier_id, shard) DO UPDATE SET held = tier_holds.held + excluded.held",
+    )
+    .bind(tier.to_string())
+    .bind(i64::from(shard))
+    .bind(delta)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(map_err)
 }
 
 /// Returns a cancelled or refunded ticket's slot to stock.
@@ -326,8 +398,6 @@ impl<D: Dialect> SqlStore<D> {
             "UPDATE tier_slots SET order_id = NULL, ticket_id = NULL WHERE tier_id IN \
              (SELECT id FROM tiers WHERE event_id = $1) AND ticket_id IN \
              (SELECT id FROM tickets WHERE event_id = $1 AND status = 'cancelled')",
-            "UPDATE tier_slots SET order_id = NULL WHERE ticket_id IS NULL AND order_id IN \
-             (SELECT id FROM orders WHERE event_id = $1 AND status = 'pending')",
             "UPDATE purchase_counts SET quantity = 0 WHERE event_id = $1",
         ];
         for stmt in stmts {
@@ -337,6 +407,15 @@ impl<D: Dialect> SqlStore<D> {
                 .await
                 .map_err(map_err)?;
         }
+        let released = sqlx::query(
+            "UPDATE tier_slots SET order_id = NULL WHERE ticket_id IS NULL AND order_id IN \
+             (SELECT id FROM orders WHERE event_id = $1 AND status = 'pending') RETURNING tier_id",
+        )
+        .bind(event.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        unhold(tx, &released, &event.to_string()).await?;
         let stamped = [
             "UPDATE orders SET status = 'cancelled', updated_at = $2 WHERE event_id = $1 AND status = 'pending'",
             "UPDATE resale_listings SET status = 'cancelled', updated_at = $2 WHERE event_id = $1 \

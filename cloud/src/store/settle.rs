@@ -283,6 +283,7 @@ impl<D: Dialect> SqlStore<D> {
             audit(tx, t.id, None, t.status, actor, &reason, now).await?;
         }
         for item in &order.items {
+            inventory::add_held(tx, item.tier_id, -item.quantity, &holder).await?;
             sqlx::query("UPDATE tiers SET allocated = allocated + $1 WHERE id = $2")
                 .bind(item.quantity)
                 .bind(item.tier_id.to_string())

@@ -240,6 +240,13 @@ async fn holds_expire_and_return_to_stock(app: TestApp) {
     )
     .await;
     assert_eq!(pending, 0, "no slot stays held by an expired order");
+    let counted = count(
+        &app,
+        "SELECT CAST(COALESCE(SUM(held), 0) AS BIGINT) FROM tier_holds",
+        &[],
+    )
+    .await;
+    assert_eq!(counted, 0, "and the hold counters agree");
 }
 both!(holds_expire_and_return_to_stock, |c| {
     c.commerce.hold_secs = 1;
