@@ -4,10 +4,9 @@
 //! payments, transfers and resale).
 //!
 //! Each domain module (`auth`, `users`, `events`, `tickets`, `orders`,
-//! `payments`, `market`) exposes its own
-//! `router()`; [`http::app`] assembles them. [`serve`] is the whole service:
-//! `main.rs` only reads configuration and calls it, and tests call it on
-//! port 0.
+//! `payments`, `market`) exposes its own `router()`; [`http::app`] assembles
+//! them. [`serve`] is the whole service: `main.rs` only reads configuration
+//! and calls it, and tests call it on port 0.
 
 pub mod auth;
 pub mod commerce;
