@@ -313,6 +313,35 @@ async fn scalar(url: &str, sql: &'static str, bind: &str) -> i64 {
     n
 }
 
+/// Drops the throwaway database at the end, also when a check fails.
+struct DropDatabase {
+    base: String,
+    db: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let (base, sql) = (
+            self.base.clone(),
+            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db),
+        );
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let workers = arg("--workers", 32).max(1);
@@ -332,6 +361,10 @@ async fn main() {
         .execute(&mut admin)
         .await
         .expect("create database");
+    let _cleanup = DropDatabase {
+        base: base.clone(),
+        db: db.clone(),
+    };
 
     let store = cloud::store::connect(&url, workers as u32)
         .await
@@ -393,10 +426,6 @@ async fn main() {
         "the counter design sells exactly the capacity too"
     );
 
-    let drop = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
-    let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&mut admin)
-        .await;
     println!(
         "BENCH commerce backend=postgres workers={workers} capacity={capacity} reservations={held} \
          secs={secs:.2} reservations_per_s={:.0} oversell={oversell} http_reservations_per_s={:.0} \
