@@ -89,6 +89,8 @@ CREATE TABLE payments (
     currency       TEXT NOT NULL,
     failure_reason TEXT,
     refund_ref     TEXT,
+    -- Last attempt at a due refund: one caller at a time talks to the provider.
+    refund_attempt_at BIGINT,
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
 );

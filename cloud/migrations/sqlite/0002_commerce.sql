@@ -91,6 +91,8 @@ CREATE TABLE payments (
     currency       TEXT NOT NULL,
     failure_reason TEXT,
     refund_ref     TEXT,
+    -- Last attempt at a due refund: one caller at a time talks to the provider.
+    refund_attempt_at INTEGER,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );

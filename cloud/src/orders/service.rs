@@ -249,12 +249,25 @@ pub async fn refund(
     }
 }
 
-/// Returns money that arrived for an order that could not take it.
+/// How long one attempt at a due refund keeps others off it.
+const REFUND_LEASE_MS: i64 = 30_000;
+
+/// Returns money that arrived for an order that could not take it. The
+/// webhook and every replica's sweeper may try at once: a lease in the
+/// database lets one of them call the provider (the idempotency key covers
+/// a retry after a lease ran out).
 pub async fn refund_due(state: &AppState, payment: &crate::store::PaymentRecord) -> ApiResult<()> {
     let (Some(gateway), Some(intent)) = (state.stripe.as_ref(), payment.provider_ref.as_deref())
     else {
         return Err(ApiError::Unavailable("Stripe is not configured".into()));
     };
+    if !state
+        .store
+        .lease_refund(payment.id, state.now_ms(), REFUND_LEASE_MS)
+        .await?
+    {
+        return Ok(());
+    }
     let key = format!("gatehouse-payment-{}-refund", payment.id);
     let r = gateway.refund(intent, &key).await.map_err(stripe_error)?;
     match state

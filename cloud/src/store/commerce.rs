@@ -449,6 +449,14 @@ pub trait PaymentStore: Send + Sync {
     async fn webhook_seen(&self, id: &str) -> StoreResult<bool>;
     /// Provider payments that must be returned.
     async fn refunds_due(&self, limit: i64) -> StoreResult<Vec<PaymentRecord>>;
+    /// Takes the right to attempt a due refund now: false while another
+    /// caller's attempt (started less than `lease_ms` ago) may be running.
+    async fn lease_refund(
+        &self,
+        id: PaymentId,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> StoreResult<bool>;
     /// refund_due → refunded.
     async fn payment_refunded(
         &self,

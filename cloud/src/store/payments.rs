@@ -143,6 +143,26 @@ impl<D: Dialect> PaymentStore for SqlStore<D> {
         rows.iter().map(payment_from_row).collect()
     }
 
+    async fn lease_refund(
+        &self,
+        id: PaymentId,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE payments SET refund_attempt_at = $1 WHERE id = $2 AND status = 'refund_due' \
+             AND (refund_attempt_at IS NULL OR refund_attempt_at < $3)",
+        )
+        .bind(now)
+        .bind(id.to_string())
+        .bind(now.saturating_sub(lease_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn payment_refunded(
         &self,
         id: PaymentId,
