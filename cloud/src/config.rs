@@ -55,6 +55,10 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Log format and filter.
     pub log: LogConfig,
+    /// Online sales: holds, purchase limits, resale.
+    pub commerce: crate::orders::config::CommerceConfig,
+    /// Payment providers (Stripe) and their webhook.
+    pub payments: crate::payments::config::PaymentsConfig,
 }
 
 impl Default for Config {
@@ -67,6 +71,8 @@ impl Default for Config {
             keys: KeysConfig::default(),
             rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
+            commerce: Default::default(),
+            payments: Default::default(),
         }
     }
 }
@@ -173,7 +179,7 @@ pub struct RateLimitConfig {
     pub global_per_minute: u32,
     /// `/auth/*`.
     pub auth_per_minute: u32,
-    /// `/tickets*` (and later payments).
+    /// `/tickets*`, `/orders*`, `/market*` (payments and orders).
     pub tickets_per_minute: u32,
 }
 
@@ -227,6 +233,8 @@ const SECTIONS: &[&str] = &[
     "keys",
     "rate_limit",
     "log",
+    "commerce",
+    "payments",
 ];
 
 impl Config {
@@ -272,6 +280,8 @@ impl Config {
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes must be at least 1024");
         }
+        self.commerce.validate().map_err(ConfigError::Invalid)?;
+        self.payments.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -303,9 +313,12 @@ mod tests {
         let mut c = Config::default();
         c.auth.jwt_secret = Secret::new("super-secret-value-that-is-long-enough");
         c.database.url = Secret::new("postgres://u:pw@h/db");
+        c.payments.stripe_secret_key = Secret::new("sk_test_do_not_print");
+        c.payments.webhook_secret = Secret::new("whsec_do_not_print");
         let printed = format!("{c:?}{}", c.to_redacted_toml());
         assert!(!printed.contains("super-secret"), "{printed}");
         assert!(!printed.contains("pw@h"), "{printed}");
+        assert!(!printed.contains("do_not_print"), "{printed}");
         assert!(printed.contains("<redacted>"));
     }
 

@@ -1,16 +1,18 @@
 //! Gatehouse cloud: one axum service (a modular monolith, stateless so it
 //! scales out as replicas over one PostgreSQL) serving identity, the gateway
-//! concerns, events and admin analytics, ticketing, gate devices, device
-//! sync and check-in validation.
+//! concerns, events and admin analytics, ticketing, commerce (orders,
+//! payments, transfers and resale), gate devices, device sync and check-in
+//! validation.
 //!
-//! Each domain module (`auth`, `users`, `events`, `tickets`, `devices`,
-//! `device_sync`, `checkin`) exposes its own
+//! Each domain module (`auth`, `users`, `events`, `tickets`, `orders`,
+//! `payments`, `market`, `devices`, `device_sync`, `checkin`) exposes its own
 //! `router()`; [`http::app`] assembles them. [`serve`] is the whole service:
 //! `main.rs` only reads configuration and calls it, and tests call it on
 //! port 0.
 
 pub mod auth;
 pub mod checkin;
+pub mod commerce;
 pub mod config;
 pub mod crypto;
 pub mod device_sync;
@@ -18,7 +20,10 @@ pub mod devices;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod market;
 pub mod model;
+pub mod orders;
+pub mod payments;
 pub mod state;
 pub mod store;
 pub mod tickets;
@@ -76,6 +81,8 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
     let tokens = Tokens::new(&config.auth.jwt_secret, config.auth.access_ttl_secs);
     let passwords = Passwords::new(config.auth.max_concurrent_hashes)
         .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let stripe = payments::stripe::StripeGateway::from_config(&config.payments)
+        .map_err(ServeError::Startup)?;
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -85,6 +92,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
         clock: Arc::new(SystemClock),
         views: ViewCounter::default(),
         metrics: http::health::prometheus(),
+        stripe,
     };
     auth::bootstrap_admin(&state)
         .await
@@ -102,6 +110,7 @@ pub async fn serve(
     let state = build_state(config).await?;
     let (router, limiters) = http::app(state.clone());
     let upkeep = tokio::spawn(upkeep(state.clone(), limiters));
+    let sweeper = tokio::spawn(orders::sweeper::run(state.clone()));
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
     let served = axum::serve(
         listener,
@@ -110,6 +119,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     upkeep.abort();
+    sweeper.abort();
     state.views.flush(state.store.as_ref()).await;
     state.store.close().await;
     served.map_err(ServeError::Io)

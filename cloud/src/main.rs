@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
-/// Gatehouse cloud: identity, events and analytics, ticketing.
+/// Gatehouse cloud: identity, events and analytics, ticketing, orders and payments.
 ///
 /// Configuration: defaults, then the TOML file (--config), then CLOUD_*
 /// environment variables with `__` between levels, e.g.

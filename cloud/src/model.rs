@@ -66,6 +66,14 @@ id_type!(
     OrderId
 );
 id_type!(
+    /// A payment attempt of an order (Stripe, manual or free).
+    PaymentId
+);
+id_type!(
+    /// A resale listing.
+    ListingId
+);
+id_type!(
     /// A generated report.
     ReportId
 );

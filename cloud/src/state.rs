@@ -29,6 +29,8 @@ pub struct AppState {
     pub views: ViewCounter,
     /// Prometheus exposition.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Stripe, when configured.
+    pub stripe: Option<crate::payments::stripe::StripeGateway>,
 }
 
 impl AppState {

@@ -52,17 +52,19 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         .merge(limited(crate::auth::router(), rl.auth_per_minute))
         .merge(crate::users::router())
         .merge(crate::events::router())
-        .merge(limited(crate::tickets::router(), rl.tickets_per_minute))
+        .merge(limited(commerce_routes(), rl.tickets_per_minute))
         .merge(crate::devices::router())
         .merge(crate::devices::enroll_router(&state))
         .merge(crate::checkin::router());
     let (api, doc) = api.split_for_parts();
     let (health, health_doc) = health::router().split_for_parts();
+    let (webhook, webhook_doc) = crate::payments::webhook_router().split_for_parts();
     // Device sync is authenticated per device, not limited per address:
     // a venue's gates share one NAT address.
     let (device_sync, sync_doc) = crate::device_sync::router(&state).split_for_parts();
     let mut doc = doc;
     doc.merge(health_doc);
+    doc.merge(webhook_doc);
     doc.merge(sync_doc);
 
     let mut router = api.merge(openapi::routes(doc));
@@ -75,6 +77,7 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     let router = router
         .merge(health)
         .merge(device_sync)
+        .merge(webhook)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
@@ -94,6 +97,14 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     (router, limiters)
 }
 
+/// Tickets, orders, payments and the market: one rate-limit bucket.
+fn commerce_routes() -> OpenApiRouter<AppState> {
+    crate::tickets::router()
+        .merge(crate::orders::router())
+        .merge(crate::payments::router())
+        .merge(crate::market::router())
+}
+
 fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<HeaderValue> = origins
         .iter()
@@ -108,7 +119,12 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID,
+            HeaderName::from_static("idempotency-key"),
+        ])
         .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600))
 }

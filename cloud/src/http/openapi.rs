@@ -14,13 +14,16 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 /// Document-level metadata.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Gatehouse cloud API", description = "Identity, events and analytics, ticketing, devices, check-in. Every non-2xx answer is `{\"error\": {\"code\", \"message\"}}`."),
+    info(title = "Gatehouse cloud API", description = "Identity, events and analytics, ticketing, orders and payments, transfers and resale, devices, check-in. Every non-2xx answer is `{\"error\": {\"code\", \"message\"}}`."),
     modifiers(&BearerAuth),
     tags(
         (name = "identity", description = "Accounts, tokens, roles"),
         (name = "events", description = "Events, tiers, lifecycle, box office"),
         (name = "analytics", description = "Stats, funnel, reports"),
         (name = "tickets", description = "Tickets, credentials, QR codes"),
+        (name = "orders", description = "Orders: inventory holds, lifecycle, refunds"),
+        (name = "payments", description = "Stripe, manual and free payments; the Stripe webhook"),
+        (name = "market", description = "Transfers, resale listings, sales policies, sellers' ledger"),
         (name = "devices", description = "Gate device enrollment, listing, revocation"),
         (name = "device sync", description = "Manifests and check-in sync for enrolled devices (device token)"),
         (name = "check-in", description = "Ticket validation, online check-in, scans and door stats"),

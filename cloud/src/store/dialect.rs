@@ -12,6 +12,8 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     const LOCK_EVENT: &'static str;
     /// Statements run on every new connection.
     const ON_CONNECT: &'static [&'static str];
+    /// Commerce statements (inventory claims, row locks).
+    const COMMERCE: &'static super::inventory::CommerceSql;
     /// The embedded migrations.
     fn migrator() -> &'static Migrator;
 }
@@ -30,9 +32,13 @@ static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 impl Dialect for Postgres {
     const NAME: &'static str = "postgres";
     const BEGIN_WRITE: &'static str = "BEGIN";
-    const LOCK_EVENT: &'static str =
-        "SELECT status, manifest_version, manifest_digest FROM events WHERE id = $1 FOR UPDATE";
+    // NO KEY UPDATE still serialises every writer of the event's tickets and
+    // manifest, but does not block the FOR KEY SHARE locks that foreign keys
+    // to the event take: new orders (inventory holds) keep flowing while a
+    // payment issues tickets.
+    const LOCK_EVENT: &'static str = "SELECT status, manifest_version, manifest_digest FROM events WHERE id = $1 FOR NO KEY UPDATE";
     const ON_CONNECT: &'static [&'static str] = &[];
+    const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::POSTGRES;
     fn migrator() -> &'static Migrator {
         &PG_MIGRATOR
     }
@@ -52,6 +58,7 @@ impl Dialect for Sqlite {
         "PRAGMA foreign_keys = ON",
         "PRAGMA busy_timeout = 10000",
     ];
+    const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::SQLITE;
     fn migrator() -> &'static Migrator {
         &SQLITE_MIGRATOR
     }

@@ -66,7 +66,9 @@ fn sealed_from_row(row: &AnyRow) -> StoreResult<SealedKey> {
 impl<D: Dialect> SqlStore<D> {
     async fn tiers_of(&self, event: EventId) -> StoreResult<Vec<TierRecord>> {
         let rows = sqlx::query(
-            "SELECT id, event_id, tier, name, price_minor, currency, capacity, allocated, zone_mask, zone \
+            "SELECT id, event_id, tier, name, price_minor, currency, capacity, zone_mask, zone, \
+             allocated + (SELECT CAST(COALESCE(SUM(h.held), 0) AS BIGINT) FROM tier_holds h \
+             WHERE h.tier_id = tiers.id) AS allocated \
              FROM tiers WHERE event_id = $1 ORDER BY tier",
         )
         .bind(event.to_string())
@@ -104,7 +106,7 @@ impl<D: Dialect> SqlStore<D> {
             )),
             other => other,
         })?;
-        Ok(())
+        super::inventory::create_slots::<D>(tx, t.id, t.capacity).await
     }
 
     /// Cancels every live ticket of a cancelled event in one manifest version.
@@ -153,6 +155,7 @@ impl<D: Dialect> SqlStore<D> {
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
+        Self::release_cancelled_event(tx, event, now).await?;
         Self::append_manifest(tx, event, head, &changed, now).await
     }
 }

@@ -10,12 +10,19 @@
 //! transaction on SQLite).
 
 mod checkins;
+mod commerce;
 mod devices;
 mod dialect;
 mod events;
+pub mod inventory;
 mod manifest;
+mod market;
+mod orders;
+mod payments;
 mod records;
+mod refund;
 mod reports;
+mod settle;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -23,6 +30,7 @@ mod tickets;
 mod users;
 
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
+pub use commerce::*;
 pub use devices::{
     DeviceRecord, DeviceStore, EnrollmentCodeRecord, GateSetup, direction_str, parse_direction,
 };
@@ -246,7 +254,16 @@ pub trait ReportStore: Send + Sync {
 /// sub-traits here.
 #[async_trait]
 pub trait Store:
-    UserStore + EventStore + TicketStore + ReportStore + DeviceStore + CheckinStore + std::fmt::Debug
+    UserStore
+    + EventStore
+    + TicketStore
+    + ReportStore
+    + OrderStore
+    + PaymentStore
+    + MarketStore
+    + DeviceStore
+    + CheckinStore
+    + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).
     fn backend(&self) -> &'static str;

@@ -90,6 +90,11 @@ pub(super) fn map_err(e: sqlx::Error) -> StoreError {
             ErrorKind::CheckViolation => {
                 StoreError::Conflict("the change would break a consistency rule".into())
             }
+            // PostgreSQL deadlock_detected / serialization_failure: the
+            // transaction was rolled back and a retry can succeed.
+            _ if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
+                StoreError::Conflict("a concurrent change got in the way; try again".into())
+            }
             _ => StoreError::Other(e.to_string()),
         },
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {

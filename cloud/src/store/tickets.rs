@@ -1,9 +1,10 @@
 //! Tickets, their audit trail, and reads of the manifest log.
 //!
 //! Every ticket write locks its event row first, so ticket changes of one
-//! event and their manifest versions are serialised, and tier capacity is
-//! taken with a conditional `UPDATE ... WHERE allocated + n <= capacity`:
-//! no oversell whatever the concurrency.
+//! event and their manifest versions are serialised. Tier capacity is taken
+//! with a conditional `UPDATE ... WHERE allocated + n <= capacity` and one
+//! inventory slot per ticket (`inventory`), which online orders hold too:
+//! no oversell across channels whatever the concurrency.
 
 use super::manifest::{ManifestSnapshot, entry_for};
 use super::sql::{col, map_err, narrow, not_found, parsed, parsed_opt};
@@ -26,6 +27,7 @@ macro_rules! select_ticket {
         )
     };
 }
+pub(super) use select_ticket;
 
 /// Tickets a cancelled event revokes (checked-in holders are already in).
 pub(super) const SELECT_TICKETS_OF_EVENT_TO_CANCEL: &str = select_ticket!(
@@ -103,7 +105,8 @@ impl<D: Dialect> SqlStore<D> {
         .map_err(map_err)?
         .rows_affected();
         if taken == 1 {
-            return Ok(());
+            let tickets: Vec<_> = new.tickets.iter().map(|t| (t.id, t.order_id)).collect();
+            return super::inventory::take_for_tickets::<D>(tx, new.tier_id, &tickets).await;
         }
         let left: Option<i64> = sqlx::query_scalar(
             "SELECT capacity - allocated FROM tiers WHERE id = $1 AND event_id = $2",
@@ -121,7 +124,7 @@ impl<D: Dialect> SqlStore<D> {
         }
     }
 
-    async fn insert_ticket(
+    pub(super) async fn insert_ticket(
         tx: &mut Transaction<'static, Any>,
         t: &TicketRecord,
     ) -> StoreResult<()> {
@@ -262,6 +265,7 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+            super::inventory::release_ticket(&mut tx, t.id).await?;
         }
         audit(&mut tx, t.id, Some(from), c.to, c.actor, &c.reason, now).await?;
         t.status = c.to;

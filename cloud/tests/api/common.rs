@@ -98,7 +98,7 @@ async fn create_pg_database() -> (String, String) {
 
 impl TestApp {
     /// Starts the service with test defaults, adjusted by `tweak`.
-    pub async fn spawn(backend: Backend, tweak: fn(&mut Config)) -> Self {
+    pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (database_url, pg) = match backend {
             Backend::Sqlite => (

@@ -1,0 +1,437 @@
+//! Reservations per second on one hot tier, with zero oversell checked
+//! afterwards: through the store (the `create_order` that `POST /orders`
+//! calls), through the REST API (the service in this process, each worker a
+//! customer with its own token), and, for comparison, the same order
+//! transaction taking capacity from a single counter row instead.
+//!
+//! ```sh
+//! cargo bench -p cloud --bench reservations                      # PostgreSQL, 32 workers
+//! cargo bench -p cloud --bench reservations -- --workers 64 --capacity 40000
+//! ```
+//!
+//! Needs PostgreSQL (`DATABASE_URL_PG`, default
+//! `postgres://postgres@127.0.0.1:5432/test`); creates and drops a throwaway
+//! database. Prints one `BENCH commerce ...` line.
+
+use cloud::auth::jwt::Tokens;
+use cloud::config::{Config, Secret};
+use cloud::crypto::KeyVault;
+use cloud::crypto::signing::new_event_key;
+use cloud::model::{EventStatus, OrderId, Role, SessionId, TierId, UserId, new_event_id};
+use cloud::store::{
+    EventRecord, NewOnlineOrder, OrderItemRecord, SalesPolicy, Store, StoreError, TierRecord,
+    UserRecord,
+};
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+fn arg(name: &str, default: i64) -> i64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn user(i: i64) -> UserRecord {
+    let id = UserId::new();
+    UserRecord {
+        id,
+        email: format!("bench-{id}@gatehouse.test"),
+        password_hash: "x".into(),
+        display_name: format!("Bench {i}"),
+        role: if i == 0 {
+            Role::Organizer
+        } else {
+            Role::Customer
+        },
+        country: None,
+        birth_year: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+async fn setup(store: &dyn Store, capacity: i64, workers: i64) -> (EventRecord, Vec<UserId>) {
+    let org = user(0);
+    store.create_user(&org).await.expect("organizer");
+    let id = new_event_id();
+    let now = now_ms();
+    let vault = KeyVault::new([7; 32]);
+    let key = new_event_key(store, &vault, org.id, id, now + 86_400_000, now)
+        .await
+        .expect("event key");
+    let event = EventRecord {
+        id,
+        organizer_id: org.id,
+        name: "Flash".into(),
+        description: String::new(),
+        venue: "Loopback".into(),
+        starts_at: now + 3_600_000,
+        ends_at: now + 7_200_000,
+        currency: "EUR".into(),
+        status: EventStatus::Draft,
+        manifest_version: 0,
+        created_at: now,
+        updated_at: now,
+        tiers: vec![TierRecord {
+            id: TierId::new(),
+            event_id: id,
+            tier: 1,
+            name: "Drop".into(),
+            price_minor: 2_500,
+            currency: "EUR".into(),
+            capacity,
+            allocated: 0,
+            zone_mask: 1,
+            zone: "Floor".into(),
+        }],
+    };
+    store.create_event(&event, &key).await.expect("event");
+    store
+        .set_event_status(id, EventStatus::Active, org.id, now)
+        .await
+        .expect("activate");
+    let mut buyers = Vec::new();
+    for i in 1..=workers {
+        let u = user(i);
+        store.create_user(&u).await.expect("buyer");
+        buyers.push(u.id);
+    }
+    (event, buyers)
+}
+
+/// Every worker reserves one ticket at a time until the tier is sold out.
+async fn slots(store: Arc<dyn Store>, event: &EventRecord, buyers: &[UserId]) -> (i64, f64) {
+    let tier = &event.tiers[0];
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for buyer in buyers {
+        let (store, buyer, event_id, tier) = (store.clone(), *buyer, event.id, tier.clone());
+        tasks.spawn(async move {
+            let mut held = 0i64;
+            loop {
+                let now = now_ms();
+                let new = NewOnlineOrder {
+                    id: OrderId::new(),
+                    event_id,
+                    buyer_id: buyer,
+                    items: vec![OrderItemRecord {
+                        tier_id: tier.id,
+                        tier: tier.tier,
+                        quantity: 1,
+                        unit_price_minor: tier.price_minor,
+                    }],
+                    total_minor: tier.price_minor,
+                    currency: tier.currency.clone(),
+                    expires_at: now + 600_000,
+                    idempotency: None,
+                    purchase_limit: 1_000_000,
+                };
+                match store.create_order(&new, now).await {
+                    Ok(_) => held += 1,
+                    // Sold out ends the worker; any other refusal is retried.
+                    Err(StoreError::Conflict(why)) if why.contains("left") => return held,
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => panic!("reservation failed: {e}"),
+                }
+            }
+        });
+    }
+    let held: i64 = tasks.join_all().await.into_iter().sum();
+    (held, started.elapsed().as_secs_f64())
+}
+
+/// The same order transaction with the single counter row instead of
+/// slots: event status read, order, item, purchase count, then
+/// `UPDATE tiers SET allocated = allocated + 1 WHERE allocated < capacity`
+/// last (so the hot row is locked only for that update and the commit).
+async fn counter(url: &str, event: &EventRecord, buyers: &[UserId]) -> (i64, f64) {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(buyers.len() as u32)
+        .connect(url)
+        .await
+        .expect("pool");
+    let tier = event.tiers[0].id.to_string();
+    let event_id = event.id.to_string();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for buyer in buyers {
+        let (pool, tier, event_id, buyer) = (
+            pool.clone(),
+            tier.clone(),
+            event_id.clone(),
+            buyer.to_string(),
+        );
+        tasks.spawn(async move {
+            let mut held = 0i64;
+            loop {
+                let now = now_ms();
+                let order = OrderId::new().to_string();
+                let mut tx = pool.begin().await.expect("begin");
+                let _: String = sqlx::query_scalar("SELECT status FROM events WHERE id = $1")
+                    .bind(&event_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("event");
+                sqlx::query(
+                    "INSERT INTO orders (id, event_id, buyer_id, channel, status, payment_method, total_minor, currency, \
+                     created_at, updated_at, kind, quantity, expires_at) \
+                     VALUES ($1, $2, $3, 'online', 'pending', 'none', 2500, 'EUR', $4, $4, 'primary', 1, $5)",
+                )
+                .bind(&order)
+                .bind(&event_id)
+                .bind(&buyer)
+                .bind(now)
+                .bind(now + 600_000)
+                .execute(&mut *tx)
+                .await
+                .expect("order");
+                sqlx::query("INSERT INTO order_items (order_id, tier_id, tier, quantity, unit_price_minor) VALUES ($1, $2, 1, 1, 2500)")
+                    .bind(&order)
+                    .bind(&tier)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("item");
+                sqlx::query(
+                    "INSERT INTO purchase_counts (event_id, buyer_id, quantity) VALUES ($1, $2, 1) \
+                     ON CONFLICT (event_id, buyer_id) DO UPDATE SET quantity = purchase_counts.quantity + 1",
+                )
+                .bind(&event_id)
+                .bind(&buyer)
+                .execute(&mut *tx)
+                .await
+                .expect("count");
+                let n = sqlx::query("UPDATE tiers SET allocated = allocated + 1 WHERE id = $1 AND allocated < capacity")
+                    .bind(&tier)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("counter")
+                    .rows_affected();
+                if n == 0 {
+                    return held;
+                }
+                tx.commit().await.expect("commit");
+                held += 1;
+            }
+        });
+    }
+    let held: i64 = tasks.join_all().await.into_iter().sum();
+    let secs = started.elapsed().as_secs_f64();
+    pool.close().await;
+    (held, secs)
+}
+
+/// The same reservations through the REST API: the service runs in this
+/// process on port 0 and each worker `POST /orders` as its own customer.
+async fn http(url: &str, event: &EventRecord, buyers: &[UserId]) -> (i64, f64) {
+    let jwt = Secret::new("bench-jwt-secret-0123456789abcdef0123");
+    let mut config = Config {
+        data_dir: std::env::temp_dir(),
+        ..Config::default()
+    };
+    config.database.url = Secret::new(url);
+    config.database.max_connections = buyers.len() as u32;
+    config.auth.jwt_secret = jwt.clone();
+    config.keys.master_key = Secret::new("07".repeat(32));
+    config.rate_limit.enabled = false;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cloud::serve(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let tokens = Tokens::new(&jwt, 3_600);
+    let secs_now = (now_ms() / 1000) as u64;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for buyer in buyers {
+        let token = tokens
+            .issue(*buyer, Role::Customer, SessionId::new(), secs_now)
+            .expect("token");
+        let (client, url) = (client.clone(), format!("{base}/orders"));
+        let body = serde_json::json!({"event_id": event.id, "items": [{"tier": 1, "quantity": 1}]});
+        tasks.spawn(async move {
+            let mut held = 0i64;
+            loop {
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("POST /orders");
+                match resp.status().as_u16() {
+                    201 => held += 1,
+                    409 => return held,
+                    other => panic!(
+                        "POST /orders answered {other}: {}",
+                        resp.text().await.unwrap_or_default()
+                    ),
+                }
+            }
+        });
+    }
+    let held: i64 = tasks.join_all().await.into_iter().sum();
+    let secs = started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    let _ = server.await;
+    (held, secs)
+}
+
+async fn scalar(url: &str, sql: &'static str, bind: &str) -> i64 {
+    let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+    let n = sqlx::query_scalar(sql)
+        .bind(bind.to_string())
+        .fetch_one(&mut c)
+        .await
+        .expect("count");
+    let _ = c.close().await;
+    n
+}
+
+/// Drops the throwaway database at the end, also when a check fails.
+struct DropDatabase {
+    base: String,
+    db: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let (base, sql) = (
+            self.base.clone(),
+            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db),
+        );
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let workers = arg("--workers", 32).max(1);
+    let capacity = arg("--capacity", 20_000).max(1);
+    let base = std::env::var("DATABASE_URL_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let db = format!("gh_bench_commerce_{}", std::process::id());
+    let url = format!(
+        "{}/{db}",
+        base.rsplit_once('/').expect("URL ends with /DBNAME").0
+    );
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("PostgreSQL is required for this benchmark");
+    let create = format!("CREATE DATABASE \"{db}\"");
+    sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let _cleanup = DropDatabase {
+        base: base.clone(),
+        db: db.clone(),
+    };
+
+    let store = cloud::store::connect(&url, workers as u32)
+        .await
+        .expect("store");
+    let (event, buyers) = setup(store.as_ref(), capacity, workers).await;
+    let (held, secs) = slots(store.clone(), &event, &buyers).await;
+    let tier = event.tiers[0].id.to_string();
+    let held_slots = scalar(
+        &url,
+        "SELECT COUNT(*) FROM tier_slots WHERE tier_id = $1 AND order_id IS NOT NULL",
+        &tier,
+    )
+    .await;
+    let free_slots = scalar(
+        &url,
+        "SELECT COUNT(*) FROM tier_slots WHERE tier_id = $1 AND order_id IS NULL",
+        &tier,
+    )
+    .await;
+    let pending = scalar(
+        &url,
+        "SELECT COUNT(*) FROM orders WHERE event_id = $1 AND status = 'pending'",
+        &event.id.to_string(),
+    )
+    .await;
+    store.close().await;
+    let oversell = held - capacity;
+    assert!(
+        held == capacity && held_slots == capacity && free_slots == 0 && pending == capacity,
+        "oversell or lost stock: held {held}, slots held {held_slots}, free {free_slots}, orders {pending}"
+    );
+    let store = cloud::store::connect(&url, 2).await.expect("store");
+    let (rest, rest_buyers) = setup(store.as_ref(), capacity, workers).await;
+    let policy = SalesPolicy {
+        max_tickets_per_customer: 1_000_000,
+        resale_enabled: false,
+        resale_max_percent: 100,
+    };
+    store
+        .set_sales_policy(rest.id, &policy, now_ms())
+        .await
+        .expect("policy");
+    let (baseline, baseline_buyers) = setup(store.as_ref(), capacity, workers).await;
+    store.close().await;
+    let (via_http, http_secs) = http(&url, &rest, &rest_buyers).await;
+    let http_pending = scalar(
+        &url,
+        "SELECT COUNT(*) FROM orders WHERE event_id = $1 AND status = 'pending'",
+        &rest.id.to_string(),
+    )
+    .await;
+    assert!(
+        via_http == capacity && http_pending == capacity,
+        "over HTTP: {via_http} answered, {http_pending} orders"
+    );
+    let (counted, counter_secs) = counter(&url, &baseline, &baseline_buyers).await;
+    assert_eq!(
+        counted, capacity,
+        "the counter design sells exactly the capacity too"
+    );
+
+    println!(
+        "BENCH commerce backend=postgres workers={workers} capacity={capacity} reservations={held} \
+         secs={secs:.2} reservations_per_s={:.0} oversell={oversell} http_reservations_per_s={:.0} \
+         single_counter_per_s={:.0}",
+        held as f64 / secs,
+        via_http as f64 / http_secs,
+        counted as f64 / counter_secs
+    );
+}
