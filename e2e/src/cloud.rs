@@ -132,9 +132,20 @@ impl Cloud {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// A JSON call with `token` (none if empty); status and body.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, self.url(path));
-        if !self.token.is_empty() {
-            req = req.bearer_auth(&self.token);
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -254,6 +265,89 @@ impl Cloud {
                 )
             })
             .collect()
+    }
+
+    /// Registers a customer: `(access token, user id)`.
+    pub async fn customer(&self, email: &str) -> (String, String) {
+        let (st, v) = self
+            .call_as(
+                "",
+                reqwest::Method::POST,
+                "/auth/register",
+                Some(json!({"email": email, "password": PASSWORD, "display_name": "Buyer"})),
+            )
+            .await;
+        assert_eq!(st, 201, "register {email}: {v}");
+        (
+            v["access_token"].as_str().expect("token").into(),
+            v["user"]["id"].as_str().expect("user id").into(),
+        )
+    }
+
+    /// An online order of one ticket by `buyer`, paid by the manual method
+    /// (the organizer confirms it): `(order id, ticket id)`.
+    pub async fn buy_online(&self, event: &str, buyer: &str) -> (String, String) {
+        let (st, order) = self
+            .call_as(
+                buyer,
+                reqwest::Method::POST,
+                "/orders",
+                Some(json!({"event_id": event, "items": [{"tier": 1, "quantity": 1}]})),
+            )
+            .await;
+        assert_eq!(st, 201, "order: {order}");
+        let oid = order["id"].as_str().expect("order id").to_string();
+        let paid = self
+            .expect(
+                reqwest::Method::PUT,
+                &format!("/orders/{oid}/status"),
+                json!({"status": "paid"}),
+                200,
+            )
+            .await;
+        let tid = paid["ticket_ids"][0]
+            .as_str()
+            .expect("a ticket")
+            .to_string();
+        (oid, tid)
+    }
+
+    /// The QR text of a ticket, as its holder sees it.
+    pub async fn credential(&self, holder: &str, ticket: &str) -> String {
+        let (st, t) = self
+            .call_as(
+                holder,
+                reqwest::Method::GET,
+                &format!("/tickets/{ticket}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{t}");
+        t["credential"].as_str().expect("credential").to_string()
+    }
+
+    /// Transfers `ticket` from its holder to another user.
+    pub async fn transfer(&self, holder: &str, ticket: &str, to_user: &str) {
+        let (st, v) = self
+            .call_as(
+                holder,
+                reqwest::Method::POST,
+                &format!("/tickets/{ticket}/transfer"),
+                Some(json!({"to_user_id": to_user})),
+            )
+            .await;
+        assert!(st == 200 || st == 201, "transfer: {st} {v}");
+    }
+
+    /// Refunds a paid order (the organizer, manual method).
+    pub async fn refund_order(&self, order: &str) {
+        self.expect(
+            reqwest::Method::PUT,
+            &format!("/orders/{order}/status"),
+            json!({"status": "refunded"}),
+            200,
+        )
+        .await;
     }
 
     /// Refunds a ticket (revokes its credential in the next delta).

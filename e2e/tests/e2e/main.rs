@@ -7,5 +7,6 @@ mod bad_input;
 mod crash;
 mod gates;
 mod latency;
+mod shop;
 
 pub use e2e::venue::{SETTLE, Venue, assert_decision, scan_ids};
