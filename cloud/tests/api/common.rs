@@ -345,3 +345,8 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// The `id` field of a JSON object.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}

@@ -3,11 +3,7 @@
 use crate::both;
 use crate::common::*;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
+use serde_json::json;
 
 async fn event_crud_and_listing(app: TestApp) {
     let org = app.organizer("org@example.com").await;

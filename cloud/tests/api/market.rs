@@ -6,36 +6,8 @@ use crate::both;
 use crate::common::*;
 use crate::shop::*;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sync_protocol::{Outcome, Reason};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-/// A paid GA ticket of `buyer` (manual payment confirmed by `org`).
-async fn bought(app: &TestApp, org: &Session, eid: &str, buyer: &Session) -> (String, String) {
-    let oid = id(&app.order(buyer, eid, 1, 1).await);
-    let (st, o) = app
-        .put(
-            &format!("/orders/{oid}/status"),
-            &org.access,
-            json!({"status": "paid"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{o}");
-    (oid, o["ticket_ids"][0].as_str().unwrap().to_string())
-}
-
-async fn ticket_ids(app: &TestApp, who: &Session) -> Vec<String> {
-    let (_, list) = app.get("/tickets", &who.access).await;
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 async fn resale_race_has_exactly_one_winner(app: TestApp) {
     let org = app.organizer("org@example.com").await;

@@ -7,17 +7,6 @@ use crate::shop::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-async fn setup(app: &TestApp) -> (Session, String, Session) {
-    let org = app.organizer("org@example.com").await;
-    let eid = id(&app.active_event(&org).await);
-    let buyer = app.register("buyer@example.com").await;
-    (org, eid, buyer)
-}
-
 async fn orders_are_private_to_buyer_and_organizer(app: TestApp) {
     let (org, eid, buyer) = setup(&app).await;
     let stranger = app.register("stranger@example.com").await;

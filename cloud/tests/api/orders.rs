@@ -5,19 +5,8 @@ use crate::both;
 use crate::common::*;
 use crate::shop::*;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sync_protocol::Outcome;
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-async fn setup(app: &TestApp) -> (Session, String, Session) {
-    let org = app.organizer("org@example.com").await;
-    let eid = id(&app.active_event(&org).await);
-    let buyer = app.register("buyer@example.com").await;
-    (org, eid, buyer)
-}
 
 async fn hold_cancel_manual_payment_and_lifecycle(app: TestApp) {
     let (org, eid, buyer) = setup(&app).await;

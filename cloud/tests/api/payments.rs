@@ -11,10 +11,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_protocol::{Outcome, Reason};
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -401,3 +401,36 @@ pub async fn count(app: &TestApp, sql: &str, binds: &[&str]) -> i64 {
     pool.close().await;
     n
 }
+
+/// An organizer, their active event and a registered buyer.
+pub async fn setup(app: &TestApp) -> (Session, String, Session) {
+    let org = app.organizer("org@example.com").await;
+    let eid = id(&app.active_event(&org).await);
+    let buyer = app.register("buyer@example.com").await;
+    (org, eid, buyer)
+}
+
+/// A paid GA ticket of `buyer` (manual payment confirmed by `org`).
+pub async fn bought(app: &TestApp, org: &Session, eid: &str, buyer: &Session) -> (String, String) {
+    let oid = id(&app.order(buyer, eid, 1, 1).await);
+    let (st, o) = app
+        .put(
+            &format!("/orders/{oid}/status"),
+            &org.access,
+            json!({"status": "paid"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{o}");
+    (oid, o["ticket_ids"][0].as_str().unwrap().to_string())
+}
+
+/// The ids of the tickets `who` holds.
+pub async fn ticket_ids(app: &TestApp, who: &Session) -> Vec<String> {
+    let (_, list) = app.get("/tickets", &who.access).await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect()
+}

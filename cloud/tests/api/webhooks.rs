@@ -12,10 +12,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_protocol::Outcome;
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
