@@ -10,6 +10,7 @@ mod cli;
 mod cloud;
 mod fake_cloud;
 mod harness;
+mod mdns;
 mod sources;
 mod vision;
 
