@@ -194,7 +194,7 @@ async fn get_event(
     Path(id): Path<EventId>,
 ) -> ApiResult<Json<EventView>> {
     let event = state.store.event(id).await?;
-    if event.status == EventStatus::Draft && !user.manages(&event) {
+    if !user.sees(&event) {
         return Err(ApiError::NotFound("event not found".into()));
     }
     state.views.record(id);
