@@ -102,6 +102,20 @@ async fn event_crud_and_listing(app: TestApp) {
         .map(id)
         .collect();
     assert_eq!(ids.len(), 3);
+    for listed in p1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(p2["items"].as_array().unwrap())
+    {
+        let (_, alone) = app
+            .get(&format!("/events/{}", id(listed)), &org.access)
+            .await;
+        assert_eq!(
+            listed["tiers"], alone["tiers"],
+            "a listed event carries its own tiers (the first has a third), as read alone"
+        );
+    }
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "pages are in id order without overlap");
