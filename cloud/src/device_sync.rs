@@ -111,26 +111,34 @@ async fn delta(
     dev: EventDevice,
     Query(q): Query<DeltaQuery>,
 ) -> ApiResult<Response> {
-    let signer = signer(&state, &dev).await?;
-    match state
+    let (changes, base) = match state
         .store
-        .signed_delta(dev.event_id, q.since, &signer, state.now_secs())
+        .manifest_changes_since(dev.event_id, q.since)
         .await
     {
-        Ok(Some((version, bytes))) => Ok(binary(Some(version), bytes)),
-        Ok(None) => {
-            let mut r = StatusCode::NO_CONTENT.into_response();
-            r.headers_mut()
-                .insert(VERSION_HEADER, HeaderValue::from(q.since));
-            Ok(r)
+        Ok(found) => found,
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::coded(
+                StatusCode::CONFLICT,
+                "full_manifest_required",
+                format!("no delta from version {}: fetch the full manifest", q.since),
+            ));
         }
-        Err(StoreError::NotFound(_)) => Err(ApiError::coded(
-            StatusCode::CONFLICT,
-            "full_manifest_required",
-            format!("no delta from version {}: fetch the full manifest", q.since),
-        )),
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    // Most polls find the device current: answer before opening the key.
+    if changes.version == q.since {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        r.headers_mut()
+            .insert(VERSION_HEADER, HeaderValue::from(q.since));
+        return Ok(r);
     }
+    let signer = signer(&state, &dev).await?;
+    let version = changes.version;
+    let bytes = changes
+        .sign_delta(q.since, &base, &signer, state.now_secs())
+        .map_err(|e| ApiError::Internal(format!("signing delta: {e}")))?;
+    Ok(binary(Some(version), bytes))
 }
 
 /// Pushes a batch of check-in records and pulls what the device lacks.

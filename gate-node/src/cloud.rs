@@ -6,14 +6,13 @@
 //! Every answer is parsed defensively: hex of the wrong length, unknown
 //! enums or bodies that do not decode are [`CloudError::BadResponse`].
 
-use crate::provision::{hex_array, parse_certs};
-use crate::store::Identity;
+use crate::provision::Bundle;
 use crate::time::{TimeAuthority, TimeSource};
 use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use sync_protocol::{EventId, GatePolicy, KeyCertificate, NodeId, SyncMessage};
+use sync_protocol::{EventId, SyncMessage};
 
 /// The header with the cloud's clock (unix milliseconds).
 pub const TIME_HEADER: &str = "x-gatehouse-time";
@@ -63,59 +62,6 @@ struct EnrollRequest<'a> {
     name: &'a str,
     device_public_key: String,
     proof: String,
-}
-
-/// The enrollment answer.
-#[derive(Clone, Debug, Deserialize)]
-pub struct EnrollResponse {
-    /// This node's id.
-    pub node_id: NodeId,
-    /// Bearer token.
-    pub device_token: String,
-    /// The event.
-    pub event_id: EventId,
-    /// Root public key, hex.
-    pub root_public_key: String,
-    /// Key certificates, hex.
-    pub key_certificates: Vec<String>,
-    /// Gossip key, hex.
-    pub gossip_key: String,
-    /// Gate policy.
-    pub policy: GatePolicy,
-    /// Gate label.
-    pub gate: String,
-}
-
-impl EnrollResponse {
-    /// The identity and key set to store.
-    pub fn into_identity(
-        self,
-        device_seed: [u8; 32],
-        cloud_url: &str,
-    ) -> Result<(Identity, Vec<KeyCertificate>), CloudError> {
-        let bad = |e: crate::provision::ProvisionError| CloudError::BadResponse(e.to_string());
-        if self.policy.event_id != self.event_id {
-            return Err(CloudError::BadResponse(
-                "policy is for another event".into(),
-            ));
-        }
-        let certs = parse_certs(&self.key_certificates).map_err(bad)?;
-        Ok((
-            Identity {
-                node_id: self.node_id,
-                event_id: self.event_id,
-                device_seed,
-                device_token: Some(self.device_token),
-                gossip_key: hex_array("gossip_key", &self.gossip_key).map_err(bad)?,
-                root_public_key: hex_array("root_public_key", &self.root_public_key)
-                    .map_err(bad)?,
-                policy: self.policy,
-                gate: self.gate,
-                cloud_url: Some(cloud_url.to_owned()),
-            },
-            certs,
-        ))
-    }
 }
 
 /// The device's public key and its enrollment proof, both hex: an ed25519
@@ -241,13 +187,17 @@ impl CloudClient {
         Ok(bytes.to_vec())
     }
 
-    /// `POST /devices/enroll` with a fresh device key.
+    /// `POST /devices/enroll` with a fresh device key. The answer has the
+    /// fields of a provisioning [`Bundle`] and always a device token; the
+    /// device seed, the manifest and the cloud URL are not the cloud's to
+    /// set (the caller has the seed and the URL, the manifest is fetched
+    /// next), whatever the answer says.
     pub async fn enroll(
         &self,
         code: &str,
         name: &str,
         device_seed: &[u8; 32],
-    ) -> Result<EnrollResponse, CloudError> {
+    ) -> Result<Bundle, CloudError> {
         let (device_public_key, proof) = enrollment_proof(device_seed, code);
         let req = EnrollRequest {
             code,
@@ -262,7 +212,19 @@ impl CloudClient {
             )
             .await?;
         let bytes = Self::body(resp).await?;
-        serde_json::from_slice(&bytes).map_err(|e| CloudError::BadResponse(e.to_string()))
+        let answer: Bundle =
+            serde_json::from_slice(&bytes).map_err(|e| CloudError::BadResponse(e.to_string()))?;
+        if answer.device_token.is_none() {
+            return Err(CloudError::BadResponse(
+                "the enrollment answer has no device_token".into(),
+            ));
+        }
+        Ok(Bundle {
+            device_seed: None,
+            manifest: None,
+            cloud_url: None,
+            ..answer
+        })
     }
 
     /// `GET /sync/events/{id}/manifest`: the full signed manifest.
@@ -311,6 +273,7 @@ impl CloudClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::hex_array;
     use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
     #[test]
@@ -321,5 +284,47 @@ mod tests {
         key.verify(b"gatehouse-enroll:ABCD-EFGH-JKLM", &sig)
             .unwrap();
         assert!(key.verify(b"gatehouse-enroll:OTHER", &sig).is_err());
+    }
+
+    /// A cloud at `127.0.0.1:0` answering every enrollment with `answer`.
+    async fn cloud_answering(answer: serde_json::Value) -> CloudClient {
+        let app = axum::Router::new().route(
+            "/devices/enroll",
+            axum::routing::post(move || async move { axum::Json(answer) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        CloudClient::new(&format!("http://{addr}"), None, Duration::from_secs(5)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_enrollment_answer_cannot_set_the_seed_manifest_or_url_and_must_hold_a_token() {
+        let f = crate::fixture::EventFixture::new(7, 2);
+        let mut sent = serde_json::to_value(f.bundle(1, "North")).unwrap();
+        sent["device_token"] = "ab".repeat(32).into();
+        sent["cloud_url"] = "http://elsewhere.invalid".into();
+        let got = cloud_answering(sent.clone())
+            .await
+            .enroll("CODE", "gate", &[4; 32])
+            .await
+            .unwrap();
+        assert_eq!(
+            (got.device_seed, got.manifest, got.cloud_url),
+            (None, None, None),
+            "the device key stays the one drawn on the device; the manifest and URL come from elsewhere"
+        );
+        assert_eq!(got.device_token.as_deref(), Some("ab".repeat(32).as_str()));
+
+        sent.as_object_mut().unwrap().remove("device_token");
+        let err = cloud_answering(sent)
+            .await
+            .enroll("CODE", "gate", &[4; 32])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CloudError::BadResponse(_)),
+            "an enrollment without a token is no enrollment: {err}"
+        );
     }
 }

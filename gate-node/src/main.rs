@@ -173,7 +173,13 @@ fn enroll(config: &Config, cloud: &str, code: &str, name: &str) -> Result<ExitCo
             .enroll(code, name, &seed)
             .await
             .context("enrolling")?;
-        let (identity, certs) = answer.into_identity(seed, cloud)?;
+        let bundle = gate_node::provision::Bundle {
+            cloud_url: Some(cloud.to_owned()),
+            ..answer
+        };
+        let (identity, certs) = bundle
+            .identity(seed)
+            .map_err(|e| gate_node::cloud::CloudError::BadResponse(e.to_string()))?;
         store
             .provision(&identity, &certs)
             .context("storing the identity")?;

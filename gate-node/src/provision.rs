@@ -1,6 +1,7 @@
 //! Offline provisioning: a JSON bundle with the same fields as the cloud's
-//! enrollment answer (`docs/device-api.md`), plus an optional signed
-//! manifest, so a node can be set up and tested without the cloud.
+//! enrollment answer (`docs/device-api.md`, which the cloud client reads
+//! into a [`Bundle`] too), plus an optional signed manifest, so a node can
+//! be set up and tested without the cloud.
 //!
 //! Every field is parsed defensively; a bundle that does not verify writes
 //! nothing.
@@ -84,30 +85,41 @@ pub fn parse_certs(list: &[String]) -> Result<Vec<KeyCertificate>, ProvisionErro
         .collect()
 }
 
+impl Bundle {
+    /// The identity and key set this bundle describes, every field checked.
+    /// `fresh_seed` is used when the bundle carries no device seed.
+    pub fn identity(
+        &self,
+        fresh_seed: [u8; 32],
+    ) -> Result<(Identity, Vec<KeyCertificate>), ProvisionError> {
+        if self.policy.event_id != self.event_id {
+            return Err(ProvisionError::Field {
+                field: "policy",
+                reason: "policy is for another event".into(),
+            });
+        }
+        let identity = Identity {
+            node_id: self.node_id,
+            event_id: self.event_id,
+            device_seed: match &self.device_seed {
+                Some(s) => hex_array("device_seed", s)?,
+                None => fresh_seed,
+            },
+            device_token: self.device_token.clone(),
+            gossip_key: hex_array("gossip_key", &self.gossip_key)?,
+            root_public_key: hex_array("root_public_key", &self.root_public_key)?,
+            policy: self.policy.clone(),
+            gate: self.gate.clone(),
+            cloud_url: self.cloud_url.clone(),
+        };
+        Ok((identity, parse_certs(&self.key_certificates)?))
+    }
+}
+
 /// Writes the bundle's identity, keys and manifest into `store`.
 /// `fresh_seed` is used when the bundle carries no device seed.
 pub fn import(store: &Store, bundle: &Bundle, fresh_seed: [u8; 32]) -> Result<(), ProvisionError> {
-    if bundle.policy.event_id != bundle.event_id {
-        return Err(ProvisionError::Field {
-            field: "policy",
-            reason: "policy is for another event".into(),
-        });
-    }
-    let identity = Identity {
-        node_id: bundle.node_id,
-        event_id: bundle.event_id,
-        device_seed: match &bundle.device_seed {
-            Some(s) => hex_array("device_seed", s)?,
-            None => fresh_seed,
-        },
-        device_token: bundle.device_token.clone(),
-        gossip_key: hex_array("gossip_key", &bundle.gossip_key)?,
-        root_public_key: hex_array("root_public_key", &bundle.root_public_key)?,
-        policy: bundle.policy.clone(),
-        gate: bundle.gate.clone(),
-        cloud_url: bundle.cloud_url.clone(),
-    };
-    let certs = parse_certs(&bundle.key_certificates)?;
+    let (identity, certs) = bundle.identity(fresh_seed)?;
     let manifest = bundle
         .manifest
         .as_deref()

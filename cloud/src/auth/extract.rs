@@ -5,7 +5,7 @@
 
 use crate::error::ApiError;
 use crate::http::extract::Path;
-use crate::model::{EventId, Role, SessionId, UserId};
+use crate::model::{EventId, EventStatus, Role, SessionId, UserId};
 use crate::state::AppState;
 use crate::store::EventRecord;
 use axum::extract::FromRequestParts;
@@ -31,6 +31,22 @@ impl AuthUser {
     /// Whether the caller may manage `event` (its organizer, or an admin).
     pub fn manages(&self, event: &EventRecord) -> bool {
         self.is_admin() || (self.role == Role::Organizer && event.organizer_id == self.id)
+    }
+    /// Whether `event` exists as far as the caller knows: published events
+    /// for everyone, drafts only for those who manage them.
+    pub fn sees(&self, event: &EventRecord) -> bool {
+        event.status != EventStatus::Draft || self.manages(event)
+    }
+    /// Refuses callers who may not manage `event`: someone else's draft is
+    /// 404 (it does not exist for them), anything else 403 `forbidden`.
+    pub fn require_manager(&self, event: &EventRecord, forbidden: &str) -> Result<(), ApiError> {
+        if self.manages(event) {
+            Ok(())
+        } else if !self.sees(event) {
+            Err(ApiError::NotFound("event not found".into()))
+        } else {
+            Err(ApiError::Forbidden(forbidden.into()))
+        }
     }
 }
 
@@ -114,15 +130,7 @@ impl FromRequestParts<AppState> for ManagedEvent {
         let user = AuthUser::from_request_parts(parts, state).await?;
         let Path(id) = Path::<EventId>::from_request_parts(parts, state).await?;
         let event = state.store.event(id).await?;
-        if user.manages(&event) {
-            Ok(Self { user, event })
-        } else if event.status == crate::model::EventStatus::Draft {
-            // Someone else's draft does not exist as far as the caller knows.
-            Err(ApiError::NotFound("event not found".into()))
-        } else {
-            Err(ApiError::Forbidden(
-                "only the event's organizer or an admin may do this".into(),
-            ))
-        }
+        user.require_manager(&event, "only the event's organizer or an admin may do this")?;
+        Ok(Self { user, event })
     }
 }

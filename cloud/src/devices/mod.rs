@@ -52,17 +52,8 @@ pub fn enroll_router(state: &AppState) -> OpenApiRouter<AppState> {
         ))
 }
 
-fn require_manager(user: &crate::auth::extract::AuthUser, event: &EventRecord) -> ApiResult<()> {
-    if user.manages(event) {
-        Ok(())
-    } else if event.status == EventStatus::Draft {
-        Err(ApiError::NotFound("event not found".into()))
-    } else {
-        Err(ApiError::Forbidden(
-            "only the event's organizer or an admin may manage its devices".into(),
-        ))
-    }
-}
+/// Refused to callers who do not manage the event.
+const NOT_MANAGER: &str = "only the event's organizer or an admin may manage its devices";
 
 /// Creates a one-time enrollment code for a gate of the event.
 #[utoipa::path(post, path = "/devices/enrollment-codes", tag = "devices", security(("bearer" = [])),
@@ -75,7 +66,7 @@ async fn create_code(
     Json(req): Json<CreateEnrollmentCode>,
 ) -> ApiResult<(StatusCode, Json<EnrollmentCodeView>)> {
     let event = state.store.event(req.event_id).await?;
-    require_manager(&user, &event)?;
+    user.require_manager(&event, NOT_MANAGER)?;
     if matches!(event.status, EventStatus::Cancelled | EventStatus::Ended) {
         return Err(ApiError::Conflict(format!(
             "devices cannot be enrolled for a {} event",
@@ -233,7 +224,7 @@ async fn list_devices(
     Query(q): Query<DeviceQuery>,
 ) -> ApiResult<Json<Vec<DeviceView>>> {
     let event = state.store.event(q.event_id).await?;
-    require_manager(&user, &event)?;
+    user.require_manager(&event, NOT_MANAGER)?;
     let devices = state.store.list_devices(event.id).await?;
     Ok(Json(devices.iter().map(DeviceView::from).collect()))
 }
@@ -250,7 +241,7 @@ async fn revoke(
 ) -> ApiResult<Json<DeviceView>> {
     let device = state.store.device(id).await?;
     let event = state.store.event(device.setup.event_id).await?;
-    require_manager(&user, &event)?;
+    user.require_manager(&event, NOT_MANAGER)?;
     let device = state.store.revoke_device(id, state.now_ms()).await?;
     tracing::info!(device = %device.id, event = %event.id, "device revoked");
     Ok(Json(DeviceView::from(&device)))

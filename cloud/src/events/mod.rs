@@ -10,7 +10,7 @@ pub mod dto;
 pub mod reports;
 
 use crate::auth::extract::{AuthUser, ManagedEvent, Organizer};
-use crate::crypto::signing::new_event_key;
+use crate::crypto::signing::{extend_certificate, new_event_key};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Page, PageParams, Path, Query};
 use crate::model::{EventId, EventStatus, OrderId, Role, TicketStatus, UserId, new_event_id};
@@ -194,7 +194,7 @@ async fn get_event(
     Path(id): Path<EventId>,
 ) -> ApiResult<Json<EventView>> {
     let event = state.store.event(id).await?;
-    if event.status == EventStatus::Draft && !user.manages(&event) {
+    if !user.sees(&event) {
         return Err(ApiError::NotFound("event not found".into()));
     }
     state.views.record(id);
@@ -252,10 +252,20 @@ async fn update_event(
         starts_at,
         ends_at,
     };
-    let event = state
-        .store
-        .update_event(m.event.id, &change, state.now_ms())
-        .await?;
+    let now = state.now_ms();
+    let event = state.store.update_event(m.event.id, &change, now).await?;
+    // Gates refuse credentials and manifests once the key's certificate has
+    // run out, so a postponed event needs a wider one.
+    extend_certificate(
+        state.store.as_ref(),
+        &state.vault,
+        event.organizer_id,
+        event.id,
+        event.ends_at,
+        now,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(format!("event key: {e}")))?;
     Ok(Json(EventView::from(&event)))
 }
 

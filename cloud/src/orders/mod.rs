@@ -15,7 +15,7 @@ use crate::auth::extract::AuthUser;
 use crate::commerce::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Page, PageParams, Path, Query};
-use crate::model::{EventStatus, OrderId, Role, UserId};
+use crate::model::{OrderId, Role, UserId};
 use crate::state::AppState;
 use crate::store::{
     IdempotencyRecord, NewOnlineOrder, OrderCreated, OrderFilter, OrderItemRecord, StoreError,
@@ -88,7 +88,7 @@ async fn create_order(
         return Err(ApiError::Validation("an order has 1 to 10 lines".into()));
     }
     let event = state.store.event(req.event_id).await?;
-    if event.status == EventStatus::Draft && !user.manages(&event) {
+    if !user.sees(&event) {
         return Err(ApiError::NotFound("event not found".into()));
     }
     let mut seen = HashSet::new();

@@ -10,6 +10,7 @@ use super::{
 use crate::model::{EventId, EventStatus, TicketStatus, UnixMillis, UserId};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
 use sync_protocol::manifest::genesis_digest;
 
 macro_rules! select_event {
@@ -64,18 +65,34 @@ fn sealed_from_row(row: &AnyRow) -> StoreResult<SealedKey> {
 }
 
 impl<D: Dialect> SqlStore<D> {
-    async fn tiers_of(&self, event: EventId) -> StoreResult<Vec<TierRecord>> {
-        let rows = sqlx::query(
+    /// Fills in the tiers of `events` (held places counted as allocated)
+    /// with one query, not one per event of a listed page.
+    async fn attach_tiers(&self, events: &mut [EventRecord]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let marks: Vec<String> = (1..=events.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
             "SELECT id, event_id, tier, name, price_minor, currency, capacity, zone_mask, zone, \
              allocated + (SELECT CAST(COALESCE(SUM(h.held), 0) AS BIGINT) FROM tier_holds h \
              WHERE h.tier_id = tiers.id) AS allocated \
-             FROM tiers WHERE event_id = $1 ORDER BY tier",
-        )
-        .bind(event.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(tier_from_row).collect()
+             FROM tiers WHERE event_id IN ({}) ORDER BY tier",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in events.iter() {
+            q = q.bind(e.id.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(map_err)?;
+        let mut by_event: HashMap<EventId, Vec<TierRecord>> = HashMap::new();
+        for row in &rows {
+            let tier = tier_from_row(row)?;
+            by_event.entry(tier.event_id).or_default().push(tier);
+        }
+        for e in events {
+            e.tiers = by_event.remove(&e.id).unwrap_or_default();
+        }
+        Ok(())
     }
 
     async fn insert_tier(
@@ -244,7 +261,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
             .await
             .map_err(not_found("event"))?;
         let mut event = event_from_row(&row)?;
-        event.tiers = self.tiers_of(id).await?;
+        self.attach_tiers(std::slice::from_mut(&mut event)).await?;
         Ok(event)
     }
 
@@ -265,9 +282,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
             .iter()
             .map(event_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
-        for e in &mut events {
-            e.tiers = self.tiers_of(e.id).await?;
-        }
+        self.attach_tiers(&mut events).await?;
         Ok(events)
     }
 

@@ -180,8 +180,10 @@ pub trait TicketStore: Send + Sync {
     async fn ticket_history(&self, id: TicketId) -> StoreResult<Vec<AuditRecord>>;
     /// Every ticket's current manifest entry, at one consistent version.
     async fn manifest_snapshot(&self, event: EventId) -> StoreResult<ManifestSnapshot>;
-    /// Entries changed after version `since`, with the digest at `since`.
-    /// `NotFound` if `since` is ahead of the current version.
+    /// Entries changed after version `since`, with the digest at `since`
+    /// (for [`ManifestSnapshot::sign_delta`]); no entries and the current
+    /// version when `since` is current. `NotFound` if `since` is ahead of
+    /// the current version.
     async fn manifest_changes_since(
         &self,
         event: EventId,
@@ -202,27 +204,6 @@ pub trait TicketStore: Send + Sync {
             .sign_full(signer, issued_at)
             .map_err(|e| StoreError::Other(format!("signing manifest: {e}")))?;
         Ok((version, bytes))
-    }
-
-    /// The signed delta from version `since` to the current version, for
-    /// `ManifestDelta::open`; `None` when `since` is current, `NotFound` when
-    /// it is ahead (the caller then serves a full manifest).
-    async fn signed_delta(
-        &self,
-        event: EventId,
-        since: u64,
-        signer: &EventSigner,
-        issued_at: u64,
-    ) -> StoreResult<Option<(u64, Vec<u8>)>> {
-        let (snapshot, base) = self.manifest_changes_since(event, since).await?;
-        if snapshot.version == since {
-            return Ok(None);
-        }
-        let version = snapshot.version;
-        let bytes = snapshot
-            .sign_delta(since, &base, signer, issued_at)
-            .map_err(|e| StoreError::Other(format!("signing delta: {e}")))?;
-        Ok(Some((version, bytes)))
     }
 }
 

@@ -139,11 +139,13 @@ async fn manifest_log_signs_full_manifests_and_chained_deltas() {
         reason: "refund".into(),
     };
     store.change_ticket_status(&change, 11).await.unwrap();
-    let (v2, delta) = store
-        .signed_delta(event.id, 1, &signer, 1_800_000_000)
-        .await
-        .unwrap()
-        .unwrap();
+    let (changes, base) = store.manifest_changes_since(event.id, 1).await.unwrap();
+    let (v2, delta) = (
+        changes.version,
+        changes
+            .sign_delta(1, &base, &signer, 1_800_000_000)
+            .unwrap(),
+    );
     assert_eq!(v2, 2);
     node.apply(ManifestDelta::open(&delta, &ring, &event.id).unwrap())
         .unwrap();

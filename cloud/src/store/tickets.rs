@@ -320,8 +320,15 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
         if since > version {
             return Err(StoreError::NotFound("manifest version"));
         }
-        let base = self.digest_at(event, since).await?;
-        let entries = self.manifest_entries(event, since, version).await?;
+        // A node that is current (the usual poll) needs nothing from the log.
+        let (base, entries) = if since == version {
+            (digest, Vec::new())
+        } else {
+            (
+                self.digest_at(event, since).await?,
+                self.manifest_entries(event, since, version).await?,
+            )
+        };
         Ok((
             ManifestSnapshot {
                 event_id: event,

@@ -4,6 +4,7 @@ use crate::both;
 use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
+use sync_protocol::KeyCertificate;
 
 async fn event_crud_and_listing(app: TestApp) {
     let org = app.organizer("org@example.com").await;
@@ -101,6 +102,20 @@ async fn event_crud_and_listing(app: TestApp) {
         .map(id)
         .collect();
     assert_eq!(ids.len(), 3);
+    for listed in p1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(p2["items"].as_array().unwrap())
+    {
+        let (_, alone) = app
+            .get(&format!("/events/{}", id(listed)), &org.access)
+            .await;
+        assert_eq!(
+            listed["tiers"], alone["tiers"],
+            "a listed event carries its own tiers (the first has a third), as read alone"
+        );
+    }
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "pages are in id order without overlap");
@@ -126,6 +141,65 @@ async fn event_crud_and_listing(app: TestApp) {
     assert_error(st, &v, StatusCode::BAD_REQUEST, "invalid_query");
 }
 both!(event_crud_and_listing);
+
+/// The event key's certificate as `GET /events/{id}/keys` shows it.
+async fn key_certificate(app: &TestApp, org: &Session, eid: &str) -> KeyCertificate {
+    let (st, keys) = app.get(&format!("/events/{eid}/keys"), &org.access).await;
+    assert_eq!(st, StatusCode::OK, "{keys}");
+    let hex_cert = keys["key_certificates"][0].as_str().unwrap();
+    KeyCertificate::decode(&hex::decode(hex_cert).unwrap()).unwrap()
+}
+
+async fn postponing_an_event_widens_its_key_certificate(app: TestApp) {
+    let org = app.organizer("org@example.com").await;
+    let eid = id(&app.create_event(&org).await);
+    let ring = crate::tickets::key_ring(&app, &org, &eid).await;
+    let before = key_certificate(&app, &org, &eid).await;
+    let edit = |ends_at: &str| {
+        json!({"name": "Harbour Lights", "description": "", "venue": "Pier 5",
+            "starts_at": "2031-06-01T18:00:00Z", "ends_at": ends_at})
+    };
+    const DAYS_30: u64 = 30 * 86_400;
+
+    let (st, v) = app
+        .put(
+            &format!("/events/{eid}"),
+            &org.access,
+            edit("2031-09-01T23:30:00Z"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let after = key_certificate(&app, &org, &eid).await;
+    assert_eq!(
+        after.not_after,
+        1_946_071_800 + DAYS_30,
+        "the certificate runs 30 days past the new end, or gates refuse the event's credentials then"
+    );
+    assert_eq!(
+        (after.public_key.to_bytes(), after.not_before),
+        (before.public_key.to_bytes(), before.not_before),
+        "the same key, so credentials already issued stay valid"
+    );
+    let mut widened = ring.clone();
+    widened
+        .insert(after.clone())
+        .expect("the organizer's root signed the new certificate");
+
+    let (st, v) = app
+        .put(
+            &format!("/events/{eid}"),
+            &org.access,
+            edit("2031-06-01T23:30:00Z"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        key_certificate(&app, &org, &eid).await.not_after,
+        after.not_after,
+        "moving the end earlier never narrows the window"
+    );
+}
+both!(postponing_an_event_widens_its_key_certificate);
 
 async fn lifecycle_allows_only_legal_steps(app: TestApp) {
     let org = app.organizer("org@example.com").await;

@@ -140,6 +140,12 @@ async fn signed_manifests_and_deltas_follow_ticket_changes(app: TestApp) {
         store.manifest_changes_since(event, 4).await,
         Err(StoreError::NotFound(_))
     ));
+    let (current, base3) = store.manifest_changes_since(event, 3).await.unwrap();
+    assert_eq!(
+        (current.version, current.entries.len(), base3),
+        (3, 0, current.digest),
+        "from the current version nothing changed and the base is the current digest"
+    );
     let (from0, base0) = store.manifest_changes_since(event, 0).await.unwrap();
     let mut fresh = ManifestState::empty(event);
     fresh

@@ -350,11 +350,14 @@ pub async fn apply_delta(app: &TestApp, ring: &KeyRing, eid: &str, state: &mut M
     let signer = event_signer(store.as_ref(), &KeyVault::new([0; 32]), event)
         .await
         .expect("signer");
-    let delta = store
-        .signed_delta(event, state.version(), &signer, now().unix_secs)
+    let (changes, base) = store
+        .manifest_changes_since(event, state.version())
         .await
-        .expect("signed delta")
-        .expect("a newer version");
+        .expect("manifest changes");
+    assert!(changes.version > state.version(), "a newer version");
+    let delta = changes
+        .sign_delta(state.version(), &base, &signer, now().unix_secs)
+        .expect("signed delta");
     store.close().await;
     let mut node_ring = ring.clone();
     for cert in &signer.certs {
@@ -362,8 +365,7 @@ pub async fn apply_delta(app: &TestApp, ring: &KeyRing, eid: &str, state: &mut M
     }
     state
         .apply(
-            sync_protocol::ManifestDelta::open(&delta.1, &node_ring, &event)
-                .expect("delta verifies"),
+            sync_protocol::ManifestDelta::open(&delta, &node_ring, &event).expect("delta verifies"),
         )
         .expect("delta chains on");
 }

@@ -220,14 +220,16 @@ impl Store {
         template: &RecordTemplate,
         decide: impl FnOnce(&KeyRing, &dyn ManifestView, &dyn CheckinView) -> Decision,
     ) -> Result<(Decision, Option<ScanRecord>), StoreError> {
-        let mut inner = self.lock();
-        let ring = inner.ring.clone().ok_or(StoreError::NotProvisioned)?;
+        let mut guard = self.lock();
+        // Borrowed, not cloned: this runs on every scan.
+        let inner = &mut *guard;
+        let ring = inner.ring.as_ref().ok_or(StoreError::NotProvisioned)?;
         let tx = inner
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let manifest = SqlManifest::new(&tx);
         let checkins = SqlCheckins::new(&tx);
-        let decision = decide(&ring, &manifest, &checkins);
+        let decision = decide(ring, &manifest, &checkins);
         manifest.finish()?;
         checkins.finish()?;
         let Some(ticket_id) = decision.ticket_id else {
@@ -269,10 +271,10 @@ impl Store {
         decide: impl FnOnce(&KeyRing, &dyn ManifestView, &dyn CheckinView) -> Decision,
     ) -> Result<Decision, StoreError> {
         let inner = self.lock();
-        let ring = inner.ring.clone().ok_or(StoreError::NotProvisioned)?;
+        let ring = inner.ring.as_ref().ok_or(StoreError::NotProvisioned)?;
         let manifest = SqlManifest::new(&inner.conn);
         let checkins = SqlCheckins::new(&inner.conn);
-        let decision = decide(&ring, &manifest, &checkins);
+        let decision = decide(ring, &manifest, &checkins);
         manifest.finish()?;
         checkins.finish()?;
         Ok(decision)
