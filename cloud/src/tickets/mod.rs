@@ -64,11 +64,10 @@ async fn create_ticket(
     Json(req): Json<CreateTicket>,
 ) -> ApiResult<(StatusCode, Json<TicketView>)> {
     let event = state.store.event(req.event_id).await?;
-    if !user.manages(&event) {
-        return Err(ApiError::Forbidden(
-            "only the event's organizer or an admin may issue its tickets".into(),
-        ));
-    }
+    user.require_manager(
+        &event,
+        "only the event's organizer or an admin may issue its tickets",
+    )?;
     let tier = event
         .tiers
         .iter()

@@ -133,6 +133,14 @@ async fn organizers_manage_only_their_own_events(app: TestApp) {
         .get(&format!("/events/{did}/stats"), &theirs.access)
         .await;
     assert_error(st, &v, StatusCode::NOT_FOUND, "not_found");
+    let (st, v) = app
+        .post(
+            "/tickets",
+            Some(&theirs.access),
+            json!({"event_id": did, "tier": 1, "holder_name": "X"}),
+        )
+        .await;
+    assert_error(st, &v, StatusCode::NOT_FOUND, "not_found");
     // Published events are readable by anyone signed in.
     let (st, _) = app.get(&format!("/events/{eid}"), &theirs.access).await;
     assert_eq!(st, StatusCode::OK);
