@@ -19,6 +19,7 @@ use crate::model::{EventId, EventStatus, OrderId, UnixMillis, UserId};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
+use std::collections::HashMap;
 
 pub(super) fn order_from_row(row: &AnyRow) -> StoreResult<OrderRecord> {
     Ok(OrderRecord {
@@ -70,16 +71,45 @@ pub(super) async fn items_of(
     .fetch_all(conn)
     .await
     .map_err(map_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(OrderItemRecord {
-                tier_id: parsed(r, "tier_id")?,
-                tier: narrow(r, "tier")?,
-                quantity: col(r, "quantity")?,
-                unit_price_minor: col(r, "unit_price_minor")?,
-            })
-        })
-        .collect()
+    rows.iter().map(item_from_row).collect()
+}
+
+fn item_from_row(r: &AnyRow) -> StoreResult<OrderItemRecord> {
+    Ok(OrderItemRecord {
+        tier_id: parsed(r, "tier_id")?,
+        tier: narrow(r, "tier")?,
+        quantity: col(r, "quantity")?,
+        unit_price_minor: col(r, "unit_price_minor")?,
+    })
+}
+
+/// Fills the items of a page of orders with one query (not one per order).
+async fn attach_items(pool: &sqlx::AnyPool, orders: &mut [OrderRecord]) -> StoreResult<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let marks: Vec<String> = (1..=orders.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT order_id, tier_id, tier, quantity, unit_price_minor FROM order_items \
+         WHERE order_id IN ({}) ORDER BY tier",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for o in orders.iter() {
+        q = q.bind(o.id.to_string());
+    }
+    let rows = q.fetch_all(pool).await.map_err(map_err)?;
+    let mut by_order: HashMap<OrderId, Vec<OrderItemRecord>> = HashMap::new();
+    for r in &rows {
+        by_order
+            .entry(parsed(r, "order_id")?)
+            .or_default()
+            .push(item_from_row(r)?);
+    }
+    for o in orders {
+        o.items = by_order.remove(&o.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// Sets an order's status (and `updated_at`).
@@ -336,13 +366,11 @@ impl<D: Dialect> OrderStore for SqlStore<D> {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        let mut orders = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut order = order_from_row(row)?;
-            order.items = items_of(&mut conn, order.id).await?;
-            orders.push(order);
-        }
+        let mut orders = rows
+            .iter()
+            .map(order_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        attach_items(&self.pool, &mut orders).await?;
         Ok(orders)
     }
 

@@ -170,6 +170,16 @@ async fn hold_cancel_manual_payment_and_lifecycle(app: TestApp) {
         .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(mine["items"].as_array().unwrap().len(), 1, "{mine}");
+    for listed in mine["items"].as_array().unwrap() {
+        let (_, alone) = app
+            .get(&format!("/orders/{}", id(listed)), &other.access)
+            .await;
+        assert!(!alone["items"].as_array().unwrap().is_empty(), "{alone}");
+        assert_eq!(
+            listed["items"], alone["items"],
+            "a listed order carries the same items as when read alone"
+        );
+    }
     let (_, all) = app
         .get(
             &format!("/orders/user/{}?status=cancelled", buyer.user_id),
