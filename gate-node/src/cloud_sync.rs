@@ -75,7 +75,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, SyncError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| SyncError::Store(StoreError::Corrupt(format!("store task failed: {e}"))))?
+        .map_err(|e| SyncError::Store(StoreError::TaskFailed(e.to_string())))?
         .map_err(SyncError::Store)
 }
 
@@ -112,7 +112,11 @@ impl CloudSync {
         let held = blocking(move || store.manifest_info()).await?.version;
         if held > 0 {
             match self.client.delta(&self.event, held).await? {
-                DeltaFetch::UpToDate => return Ok(held),
+                DeltaFetch::UpToDate => {
+                    let (store, at) = (self.store.clone(), self.time.now().ms / 1000);
+                    blocking(move || store.confirm_manifest_current(at)).await?;
+                    return Ok(held);
+                }
                 DeltaFetch::Delta(bytes) => {
                     let store = self.store.clone();
                     match blocking(move || store.apply_delta(&bytes)).await {

@@ -147,6 +147,24 @@ impl EventFixture {
         .unwrap_or_default()
     }
 
+    /// Publishes the event's door state (a status change at the cloud) and
+    /// returns the signed delta (layout 2, no entries).
+    pub fn door(&mut self, door: sync_protocol::manifest::DoorState) -> Vec<u8> {
+        let (base_version, base_digest) = (self.version, self.digest);
+        self.version += 1;
+        self.digest =
+            sync_protocol::manifest::door_chain_digest(&self.digest, self.version, door, &[]);
+        ManifestDelta::sign_with_door(
+            &self.event_key,
+            &self.header(),
+            base_version,
+            &base_digest,
+            door,
+            &mut [],
+        )
+        .unwrap_or_default()
+    }
+
     /// Revokes `ticket` (a refund) and returns the signed delta.
     pub fn revoke(&mut self, ticket: TicketId) -> Vec<u8> {
         let mut e = self.entries.get(&ticket).cloned().unwrap_or(ManifestEntry {

@@ -114,7 +114,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, PeerError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| PeerError::Store(StoreError::Corrupt(format!("store task failed: {e}"))))
+        .map_err(|e| PeerError::Store(StoreError::TaskFailed(e.to_string())))
 }
 
 impl PeerHub {

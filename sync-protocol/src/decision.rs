@@ -8,23 +8,27 @@
 //! 3. `unknown_key`: no certificate for the key id and this event.
 //! 4. `bad_signature`: the signature does not verify.
 //! 5. `key_not_valid`: the key's certificate does not cover the current time.
-//! 6. `revoked`: the manifest lists the ticket as revoked.
-//! 7. `superseded`: the manifest lists a newer generation (transferred ticket).
-//! 8. `not_listed`: the gate policy requires a manifest entry and there is none.
-//! 9. `not_yet_valid` / `expired`: outside the credential's validity window
+//! 6. `event_closed`: the manifest's door state (the event's status as the
+//!    cloud last signed it) does not admit: draft, ended or cancelled. A gate
+//!    that was never told a door state admits as before; every decision
+//!    carries the door state held and how old that news is.
+//! 7. `revoked`: the manifest lists the ticket as revoked.
+//! 8. `superseded`: the manifest lists a newer generation (transferred ticket).
+//! 9. `not_listed`: the gate policy requires a manifest entry and there is none.
+//! 10. `not_yet_valid` / `expired`: outside the credential's validity window
 //!    (with the policy's grace).
-//! 10. `wrong_zone`: the ticket's zones do not include the gate's zone.
-//! 11. `already_inside`: an entry gate, and the check-in log says inside.
-//! 12. `reentry_denied`: an entry gate, the ticket has exited, and re-entry is
+//! 11. `wrong_zone`: the ticket's zones do not include the gate's zone.
+//! 12. `already_inside`: an entry gate, and the check-in log says inside.
+//! 13. `reentry_denied`: an entry gate, the ticket has exited, and re-entry is
 //!     not allowed for it.
 //!
 //! Exit gates stop after step 5: nobody is kept inside because their ticket
-//! was refunded or has expired.
+//! was refunded, has expired or the event has ended.
 
 use crate::checkin::{Direction, TicketState};
 use crate::credential::Credential;
 use crate::keys::{KeyLookupError, KeyRing};
-use crate::manifest::{EntryStatus, ManifestView};
+use crate::manifest::{DoorState, EntryStatus, ManifestView};
 use crate::{EventId, TicketId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -60,11 +64,13 @@ pub enum Reason {
     Superseded = 12,
     /// Not in the manifest, and the gate requires it.
     NotListed = 13,
+    /// The event is not open at the door (draft, ended or cancelled).
+    EventClosed = 14,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Malformed,
         Reason::BadSignature,
         Reason::UnknownKey,
@@ -78,6 +84,7 @@ impl Reason {
         Reason::ReentryDenied,
         Reason::Superseded,
         Reason::NotListed,
+        Reason::EventClosed,
     ];
     /// The stable snake_case name used in JSON, logs and test vectors.
     pub fn as_str(self) -> &'static str {
@@ -95,6 +102,7 @@ impl Reason {
             Reason::ReentryDenied => "reentry_denied",
             Reason::Superseded => "superseded",
             Reason::NotListed => "not_listed",
+            Reason::EventClosed => "event_closed",
         }
     }
     /// The wire code.
@@ -225,6 +233,14 @@ pub struct Decision {
     pub display_name: Option<String>,
     /// A time-dependent check ran on an untrusted clock.
     pub time_uncertain: bool,
+    /// The event's door state the gate held (`None`: never told).
+    #[serde(default)]
+    pub door: Option<DoorState>,
+    /// How old the gate's news of the door state was, seconds (`None`:
+    /// never told). A gate offline since before a change decides on its
+    /// last known state and says how stale it is.
+    #[serde(default)]
+    pub door_news_age_secs: Option<u64>,
 }
 
 impl Decision {
@@ -237,6 +253,8 @@ impl Decision {
             tier: None,
             display_name: None,
             time_uncertain: false,
+            door: None,
+            door_news_age_secs: None,
         }
     }
 }
@@ -266,11 +284,14 @@ pub fn decide_credential(
     now: TimeReading,
 ) -> Decision {
     let claims = &credential.claims;
+    let news = manifest.door();
     let mut d = Decision {
         ticket_id: Some(claims.ticket_id),
         event_id: Some(claims.event_id),
         generation: Some(claims.generation),
         tier: Some(claims.tier),
+        door: news.state,
+        door_news_age_secs: news.as_of.map(|t| now.unix_secs.saturating_sub(t)),
         ..Decision::reject(Reason::Malformed)
     };
     d.outcome = match check(credential, keys, manifest, checkins, policy, now, &mut d) {
@@ -306,6 +327,9 @@ fn check(
     credential.verify(key).map_err(|_| Reason::BadSignature)?;
     if policy.direction == Direction::Exit {
         return Ok(());
+    }
+    if d.door.is_some_and(|s: DoorState| !s.admits()) {
+        return Err(Reason::EventClosed);
     }
     let entry = manifest.entry(&claims.ticket_id);
     if let Some(e) = &entry {

@@ -22,8 +22,11 @@ use std::collections::HashMap;
 pub const MANIFEST_MAGIC: [u8; 2] = *b"TM";
 /// Magic of a delta.
 pub const DELTA_MAGIC: [u8; 2] = *b"TD";
-/// Layout version of both.
+/// Layout version of both without a door state.
 pub const MANIFEST_VERSION: u8 = 1;
+/// Layout version of both with the event's door state (one byte after the
+/// header's times and digests).
+pub const MANIFEST_VERSION_DOOR: u8 = 2;
 /// Most entries one manifest or delta may carry.
 pub const MAX_ENTRIES: u32 = 4_000_000;
 /// Longest display name, in bytes of UTF-8.
@@ -37,6 +40,57 @@ const ENC_RAW: u8 = 0;
 const ENC_DEFLATE: u8 = 1;
 const FLAG_REVOKED: u8 = 0b01;
 const FLAG_REENTRY: u8 = 0b10;
+
+/// What the event's status means at the door, as the cloud signed it. On
+/// sale and live admit; the others refuse every entry as `event_closed`
+/// (exits are never refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum DoorState {
+    /// Not published yet: no entry.
+    Draft = 1,
+    /// Published and on sale: tickets admit (within their validity window).
+    OnSale = 2,
+    /// Doors open: tickets admit.
+    Live = 3,
+    /// Over: no entry.
+    Ended = 4,
+    /// Called off: no entry.
+    Cancelled = 5,
+}
+
+impl DoorState {
+    /// Whether tickets admit at all.
+    pub fn admits(self) -> bool {
+        matches!(self, Self::OnSale | Self::Live)
+    }
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+    /// The state for a wire code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => Self::Draft,
+            2 => Self::OnSale,
+            3 => Self::Live,
+            4 => Self::Ended,
+            5 => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// What a node knows of the door state, and since when.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorNews {
+    /// The last door state the cloud signed (`None`: never told; admits).
+    pub state: Option<DoorState>,
+    /// Unix seconds at which it was last known to hold (the signing time of
+    /// the manifest that said it, or a later "up to date" answer).
+    pub as_of: Option<u64>,
+}
 
 /// Whether a ticket may be admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +126,10 @@ pub struct ManifestEntry {
 pub trait ManifestView {
     /// The entry for `ticket`, if the manifest lists it.
     fn entry(&self, ticket: &TicketId) -> Option<ManifestEntry>;
+    /// The event's door state as last told (default: never told).
+    fn door(&self) -> DoorNews {
+        DoorNews::default()
+    }
 }
 
 /// A full manifest after its signature was checked.
@@ -91,6 +149,8 @@ pub struct Manifest {
     pub entries: Vec<ManifestEntry>,
     /// Key that signed it.
     pub signer: KeyId,
+    /// The event's door state (layout 2; `None` in layout 1).
+    pub door: Option<DoorState>,
 }
 
 /// A delta after its signature was checked.
@@ -114,6 +174,8 @@ pub struct ManifestDelta {
     pub entries: Vec<ManifestEntry>,
     /// Key that signed it.
     pub signer: KeyId,
+    /// The event's door state at `version` (layout 2; `None` in layout 1).
+    pub door: Option<DoorState>,
 }
 
 /// Digest of the empty manifest (version 0) of an event.
@@ -138,6 +200,53 @@ pub fn chain_digest(prev: &[u8; 32], version: u64, changed: &[ManifestEntry]) ->
     h.update(version.to_be_bytes());
     h.update(encode_entries_raw(sorted.into_iter()));
     h.finalize().into()
+}
+
+/// [`chain_digest`] for a version step that also set the door state:
+/// `SHA-256("TKMC1 door" || prev || be64(version) || door code || raw entries block)`.
+pub fn door_chain_digest(
+    prev: &[u8; 32],
+    version: u64,
+    door: DoorState,
+    changed: &[ManifestEntry],
+) -> [u8; 32] {
+    let mut sorted: Vec<&ManifestEntry> = changed.iter().collect();
+    sorted.sort_by_key(|e| e.ticket_id);
+    sorted.dedup_by_key(|e| e.ticket_id);
+    let mut h = Sha256::new();
+    h.update(b"TKMC1 door");
+    h.update(prev);
+    h.update(version.to_be_bytes());
+    h.update([door.code()]);
+    h.update(encode_entries_raw(sorted.into_iter()));
+    h.finalize().into()
+}
+
+fn write_layout(w: &mut Writer, door: Option<DoorState>) {
+    w.u8(door.map_or(MANIFEST_VERSION, |_| MANIFEST_VERSION_DOOR));
+}
+
+fn write_door(w: &mut Writer, door: Option<DoorState>) {
+    if let Some(d) = door {
+        w.u8(d.code());
+    }
+}
+
+fn read_layout(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
+    match r.u8()? {
+        MANIFEST_VERSION => Ok(false),
+        MANIFEST_VERSION_DOOR => Ok(true),
+        other => Err(DecodeError::UnsupportedVersion(other)),
+    }
+}
+
+fn read_door(r: &mut Reader<'_>, present: bool) -> Result<Option<DoorState>, DecodeError> {
+    if !present {
+        return Ok(None);
+    }
+    DoorState::from_code(r.u8()?)
+        .map(Some)
+        .ok_or(DecodeError::Invalid("unknown door state"))
 }
 
 /// What a manifest or delta failed on.
@@ -441,20 +550,41 @@ pub struct Header<'a> {
 }
 
 impl Manifest {
-    /// Encodes and signs a full manifest; `entries` are sorted in place.
+    /// Encodes and signs a full manifest (layout 1, no door state);
+    /// `entries` are sorted in place.
     pub fn sign(
         key: &SecretKey,
         header: &Header<'_>,
         entries: &mut [ManifestEntry],
     ) -> Result<Vec<u8>, ManifestError> {
+        Self::sign_layout(key, header, None, entries)
+    }
+
+    /// [`Manifest::sign`] carrying the event's door state (layout 2).
+    pub fn sign_with_door(
+        key: &SecretKey,
+        header: &Header<'_>,
+        door: DoorState,
+        entries: &mut [ManifestEntry],
+    ) -> Result<Vec<u8>, ManifestError> {
+        Self::sign_layout(key, header, Some(door), entries)
+    }
+
+    fn sign_layout(
+        key: &SecretKey,
+        header: &Header<'_>,
+        door: Option<DoorState>,
+        entries: &mut [ManifestEntry],
+    ) -> Result<Vec<u8>, ManifestError> {
         sort_entries(entries)?;
         let mut w = Writer::with_capacity(128 + entries.len() * 24);
         w.bytes(&MANIFEST_MAGIC);
-        w.u8(MANIFEST_VERSION);
+        write_layout(&mut w, door);
         w.bytes(header.event_id.as_bytes());
         w.u64(header.version);
         w.u64(header.issued_at);
         w.bytes(&header.digest);
+        write_door(&mut w, door);
         write_certs(&mut w, header.certs)?;
         write_entries_section(&mut w, entries)?;
         Ok(sign_into(w, key))
@@ -466,14 +596,12 @@ impl Manifest {
         if r.array::<2>()? != MANIFEST_MAGIC {
             return Err(DecodeError::BadMagic.into());
         }
-        let layout = r.u8()?;
-        if layout != MANIFEST_VERSION {
-            return Err(DecodeError::UnsupportedVersion(layout).into());
-        }
+        let has_door = read_layout(&mut r)?;
         let event = EventId::from_bytes(r.array()?);
         let version = r.u64()?;
         let issued_at = r.u64()?;
         let digest = r.array()?;
+        let door = read_door(&mut r, has_door)?;
         let certs = read_certs(&mut r)?;
         let section = read_entries_section(&mut r)?;
         let signer = KeyId(r.array()?);
@@ -491,18 +619,44 @@ impl Manifest {
             certs,
             entries: decode_entries(&section)?,
             signer,
+            door,
         })
     }
 }
 
 impl ManifestDelta {
     /// Encodes and signs a delta from `(base_version, base_digest)` to the
-    /// header's version; `entries` are sorted in place.
+    /// header's version (layout 1, no door state); `entries` are sorted in
+    /// place.
     pub fn sign(
         key: &SecretKey,
         header: &Header<'_>,
         base_version: u64,
         base_digest: &[u8; 32],
+        entries: &mut [ManifestEntry],
+    ) -> Result<Vec<u8>, ManifestError> {
+        Self::sign_layout(key, header, base_version, base_digest, None, entries)
+    }
+
+    /// [`ManifestDelta::sign`] carrying the event's door state at the
+    /// header's version (layout 2).
+    pub fn sign_with_door(
+        key: &SecretKey,
+        header: &Header<'_>,
+        base_version: u64,
+        base_digest: &[u8; 32],
+        door: DoorState,
+        entries: &mut [ManifestEntry],
+    ) -> Result<Vec<u8>, ManifestError> {
+        Self::sign_layout(key, header, base_version, base_digest, Some(door), entries)
+    }
+
+    fn sign_layout(
+        key: &SecretKey,
+        header: &Header<'_>,
+        base_version: u64,
+        base_digest: &[u8; 32],
+        door: Option<DoorState>,
         entries: &mut [ManifestEntry],
     ) -> Result<Vec<u8>, ManifestError> {
         if header.version <= base_version {
@@ -511,13 +665,14 @@ impl ManifestDelta {
         sort_entries(entries)?;
         let mut w = Writer::with_capacity(256 + entries.len() * 32);
         w.bytes(&DELTA_MAGIC);
-        w.u8(MANIFEST_VERSION);
+        write_layout(&mut w, door);
         w.bytes(header.event_id.as_bytes());
         w.u64(base_version);
         w.bytes(base_digest);
         w.u64(header.version);
         w.bytes(&header.digest);
         w.u64(header.issued_at);
+        write_door(&mut w, door);
         write_certs(&mut w, header.certs)?;
         write_entries_section(&mut w, entries)?;
         Ok(sign_into(w, key))
@@ -529,10 +684,7 @@ impl ManifestDelta {
         if r.array::<2>()? != DELTA_MAGIC {
             return Err(DecodeError::BadMagic.into());
         }
-        let layout = r.u8()?;
-        if layout != MANIFEST_VERSION {
-            return Err(DecodeError::UnsupportedVersion(layout).into());
-        }
+        let has_door = read_layout(&mut r)?;
         let event = EventId::from_bytes(r.array()?);
         let base_version = r.u64()?;
         let base_digest = r.array()?;
@@ -542,6 +694,7 @@ impl ManifestDelta {
         if version <= base_version {
             return Err(DecodeError::Invalid("delta does not advance the version").into());
         }
+        let door = read_door(&mut r, has_door)?;
         let certs = read_certs(&mut r)?;
         let section = read_entries_section(&mut r)?;
         let signer = KeyId(r.array()?);
@@ -561,6 +714,7 @@ impl ManifestDelta {
             certs,
             entries: decode_entries(&section)?,
             signer,
+            door,
         })
     }
 
@@ -587,6 +741,7 @@ pub struct ManifestState {
     version: u64,
     digest: [u8; 32],
     entries: HashMap<TicketId, ManifestEntry>,
+    door: DoorNews,
 }
 
 impl ManifestState {
@@ -597,6 +752,22 @@ impl ManifestState {
             version: 0,
             digest: genesis_digest(&event_id),
             entries: HashMap::new(),
+            door: DoorNews::default(),
+        }
+    }
+    /// Records that the cloud confirmed, at `at` (unix s), that the held
+    /// version is current: the door news is that fresh.
+    pub fn confirm_current(&mut self, at: u64) {
+        if self.door.state.is_some() {
+            self.door.as_of = self.door.as_of.max(Some(at));
+        }
+    }
+    fn learn_door(&mut self, door: Option<DoorState>, issued_at: u64) {
+        if let Some(state) = door {
+            self.door = DoorNews {
+                state: Some(state),
+                as_of: Some(issued_at),
+            };
         }
     }
     /// The event.
@@ -634,6 +805,7 @@ impl ManifestState {
         }
         self.version = manifest.version;
         self.digest = manifest.digest;
+        self.learn_door(manifest.door, manifest.issued_at);
         self.entries = manifest
             .entries
             .into_iter()
@@ -649,6 +821,7 @@ impl ManifestState {
         delta.check_base(self.version, &self.digest)?;
         self.version = delta.version;
         self.digest = delta.digest;
+        self.learn_door(delta.door, delta.issued_at);
         for e in delta.entries {
             self.entries.insert(e.ticket_id, e);
         }
@@ -659,6 +832,9 @@ impl ManifestState {
 impl ManifestView for ManifestState {
     fn entry(&self, ticket: &TicketId) -> Option<ManifestEntry> {
         self.entries.get(ticket).cloned()
+    }
+    fn door(&self) -> DoorNews {
+        self.door
     }
 }
 
@@ -797,5 +973,61 @@ mod tests {
         let mut state = ManifestState::empty(event);
         assert_eq!(state.apply(delta), Err(ManifestError::Fork(0)));
         assert_eq!(state.version(), 0, "a refused delta changes nothing");
+    }
+
+    #[test]
+    fn door_state_travels_signed_in_layout_2_and_layout_1_says_nothing() {
+        let (key, ring, cert, event) = setup();
+        let header = Header {
+            event_id: event,
+            version: 1,
+            digest: [1; 32],
+            issued_at: 10,
+            certs: std::slice::from_ref(&cert),
+        };
+        let v1 = Manifest::sign(&key, &header, &mut [entry(1, EntryStatus::Valid)]).unwrap();
+        assert_eq!(Manifest::open(&v1, &ring, &event).unwrap().door, None);
+        let mut bytes = Manifest::sign_with_door(
+            &key,
+            &header,
+            DoorState::Ended,
+            &mut [entry(1, EntryStatus::Valid)],
+        )
+        .unwrap();
+        assert_eq!(bytes[2], MANIFEST_VERSION_DOOR);
+        let m = Manifest::open(&bytes, &ring, &event).unwrap();
+        assert_eq!(m.door, Some(DoorState::Ended));
+        let mut state = ManifestState::empty(event);
+        state.replace(m).unwrap();
+        assert_eq!(
+            state.door(),
+            DoorNews {
+                state: Some(DoorState::Ended),
+                as_of: Some(10)
+            }
+        );
+        state.confirm_current(70);
+        assert_eq!(state.door().as_of, Some(70));
+        // The door byte sits after the digest (2 + 1 + 16 + 8 + 8 + 32).
+        bytes[67] = 9;
+        assert!(
+            Manifest::open(&bytes, &ring, &event).is_err(),
+            "a changed door byte breaks the signature, and 9 is no state"
+        );
+
+        let mut ring = ring;
+        ring.insert(cert).unwrap();
+        let h2 = Header {
+            version: 2,
+            digest: [2; 32],
+            certs: &[],
+            ..header
+        };
+        let d = ManifestDelta::sign_with_door(&key, &h2, 1, &[1; 32], DoorState::Live, &mut [])
+            .unwrap();
+        let d = ManifestDelta::open(&d, &ring, &event).unwrap();
+        assert_eq!(d.door, Some(DoorState::Live));
+        state.apply(d).unwrap();
+        assert_eq!(state.door().state, Some(DoorState::Live));
     }
 }

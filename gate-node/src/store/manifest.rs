@@ -11,7 +11,7 @@ use super::{Inner, Store, StoreError, get, get_array, get_u64, put};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use std::cell::RefCell;
-use sync_protocol::manifest::{EntryStatus, ManifestError};
+use sync_protocol::manifest::{DoorNews, DoorState, EntryStatus, ManifestError};
 use sync_protocol::{
     KeyCertificate, Manifest, ManifestDelta, ManifestEntry, ManifestView, TicketId,
 };
@@ -25,6 +25,9 @@ pub struct ManifestInfo {
     pub digest: String,
     /// Number of entries.
     pub entries: u64,
+    /// The event's door state as last told, and since when it is known
+    /// (a gate that has been offline says how old its news is).
+    pub door: DoorNews,
 }
 
 /// What applying manifest bytes did.
@@ -84,10 +87,38 @@ fn set_held(
     version: u64,
     digest: &[u8; 32],
     issued_at: u64,
+    door: Option<DoorState>,
 ) -> Result<(), StoreError> {
     put(conn, "manifest_version", &version.to_be_bytes())?;
     put(conn, "manifest_digest", digest)?;
-    put(conn, "manifest_issued_at", &issued_at.to_be_bytes())
+    put(conn, "manifest_issued_at", &issued_at.to_be_bytes())?;
+    // A manifest without a door state (layout 1) says nothing about it: the
+    // last state told stays.
+    if let Some(d) = door {
+        put(conn, "door_state", &[d.code()])?;
+        put(conn, "door_as_of", &issued_at.to_be_bytes())?;
+    }
+    Ok(())
+}
+
+/// The door state held and how fresh it is (meta keys `door_state`,
+/// `door_as_of`: the signing time of the manifest that said it,
+/// `door_checked_at`: the cloud's last "up to date" answer).
+fn door_news(conn: &Connection) -> Result<DoorNews, StoreError> {
+    let state = match get(conn, "door_state")? {
+        None => None,
+        Some(v) => Some(
+            v.first()
+                .copied()
+                .and_then(DoorState::from_code)
+                .ok_or_else(|| StoreError::Corrupt("meta door_state".into()))?,
+        ),
+    };
+    let as_of = get_u64(conn, "door_as_of")?.max(get_u64(conn, "door_checked_at")?);
+    Ok(DoorNews {
+        state,
+        as_of: state.and(as_of),
+    })
 }
 
 impl Store {
@@ -111,7 +142,7 @@ impl Store {
         tx.execute("DELETE FROM manifest_entries", [])?;
         upsert_entries(&tx, &m.entries)?;
         insert_certs(&tx, &m.certs)?;
-        set_held(&tx, m.version, &m.digest, m.issued_at)?;
+        set_held(&tx, m.version, &m.digest, m.issued_at, m.door)?;
         tx.commit()?;
         inner.reload()?;
         Ok(Applied {
@@ -135,7 +166,7 @@ impl Store {
         d.check_base(version, &digest)?;
         upsert_entries(&tx, &d.entries)?;
         insert_certs(&tx, &d.certs)?;
-        set_held(&tx, d.version, &d.digest, d.issued_at)?;
+        set_held(&tx, d.version, &d.digest, d.issued_at, d.door)?;
         tx.commit()?;
         inner.reload()?;
         Ok(Applied {
@@ -143,6 +174,17 @@ impl Store {
             to: d.version,
             entries: d.entries.len(),
         })
+    }
+
+    /// Records that the cloud answered, at `at_secs` (best time, unix s),
+    /// that the version held is current: the door news is that fresh.
+    pub fn confirm_manifest_current(&self, at_secs: u64) -> Result<(), StoreError> {
+        let inner = self.lock();
+        let held = get_u64(&inner.conn, "door_checked_at")?.unwrap_or(0);
+        if at_secs > held {
+            put(&inner.conn, "door_checked_at", &at_secs.to_be_bytes())?;
+        }
+        Ok(())
     }
 
     /// Version, digest and size of the manifest held.
@@ -158,6 +200,7 @@ impl Store {
             version,
             digest: hex::encode(digest),
             entries: entries.max(0) as u64,
+            door: door_news(&inner.conn)?,
         })
     }
 
@@ -239,5 +282,12 @@ impl ManifestView for SqlManifest<'_> {
                 None
             }
         }
+    }
+
+    fn door(&self) -> DoorNews {
+        door_news(self.conn).unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            DoorNews::default()
+        })
     }
 }

@@ -55,6 +55,14 @@ pub enum StoreError {
     /// Stored bytes that do not decode: a damaged or foreign file.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The file system refused (the data directory cannot be created or
+    /// restricted, WAL cannot be enabled): check the disk and permissions.
+    #[error("store I/O: {0}")]
+    Io(String),
+    /// The blocking task running a store call panicked or was cancelled;
+    /// its transaction rolled back and nothing was written.
+    #[error("store task failed: {0}")]
+    TaskFailed(String),
     /// Written by a newer build.
     #[error("database schema version {found} is newer than this build's {known}")]
     TooNew {
@@ -143,9 +151,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") && path != Path::new(":memory:") {
-            return Err(StoreError::Corrupt(format!(
-                "cannot enable WAL (got {mode})"
-            )));
+            return Err(StoreError::Io(format!("cannot enable WAL (got {mode})")));
         }
         // FULL: every commit fsyncs the WAL, see the module docs.
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -166,18 +172,16 @@ impl Store {
 
     /// Opens `gate.db` inside `data_dir`, creating the directory.
     pub fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Corrupt(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join("gate.db");
         let store = Self::open(&path)?;
         // The file holds the device key seed and tokens: owner only.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
-                |e| StoreError::Corrupt(format!("cannot restrict {}: {e}", path.display())),
-            )?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::Io(format!("cannot restrict {}: {e}", path.display())))?;
         }
         Ok(store)
     }

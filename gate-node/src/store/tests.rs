@@ -447,3 +447,44 @@ proptest::proptest! {
         proptest::prop_assert_eq!(mine, theirs);
     }
 }
+
+#[test]
+fn an_ended_event_closes_the_door_and_the_gate_says_how_old_its_news_is() {
+    use sync_protocol::manifest::DoorState;
+    let mut f = EventFixture::new(1, 10);
+    let (_dir, store) = store_for(&f, 1);
+    let text = f.credential(f.ticket(3));
+    assert_eq!(
+        store.manifest_info().unwrap().door.state,
+        None,
+        "never told"
+    );
+    store.apply_delta(&f.door(DoorState::Live)).unwrap();
+    let info = store.manifest_info().unwrap();
+    assert_eq!(info.door.state, Some(DoorState::Live));
+    assert_eq!(info.door.as_of, Some(crate::fixture::ISSUED_AT));
+    let (d, _) = scan(&store, &text, NOW_MS);
+    assert!(d.outcome.is_admit(), "doors open: {d:?}");
+    assert_eq!(
+        d.door_news_age_secs,
+        Some(NOW_MS / 1000 - crate::fixture::ISSUED_AT),
+        "the decision says how old the door news is"
+    );
+    store
+        .confirm_manifest_current(crate::fixture::ISSUED_AT + 60)
+        .unwrap();
+    assert_eq!(
+        store.manifest_info().unwrap().door.as_of,
+        Some(crate::fixture::ISSUED_AT + 60),
+        "an up-to-date answer refreshes the news"
+    );
+    store.apply_delta(&f.door(DoorState::Ended)).unwrap();
+    let other = f.credential(f.ticket(4));
+    let (d, r) = scan(&store, &other, NOW_MS + 1);
+    assert_eq!(
+        d.outcome,
+        sync_protocol::Outcome::Reject(sync_protocol::Reason::EventClosed),
+        "an ended event admits nobody"
+    );
+    assert!(r.is_some(), "the refusal is recorded like any scan");
+}

@@ -247,3 +247,32 @@ fn reason_codes_are_stable_and_round_trip() {
         serde_json::json!({"decision": "reject", "reason": "already_inside"})
     );
 }
+
+#[test]
+fn an_ended_event_refuses_entries_but_lets_everyone_out() {
+    use sync_protocol::manifest::DoorState;
+    let mut gate = Gate::new();
+    let header = Header {
+        event_id: event(),
+        version: 1,
+        digest: [1; 32],
+        issued_at: NOW - 600,
+        certs: &[cert()],
+    };
+    let bytes =
+        Manifest::sign_with_door(&event_key(), &header, DoorState::Ended, &mut [entry(1)]).unwrap();
+    gate.manifest
+        .replace(Manifest::open(&bytes, &ring(), &event()).unwrap())
+        .unwrap();
+    let text = qr(claims(1));
+    let d = gate.decide(&text);
+    assert_eq!(d.outcome, Outcome::Reject(Reason::EventClosed));
+    assert_eq!(d.door, Some(DoorState::Ended));
+    assert_eq!(d.door_news_age_secs, Some(600), "ten minutes old news");
+    gate.policy.direction = Direction::Exit;
+    assert_eq!(
+        gate.decide(&text).outcome,
+        Outcome::Admit,
+        "exits stay open"
+    );
+}

@@ -14,6 +14,8 @@ fn decision(outcome: Outcome, ticket: u8) -> Decision {
         tier: None,
         display_name: None,
         time_uncertain: false,
+        door: None,
+        door_news_age_secs: None,
     }
 }
 
