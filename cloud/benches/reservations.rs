@@ -140,8 +140,8 @@ async fn slots(store: Arc<dyn Store>, event: &EventRecord, buyers: &[UserId]) ->
                 match store.create_order(&new, now).await {
                     Ok(_) => held += 1,
                     // Sold out ends the worker; any other refusal is retried.
-                    Err(StoreError::Conflict(why)) if why.contains("left") => return held,
-                    Err(StoreError::Conflict(_)) => {}
+                    Err(StoreError::SoldOut { .. }) => return held,
+                    Err(StoreError::Retryable(_)) => {}
                     Err(e) => panic!("reservation failed: {e}"),
                 }
             }

@@ -71,6 +71,10 @@ pub enum ApiError {
     /// A dependency (the database) is unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// A transient conflict (deadlock, serialization failure, too busy):
+    /// nothing changed; the same request can succeed in a moment.
+    #[error("{0}")]
+    Retry(String),
     /// A bug or an infrastructure failure; details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -132,7 +136,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Retry(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -153,6 +157,7 @@ impl ApiError {
             Self::TooManyRequests(_) => "rate_limited",
             Self::Timeout => "timeout",
             Self::Unavailable(_) => "unavailable",
+            Self::Retry(_) => "try_again",
             Self::Internal(_) => "internal",
         }
     }
@@ -175,10 +180,15 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::TooManyRequests(secs) = self {
+        let retry_after = match self {
+            Self::TooManyRequests(secs) => Some(secs.max(1)),
+            Self::Retry(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -186,9 +196,18 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        let conflict =
+            |code, e: &StoreError| Self::coded(StatusCode::CONFLICT, code, e.to_string());
         match e {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            StoreError::Conflict(why) => Self::Conflict(why),
+            StoreError::SoldOut { .. } => conflict("sold_out", &e),
+            StoreError::PurchaseLimit { .. } => conflict("purchase_limit", &e),
+            StoreError::NotOnSale(_) => conflict("not_on_sale", &e),
+            StoreError::IllegalTransition { .. } => conflict("illegal_transition", &e),
+            StoreError::Duplicate(_) => conflict("duplicate", &e),
+            StoreError::Gone(_) => conflict("gone", &e),
+            StoreError::InvalidState(_) => conflict("invalid_state", &e),
+            StoreError::Retryable(why) => Self::Retry(why),
             StoreError::Unavailable(why) => Self::Unavailable(why),
             StoreError::Other(why) => Self::Internal(why),
         }

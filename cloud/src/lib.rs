@@ -28,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod tickets;
 pub mod users;
+pub mod validate;
 
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Passwords;

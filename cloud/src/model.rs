@@ -175,6 +175,18 @@ impl EventStatus {
     pub fn editable(self) -> bool {
         matches!(self, Self::Draft | Self::Active | Self::Live)
     }
+    /// What the status means at the door (signed into every manifest):
+    /// active and live admit, draft, ended and cancelled refuse entry.
+    pub fn door(self) -> sync_protocol::manifest::DoorState {
+        use sync_protocol::manifest::DoorState;
+        match self {
+            Self::Draft => DoorState::Draft,
+            Self::Active => DoorState::OnSale,
+            Self::Live => DoorState::Live,
+            Self::Ended => DoorState::Ended,
+            Self::Cancelled => DoorState::Cancelled,
+        }
+    }
 }
 
 impl FromStr for EventStatus {
@@ -291,7 +303,7 @@ impl Clock for SystemClock {
 
 /// Validates an ISO 4217 currency code's shape (three uppercase letters).
 pub fn valid_currency(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+    crate::validate::currency(code)
 }
 
 #[cfg(test)]

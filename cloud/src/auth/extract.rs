@@ -73,6 +73,19 @@ impl FromRequestParts<AppState> for AuthUser {
         let claims = state.tokens.verify(token.trim()).map_err(|_| {
             ApiError::unauthorized("invalid_token", "the access token is invalid or expired")
         })?;
+        // A well-signed token can outlive its account (deleted, or a token
+        // minted by another deployment with the same key): the subject must
+        // exist, or nothing the handler does with it makes sense.
+        match state.store.user(claims.sub).await {
+            Ok(_) => {}
+            Err(crate::store::StoreError::NotFound(_)) => {
+                return Err(ApiError::unauthorized(
+                    "unknown_subject",
+                    "the account this token was issued to no longer exists: sign in again",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(Self {
             id: claims.sub,
             role: claims.role,

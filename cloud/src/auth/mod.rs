@@ -101,13 +101,7 @@ fn check_password(password: &str) -> ApiResult<()> {
 }
 
 pub(crate) fn check_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    match name.chars().count() {
-        1..=100 => Ok(name.to_string()),
-        _ => Err(ApiError::Validation(
-            "display_name must be 1 to 100 characters".into(),
-        )),
-    }
+    crate::validate::text("display_name", name, 1, 100, false)
 }
 
 async fn start_session(state: &AppState, user: &UserRecord) -> ApiResult<TokenResponse> {
@@ -303,7 +297,7 @@ pub async fn bootstrap_admin(state: &AppState) -> Result<(), ApiError> {
         updated_at: now,
     };
     match state.store.create_user(&user).await {
-        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Ok(()) | Err(StoreError::Duplicate(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

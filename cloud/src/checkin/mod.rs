@@ -132,7 +132,7 @@ async fn register_ticket(
         (None, None) => return Err(malformed()),
     };
     let (ticket, event) = ticket_and_event(&state, id).await?;
-    require_door(&user, &event)?;
+    require_door(&state, &user, &event).await?;
     if let Some(c) = &credential {
         let ring = door::key_ring(&state, &event).await?;
         let verified = c.claims.event_id == event.id
@@ -161,7 +161,7 @@ async fn ticket_record(
     Path(id): Path<TicketId>,
 ) -> ApiResult<Json<CheckinTicketView>> {
     let (ticket, event) = ticket_and_event(&state, id).await?;
-    if !may_see_ticket(&user, &event, &ticket) {
+    if !may_see_ticket(&state, &user, &event, &ticket).await? {
         return Err(ApiError::Forbidden(
             "this ticket belongs to someone else".into(),
         ));
@@ -191,7 +191,7 @@ async fn validate(
     Query(q): Query<ValidateQuery>,
 ) -> ApiResult<Json<DecisionView>> {
     let (ticket, event) = ticket_and_event(&state, id).await?;
-    require_door(&user, &event)?;
+    require_door(&state, &user, &event).await?;
     let text = ticket
         .credential
         .ok_or_else(|| ApiError::Conflict("the ticket has no credential yet".into()))?;
@@ -231,7 +231,7 @@ async fn check_in(
     };
     let event_id = req.event_id.or(ticket_event).ok_or_else(malformed)?;
     let event = state.store.event(event_id).await?;
-    require_door(&user, &event)?;
+    require_door(&state, &user, &event).await?;
     let gate = check_gate(req.gate.as_deref().unwrap_or("online"))?;
     let policy = policy(&event, check_zone(req.zone)?, req.direction);
     let (decision, seen, record) =
@@ -268,7 +268,7 @@ async fn get_scan(
         Err(StoreError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    if !(at_door(&user, &event) || owner == Some(user.id)) {
+    if !(owner == Some(user.id) || at_door(&state, &user, &event).await?) {
         return Err(ApiError::Forbidden(
             "this scan is of someone else's ticket".into(),
         ));
@@ -326,8 +326,9 @@ async fn user_scans(
         ..ScanFilter::default()
     };
     match user.role {
-        Role::Admin | Role::Staff => {}
+        Role::Admin => {}
         _ if owner == user.id => {}
+        Role::Staff => filter.staff_id = Some(user.id),
         Role::Organizer => filter.organizer_id = Some(user.id),
         Role::Customer => {
             return Err(ApiError::Forbidden(

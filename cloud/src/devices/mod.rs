@@ -179,7 +179,7 @@ async fn enroll(
         revoked_at: None,
     };
     match state.store.enroll_device(&hash, &device, now).await {
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Gone(_)) => {
             return Err(gone("this enrollment code has already been used"));
         }
         other => other?,

@@ -170,14 +170,7 @@ impl From<&EventRecord> for EventView {
 }
 
 fn text(field: &str, value: &str, min: usize, max: usize) -> ApiResult<String> {
-    let v = value.trim();
-    let n = v.chars().count();
-    if n < min || n > max {
-        return Err(ApiError::Validation(format!(
-            "{field} must be {min} to {max} characters"
-        )));
-    }
-    Ok(v.to_string())
+    crate::validate::text(field, value, min, max, field == "description")
 }
 
 /// Validated event fields: (name, description, venue, starts_at, ends_at) in ms.
@@ -187,10 +180,16 @@ pub fn check_fields(
     venue: &str,
     starts_at: OffsetDateTime,
     ends_at: OffsetDateTime,
+    now: OffsetDateTime,
 ) -> ApiResult<(String, String, String, i64, i64)> {
     if ends_at <= starts_at {
         return Err(ApiError::Validation(
             "ends_at must be after starts_at".into(),
+        ));
+    }
+    if ends_at <= now {
+        return Err(ApiError::Validation(
+            "ends_at is in the past: an event must end in the future".into(),
         ));
     }
     Ok((

@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod dto;
 pub mod reports;
+pub mod staff;
 
 use crate::auth::extract::{AuthUser, ManagedEvent, Organizer};
 use crate::crypto::signing::{extend_certificate, new_event_key};
@@ -43,6 +44,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::analytics))
         .routes(routes!(reports::create_report, reports::list_reports))
         .routes(routes!(reports::get_report))
+        .routes(routes!(staff::list_staff, staff::add_staff))
+        .routes(routes!(staff::remove_staff))
 }
 
 /// Filters of `GET /events`.
@@ -123,6 +126,7 @@ async fn create_event(
         &req.venue,
         req.starts_at,
         req.ends_at,
+        crate::model::from_millis(state.now_ms()),
     )?;
     let id = new_event_id();
     let tiers = check_tiers(id, &req.currency, &req.tiers)?;
@@ -244,6 +248,7 @@ async fn update_event(
         &req.venue,
         req.starts_at,
         req.ends_at,
+        crate::model::from_millis(state.now_ms()),
     )?;
     let change = EventChange {
         name,

@@ -144,7 +144,9 @@ async fn create_order(
     let created = match state.store.create_order(&new, now).await {
         // Sold out (or over the limit) may only mean that holds ran out and
         // the sweeper has not returned them yet: return them and retry once.
-        Err(StoreError::Conflict(_)) if sweeper::expire_due(&state).await > 0 => {
+        Err(StoreError::SoldOut { .. } | StoreError::PurchaseLimit { .. })
+            if sweeper::expire_due(&state).await > 0 =>
+        {
             state.store.create_order(&new, state.now_ms()).await?
         }
         other => other?,
@@ -251,11 +253,9 @@ async fn set_status(
         ));
     }
     if !order.status.can_become(req.status) {
-        return Err(ApiError::Conflict(format!(
-            "an order cannot go from {} to {}",
-            order.status.as_str(),
-            req.status.as_str()
-        )));
+        return Err(
+            StoreError::illegal("order", order.status.as_str(), req.status.as_str()).into(),
+        );
     }
     let now = state.now_ms();
     let order = match req.status {
@@ -269,7 +269,7 @@ async fn set_status(
                 .await?
         }
         OrderStatus::Pending => {
-            return Err(ApiError::Conflict("no step leads back to pending".into()));
+            return Err(StoreError::illegal("order", order.status.as_str(), "pending").into());
         }
     };
     Ok(Json(OrderView::from(&state.store.order(order.id).await?)))

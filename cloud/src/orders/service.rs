@@ -199,10 +199,9 @@ pub async fn refund(
     reason: &str,
 ) -> ApiResult<OrderRecord> {
     if order.status != OrderStatus::Paid {
-        return Err(ApiError::Conflict(format!(
-            "an order cannot go from {} to refunded",
-            order.status.as_str()
-        )));
+        return Err(
+            crate::store::StoreError::illegal("order", order.status.as_str(), "refunded").into(),
+        );
     }
     let held = order.ticket_ids.len() as i64;
     if order.channel != "box_office" && held < order.quantity {
@@ -275,7 +274,7 @@ pub async fn refund_due(state: &AppState, payment: &crate::store::PaymentRecord)
         .payment_refunded(payment.id, &r.id, state.now_ms())
         .await
     {
-        Ok(()) | Err(crate::store::StoreError::Conflict(_)) => Ok(()),
+        Ok(()) | Err(crate::store::StoreError::InvalidState(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

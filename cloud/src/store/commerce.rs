@@ -370,7 +370,7 @@ pub struct LedgerRecord {
 pub trait OrderStore: Send + Sync {
     /// Creates a pending order holding inventory until `expires_at`; with an
     /// idempotency key already used by this buyer, returns that order.
-    /// `Conflict` when sold out, over the purchase limit or not on sale.
+    /// `SoldOut`, `PurchaseLimit` or `NotOnSale`.
     async fn create_order(
         &self,
         new: &NewOnlineOrder,
@@ -489,7 +489,7 @@ pub trait MarketStore: Send + Sync {
     /// Active → cancelled.
     async fn cancel_listing(&self, id: ListingId, now: UnixMillis) -> StoreResult<ListingRecord>;
     /// Holds an active listing for a buyer's new pending order; exactly one
-    /// of racing buyers wins, the others get `Conflict`.
+    /// of racing buyers wins, the others get `Gone`.
     async fn create_resale_order(
         &self,
         o: &NewResaleOrder,

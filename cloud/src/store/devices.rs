@@ -77,7 +77,7 @@ pub trait DeviceStore: Send + Sync {
     /// By hash.
     async fn enrollment_code(&self, code_hash: &str) -> StoreResult<EnrollmentCodeRecord>;
     /// Spends the code and inserts the device in one transaction;
-    /// `Conflict` when the code was used or expired meanwhile.
+    /// `Gone` when the code was used or expired meanwhile.
     async fn enroll_device(
         &self,
         code_hash: &str,
@@ -214,7 +214,7 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         .map_err(map_err)?
         .rows_affected();
         if spent != 1 {
-            return Err(StoreError::Conflict(
+            return Err(StoreError::Gone(
                 "the enrollment code was used or has expired".into(),
             ));
         }

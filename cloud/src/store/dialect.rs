@@ -36,7 +36,7 @@ impl Dialect for Postgres {
     // manifest, but does not block the FOR KEY SHARE locks that foreign keys
     // to the event take: new orders (inventory holds) keep flowing while a
     // payment issues tickets.
-    const LOCK_EVENT: &'static str = "SELECT status, manifest_version, manifest_digest FROM events WHERE id = $1 FOR NO KEY UPDATE";
+    const LOCK_EVENT: &'static str = "SELECT status, ends_at, manifest_version, manifest_digest FROM events WHERE id = $1 FOR NO KEY UPDATE";
     const ON_CONNECT: &'static [&'static str] = &[];
     const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::POSTGRES;
     fn migrator() -> &'static Migrator {
@@ -51,7 +51,7 @@ impl Dialect for Sqlite {
     // between, and busy_timeout cannot help it.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_EVENT: &'static str =
-        "SELECT status, manifest_version, manifest_digest FROM events WHERE id = $1";
+        "SELECT status, ends_at, manifest_version, manifest_digest FROM events WHERE id = $1";
     const ON_CONNECT: &'static [&'static str] = &[
         "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = NORMAL",

@@ -1,8 +1,8 @@
 //! Events, tiers, signing keys and page views.
 
-use super::manifest::entry_for;
 use super::sql::{col, map_err, narrow, not_found, parsed};
-use super::tickets::{audit, ticket_from_row};
+use super::tickets::ticket_from_row;
+use super::writes::{Why, change_ticket};
 use super::{
     Dialect, EventChange, EventFilter, EventKeyRecord, EventRecord, EventStore, SealedKey,
     SqlStore, StoreError, StoreResult, TierRecord,
@@ -117,7 +117,7 @@ impl<D: Dialect> SqlStore<D> {
         .execute(&mut **tx)
         .await
         .map_err(|e| match map_err(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!(
+            StoreError::Duplicate(_) => StoreError::Duplicate(format!(
                 "tier number {} or name {:?} is already used in this event",
                 t.tier, t.name
             )),
@@ -126,54 +126,33 @@ impl<D: Dialect> SqlStore<D> {
         super::inventory::create_slots::<D>(tx, t.id, t.capacity).await
     }
 
-    /// Cancels every live ticket of a cancelled event in one manifest version.
+    /// Cancels every live ticket of a cancelled event; returns the manifest
+    /// entries to publish.
     async fn cancel_all_tickets(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         event: EventId,
-        head: &mut super::manifest::EventHead,
         actor: UserId,
         now: UnixMillis,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<sync_protocol::manifest::ManifestEntry>> {
         let rows = sqlx::query(super::tickets::SELECT_TICKETS_OF_EVENT_TO_CANCEL)
             .bind(event.to_string())
             .fetch_all(&mut **tx)
             .await
             .map_err(map_err)?;
         let mut changed = Vec::new();
+        let why = Why {
+            actor: Some(actor),
+            reason: "event cancelled",
+            now,
+        };
         for row in &rows {
             let mut t = ticket_from_row(row)?;
-            let from = t.status;
-            sqlx::query("UPDATE tickets SET status = 'cancelled', updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(t.id.to_string())
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
-            audit(
-                tx,
-                t.id,
-                Some(from),
-                TicketStatus::Cancelled,
-                Some(actor),
-                "event cancelled",
-                now,
-            )
-            .await?;
+            let (from, generation) = (t.status, t.generation);
             t.status = TicketStatus::Cancelled;
-            if from != TicketStatus::Reserved {
-                changed.push(entry_for(&t));
-            }
+            changed.extend(change_ticket(tx, &mut t, from, generation, why).await?);
         }
-        sqlx::query(
-            "UPDATE tiers SET allocated = (SELECT COUNT(*) FROM tickets t WHERE t.tier_id = tiers.id \
-             AND t.status IN ('reserved', 'issued', 'transferred', 'checked_in')) WHERE event_id = $1",
-        )
-        .bind(event.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
         Self::release_cancelled_event(tx, event, now).await?;
-        Self::append_manifest(tx, event, head, &changed, now).await
+        Ok(changed)
     }
 }
 
@@ -295,7 +274,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         let mut tx = self.begin_write().await?;
         let head = Self::lock_event(&mut tx, id).await?;
         if !head.status.editable() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InvalidState(format!(
                 "a {} event cannot be edited",
                 head.status.as_str()
             )));
@@ -327,11 +306,11 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         let mut tx = self.begin_write().await?;
         let mut head = Self::lock_event(&mut tx, id).await?;
         if !head.status.can_become(to) {
-            return Err(StoreError::Conflict(format!(
-                "an event cannot go from {} to {}",
+            return Err(StoreError::illegal(
+                "event",
                 head.status.as_str(),
-                to.as_str()
-            )));
+                to.as_str(),
+            ));
         }
         sqlx::query("UPDATE events SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(to.as_str())
@@ -340,9 +319,14 @@ impl<D: Dialect> EventStore for SqlStore<D> {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        if to == EventStatus::Cancelled {
-            Self::cancel_all_tickets(&mut tx, id, &mut head, actor, now).await?;
-        }
+        // Cancelling revokes every ticket in the same version that tells the
+        // gates the door state.
+        let revoked = if to == EventStatus::Cancelled {
+            Self::cancel_all_tickets(&mut tx, id, actor, now).await?
+        } else {
+            Vec::new()
+        };
+        Self::append_version(&mut tx, id, &mut head, &revoked, Some(to.door()), now).await?;
         tx.commit().await.map_err(map_err)?;
         self.event(id).await
     }
@@ -351,7 +335,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         let mut tx = self.begin_write().await?;
         let head = Self::lock_event(&mut tx, tier.event_id).await?;
         if !head.status.editable() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InvalidState(format!(
                 "tiers cannot be added to a {} event",
                 head.status.as_str()
             )));

@@ -136,7 +136,8 @@ async fn free_slots(tx: &mut Transaction<'static, Any>, tier: TierId) -> StoreRe
 }
 
 /// Holds `n` free slots of `tier` for `holder` (an order id), or fails with
-/// `Conflict` leaving nothing held.
+/// `SoldOut` (or `Retryable` when contention outlasts three waits) leaving
+/// nothing held.
 ///
 /// PostgreSQL: first skip rows other transactions hold (no waiting, the hot
 /// path). If that comes up short, those rows may still come free (their
@@ -194,7 +195,7 @@ async fn claim_slots<D: Dialect>(
             return Ok(());
         }
     }
-    Err(StoreError::Conflict(
+    Err(StoreError::Retryable(
         "the tier is too busy to reserve from right now; try again".into(),
     ))
 }
@@ -208,9 +209,7 @@ async fn savepoint(tx: &mut Transaction<'static, Any>, stmt: &'static str) -> St
 }
 
 fn sold_out(asked: i64, left: i64) -> StoreError {
-    StoreError::Conflict(format!(
-        "not enough tickets left in this tier: asked for {asked}, {left} left"
-    ))
+    StoreError::SoldOut { asked, left }
 }
 
 /// Claims one slot per ticket and assigns it (box office, comps).
@@ -341,11 +340,7 @@ pub(super) async fn count_purchase(
     n: i64,
     limit: i64,
 ) -> StoreResult<()> {
-    let refused = || {
-        StoreError::Conflict(format!(
-            "purchase limit reached: at most {limit} tickets per customer for this event"
-        ))
-    };
+    let refused = || StoreError::PurchaseLimit { limit };
     if n > limit {
         return Err(refused());
     }
@@ -387,26 +382,18 @@ pub(super) async fn uncount_purchase(
 }
 
 impl<D: Dialect> SqlStore<D> {
-    /// After an event is cancelled (its tickets already cancelled): frees
-    /// their slots and ends its pending orders and open listings.
+    /// After an event is cancelled (its tickets already cancelled, their
+    /// slots returned): ends its pending orders and open listings.
     pub(super) async fn release_cancelled_event(
         tx: &mut Transaction<'static, Any>,
         event: EventId,
         now: i64,
     ) -> StoreResult<()> {
-        let stmts = [
-            "UPDATE tier_slots SET order_id = NULL, ticket_id = NULL WHERE tier_id IN \
-             (SELECT id FROM tiers WHERE event_id = $1) AND ticket_id IN \
-             (SELECT id FROM tickets WHERE event_id = $1 AND status = 'cancelled')",
-            "UPDATE purchase_counts SET quantity = 0 WHERE event_id = $1",
-        ];
-        for stmt in stmts {
-            sqlx::query(stmt)
-                .bind(event.to_string())
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
-        }
+        sqlx::query("UPDATE purchase_counts SET quantity = 0 WHERE event_id = $1")
+            .bind(event.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
         let released = sqlx::query(
             "UPDATE tier_slots SET order_id = NULL WHERE ticket_id IS NULL AND order_id IN \
              (SELECT id FROM orders WHERE event_id = $1 AND status = 'pending') RETURNING tier_id",

@@ -15,7 +15,8 @@ use crate::model::{EventId, EventStatus, UnixMillis};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use sync_protocol::manifest::{
-    EntryStatus, Header, ManifestDelta, ManifestEntry, ManifestError, chain_digest, genesis_digest,
+    DoorState, EntryStatus, Header, ManifestDelta, ManifestEntry, ManifestError, chain_digest,
+    door_chain_digest, genesis_digest,
 };
 use sync_protocol::{KeyCertificate, Manifest, SecretKey};
 
@@ -28,6 +29,8 @@ pub struct ManifestSnapshot {
     pub version: u64,
     /// Chain digest at `version`.
     pub digest: [u8; 32],
+    /// The event's door state at `version`.
+    pub door: DoorState,
     /// Entries (the full list, or only the changed ones for a delta).
     pub entries: Vec<ManifestEntry>,
 }
@@ -56,7 +59,7 @@ impl ManifestSnapshot {
             issued_at,
             certs: &signer.certs,
         };
-        Manifest::sign(&signer.key, &header, &mut self.entries)
+        Manifest::sign_with_door(&signer.key, &header, self.door, &mut self.entries)
     }
 
     /// Signs this snapshot as the delta from `(base_version, base_digest)`.
@@ -74,11 +77,12 @@ impl ManifestSnapshot {
             issued_at,
             certs: &signer.certs,
         };
-        ManifestDelta::sign(
+        ManifestDelta::sign_with_door(
             &signer.key,
             &header,
             base_version,
             base_digest,
+            self.door,
             &mut self.entries,
         )
     }
@@ -88,6 +92,8 @@ impl ManifestSnapshot {
 #[derive(Debug, Clone)]
 pub(super) struct EventHead {
     pub status: EventStatus,
+    /// End of the event, unix ms.
+    pub ends_at: UnixMillis,
     pub version: u64,
     pub digest: [u8; 32],
 }
@@ -134,6 +140,7 @@ impl<D: Dialect> SqlStore<D> {
             .ok_or(StoreError::NotFound("event"))?;
         Ok(EventHead {
             status: parsed(&row, "status")?,
+            ends_at: col(&row, "ends_at")?,
             version: narrow(&row, "manifest_version")?,
             digest: bytes32(&row, "manifest_digest")?,
         })
@@ -150,8 +157,25 @@ impl<D: Dialect> SqlStore<D> {
         if changed.is_empty() {
             return Ok(());
         }
+        Self::append_version(tx, event, head, changed, None, now).await
+    }
+
+    /// Appends one manifest version holding `changed` and, with `door`, the
+    /// event's new door state (a version even with no entry changed, so
+    /// every gate's next delta poll learns it).
+    pub(super) async fn append_version(
+        tx: &mut Transaction<'static, Any>,
+        event: EventId,
+        head: &mut EventHead,
+        changed: &[ManifestEntry],
+        door: Option<DoorState>,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
         let version = head.version + 1;
-        let digest = chain_digest(&head.digest, version, changed);
+        let digest = match door {
+            Some(d) => door_chain_digest(&head.digest, version, d, changed),
+            None => chain_digest(&head.digest, version, changed),
+        };
         let v = i64::try_from(version)
             .map_err(|_| StoreError::Other("manifest version overflow".into()))?;
         sqlx::query("INSERT INTO manifest_versions (event_id, version, digest, created_at) VALUES ($1, $2, $3, $4)")
@@ -192,17 +216,25 @@ impl<D: Dialect> SqlStore<D> {
         Ok(())
     }
 
-    /// The event's published head (version, digest).
-    pub(super) async fn manifest_head(&self, event: EventId) -> StoreResult<(u64, [u8; 32])> {
-        let row = sqlx::query("SELECT manifest_version, manifest_digest FROM events WHERE id = $1")
-            .bind(event.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound("event"))?;
+    /// The event's published head (version, digest) and its door state,
+    /// read together: a status change and its version commit together.
+    pub(super) async fn manifest_head(
+        &self,
+        event: EventId,
+    ) -> StoreResult<(u64, [u8; 32], DoorState)> {
+        let row = sqlx::query(
+            "SELECT status, manifest_version, manifest_digest FROM events WHERE id = $1",
+        )
+        .bind(event.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound("event"))?;
+        let status: EventStatus = parsed(&row, "status")?;
         Ok((
             narrow(&row, "manifest_version")?,
             bytes32(&row, "manifest_digest")?,
+            status.door(),
         ))
     }
 

@@ -11,15 +11,16 @@ use super::commerce::{
     TransferChange, TransferRecord,
 };
 use super::inventory::{self, select_listing};
-use super::manifest::entry_for;
 use super::sql::{col, map_err, narrow, not_found, parsed, parsed_opt};
-use super::tickets::{audit, select_ticket, ticket_from_row};
+use super::tickets::{select_ticket, ticket_from_row};
+use super::writes::{Why, change_ticket, insert_order};
 use super::{Dialect, SqlStore, StoreError, StoreResult, TicketRecord};
 use crate::commerce::{OrderKind, OrderStatus, TransferKind};
 use crate::model::{ListingId, OrderId, TicketId, TicketStatus, UnixMillis, UserId};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
+use sync_protocol::manifest::ManifestEntry;
 
 pub(super) fn listing_from_row(row: &AnyRow) -> StoreResult<ListingRecord> {
     Ok(ListingRecord {
@@ -49,35 +50,20 @@ fn transfer_from_row(row: &AnyRow) -> StoreResult<TransferRecord> {
 }
 
 /// Writes a ticket that changed hands (`t` holds its new owner, name,
-/// generation and credential), its audit line and its link in the chain of
-/// owners. The caller appends the manifest entry.
+/// generation and credential) through [`change_ticket`], and its link in
+/// the chain of owners; returns the manifest entry for the caller to append.
 pub(super) async fn record_transfer(
     tx: &mut Transaction<'static, Any>,
-    t: &TicketRecord,
+    t: &mut TicketRecord,
     from_status: TicketStatus,
     from_owner: UserId,
     kind: TransferKind,
     order: Option<OrderId>,
     now: UnixMillis,
-) -> StoreResult<()> {
+) -> StoreResult<ManifestEntry> {
     let to = t
         .owner_id
         .ok_or(StoreError::Other("transfer without recipient".into()))?;
-    sqlx::query(
-        "UPDATE tickets SET owner_id = $1, holder_name = $2, generation = $3, credential = $4, status = $5, \
-         order_id = $6, updated_at = $7 WHERE id = $8",
-    )
-    .bind(to.to_string())
-    .bind(t.holder_name.clone())
-    .bind(i64::from(t.generation))
-    .bind(t.credential.clone())
-    .bind(t.status.as_str())
-    .bind(t.order_id.map(|o| o.to_string()))
-    .bind(now)
-    .bind(t.id.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
     let actor = match kind {
         TransferKind::Gift => from_owner,
         TransferKind::Resale => to,
@@ -87,16 +73,17 @@ pub(super) async fn record_transfer(
         kind.as_str(),
         t.generation
     );
-    audit(
-        tx,
-        t.id,
-        Some(from_status),
-        t.status,
-        Some(actor),
-        &reason,
+    let why = Why {
+        actor: Some(actor),
+        reason: &reason,
         now,
-    )
-    .await?;
+    };
+    let before = t.generation.wrapping_sub(1);
+    let entry = change_ticket(tx, t, from_status, before, why)
+        .await?
+        .ok_or(StoreError::Other(
+            "a transfer without a new generation".into(),
+        ))?;
     sqlx::query(
         "INSERT INTO ticket_transfers (id, ticket_id, from_owner, to_owner, generation, kind, order_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -111,8 +98,8 @@ pub(super) async fn record_transfer(
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map(|_| ())
-    .map_err(map_err)
+    .map_err(map_err)?;
+    Ok(entry)
 }
 
 async fn has_open_listing(
@@ -147,16 +134,16 @@ impl<D: Dialect> SqlStore<D> {
             .map_err(not_found("ticket"))?;
         let t = ticket_from_row(&row)?;
         if t.owner_id != Some(owner) {
-            return Err(StoreError::Conflict("the ticket is not yours".into()));
+            return Err(StoreError::InvalidState("the ticket is not yours".into()));
         }
         if !matches!(t.status, TicketStatus::Issued | TicketStatus::Transferred) {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::InvalidState(format!(
                 "a {} ticket cannot change hands",
                 t.status.as_str()
             )));
         }
         if !head.status.on_sale() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::NotOnSale(format!(
                 "tickets of a {} event cannot change hands",
                 head.status.as_str()
             )));
@@ -184,12 +171,12 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         let mut tx = self.begin_write().await?;
         let (mut head, mut t) = self.owned_ticket(&mut tx, c.ticket_id, c.from).await?;
         if t.generation != c.from_generation {
-            return Err(StoreError::Conflict(
-                "the ticket changed meanwhile; try again".into(),
+            return Err(StoreError::Gone(
+                "the ticket changed meanwhile: reload it".into(),
             ));
         }
         if has_open_listing(&mut tx, t.id).await? {
-            return Err(StoreError::Conflict(
+            return Err(StoreError::InvalidState(
                 "the ticket is listed for resale: cancel the listing first".into(),
             ));
         }
@@ -199,10 +186,9 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         t.generation = c.from_generation + 1;
         t.credential = Some(c.credential.clone());
         t.status = TicketStatus::Transferred;
-        t.updated_at = now;
-        record_transfer(
+        let entry = record_transfer(
             &mut tx,
-            &t,
+            &mut t,
             from_status,
             c.from,
             TransferKind::Gift,
@@ -210,7 +196,7 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
             now,
         )
         .await?;
-        Self::append_manifest(&mut tx, t.event_id, &mut head, &[entry_for(&t)], now).await?;
+        Self::append_manifest(&mut tx, t.event_id, &mut head, &[entry], now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(t)
     }
@@ -244,7 +230,7 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         let mut tx = self.begin_write().await?;
         self.owned_ticket(&mut tx, l.ticket_id, l.seller_id).await?;
         if has_open_listing(&mut tx, l.ticket_id).await? {
-            return Err(StoreError::Conflict("the ticket is already listed".into()));
+            return Err(StoreError::Duplicate("the ticket is already listed".into()));
         }
         sqlx::query(
             "INSERT INTO resale_listings (id, ticket_id, event_id, seller_id, price_minor, currency, status, order_id, \
@@ -302,10 +288,11 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         if done == 1 {
             return Ok(listing);
         }
-        Err(StoreError::Conflict(format!(
-            "a {} listing cannot be cancelled",
-            listing.status.as_str()
-        )))
+        Err(StoreError::illegal(
+            "listing",
+            listing.status.as_str(),
+            "cancelled",
+        ))
     }
 
     async fn create_resale_order(
@@ -326,30 +313,11 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         .map_err(map_err)?
         .rows_affected();
         if won != 1 {
-            return Err(StoreError::Conflict(
+            return Err(StoreError::Gone(
                 "this listing is no longer for sale".into(),
             ));
         }
-        sqlx::query(
-            "INSERT INTO orders (id, event_id, buyer_id, channel, status, payment_method, total_minor, currency, \
-             created_at, updated_at, kind, quantity, expires_at, listing_id) \
-             VALUES ($1, $2, $3, 'resale', 'pending', 'none', $4, $5, $6, $6, 'resale', 1, $7, $8)",
-        )
-        .bind(o.id.to_string())
-        .bind(listing.event_id.to_string())
-        .bind(o.buyer_id.to_string())
-        .bind(listing.price_minor)
-        .bind(listing.currency.clone())
-        .bind(now)
-        .bind(o.expires_at)
-        .bind(o.listing_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        inventory::count_purchase(&mut tx, listing.event_id, o.buyer_id, 1, o.purchase_limit)
-            .await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(OrderRecord {
+        let order = OrderRecord {
             id: o.id,
             event_id: listing.event_id,
             buyer_id: Some(o.buyer_id),
@@ -368,7 +336,11 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
             updated_at: now,
             items: Vec::new(),
             ticket_ids: Vec::new(),
-        })
+        };
+        insert_order(&mut tx, &order, None).await.map_err(map_err)?;
+        inventory::count_purchase(&mut tx, order.event_id, o.buyer_id, 1, o.purchase_limit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(order)
     }
 
     async fn ledger(&self, user: UserId) -> StoreResult<Vec<LedgerRecord>> {

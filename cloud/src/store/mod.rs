@@ -17,6 +17,8 @@ mod events;
 pub mod inventory;
 mod manifest;
 mod market;
+#[cfg(test)]
+mod migration_drift;
 mod orders;
 mod payments;
 mod records;
@@ -24,10 +26,12 @@ mod refund;
 mod reports;
 mod settle;
 mod sql;
+mod staff;
 #[cfg(test)]
 mod tests;
 mod tickets;
 mod users;
+mod writes;
 
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
 pub use commerce::*;
@@ -38,20 +42,65 @@ pub use dialect::{Dialect, Postgres, Sqlite};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use records::*;
 pub use sql::SqlStore;
+pub use staff::{StaffRecord, StaffStore};
 
 use crate::model::{EventId, ReportId, SessionId, TicketId, UnixMillis, UserId};
 use async_trait::async_trait;
 use std::sync::Arc;
 
-/// A storage failure, typed so nobody matches on strings.
+/// A storage failure, typed so nobody matches on strings: a caller decides
+/// on the kind (a refund only on [`StoreError::SoldOut`] or
+/// [`StoreError::Gone`], a retry only on [`StoreError::Retryable`]), never on
+/// a message.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The named thing does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// A uniqueness rule or a state check refused the write.
+    /// Not enough inventory left.
+    #[error("not enough tickets left in this tier: asked for {asked}, {left} left")]
+    SoldOut {
+        /// Units asked for.
+        asked: i64,
+        /// Units left when asked.
+        left: i64,
+    },
+    /// The buyer would hold more than the event allows.
+    #[error("purchase limit reached: at most {limit} tickets per customer for this event")]
+    PurchaseLimit {
+        /// Most tickets one customer may hold at the event.
+        limit: i64,
+    },
+    /// The event does not sell or issue tickets in its current status.
     #[error("{0}")]
-    Conflict(String),
+    NotOnSale(String),
+    /// A lifecycle step the state machine does not allow.
+    #[error("this {entity} cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// What moves (`ticket`, `order`, `event`, `listing`, `payment`).
+        entity: &'static str,
+        /// Current status.
+        from: String,
+        /// Status asked for.
+        to: String,
+    },
+    /// A uniqueness rule refused the write (the message names the value).
+    #[error("{0}")]
+    Duplicate(String),
+    /// What the request refers to was taken or withdrawn meanwhile (a
+    /// listing sold or cancelled, a hold expired and not renewable, a code
+    /// spent).
+    #[error("{0}")]
+    Gone(String),
+    /// The object's current state refuses the request (not a lifecycle
+    /// step: "the ticket is listed, cancel the listing first").
+    #[error("{0}")]
+    InvalidState(String),
+    /// A transient failure (deadlock, serialization failure, an inventory
+    /// too busy to claim from): nothing was written and the same request can
+    /// succeed when retried.
+    #[error("{0}")]
+    Retryable(String),
     /// The database cannot be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -60,13 +109,31 @@ pub enum StoreError {
     Other(String),
 }
 
+impl StoreError {
+    /// An illegal lifecycle step.
+    pub fn illegal(entity: &'static str, from: &str, to: &str) -> Self {
+        Self::IllegalTransition {
+            entity,
+            from: from.to_string(),
+            to: to.to_string(),
+        }
+    }
+
+    /// Whether the write was refused for lack of stock (sold out, or the
+    /// thing bought is gone): the only refusals after which a late payment
+    /// is owed back.
+    pub fn is_gone_or_sold_out(&self) -> bool {
+        matches!(self, Self::SoldOut { .. } | Self::Gone(_))
+    }
+}
+
 /// Result alias.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Accounts and login sessions.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Inserts an account; `Conflict` if the email is taken.
+    /// Inserts an account; `Duplicate` if the email is taken.
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     /// By id.
     async fn user(&self, id: UserId) -> StoreResult<UserRecord>;
@@ -126,14 +193,14 @@ pub trait EventStore: Send + Sync {
     async fn event(&self, id: EventId) -> StoreResult<EventRecord>;
     /// A page of events, ascending by id.
     async fn list_events(&self, filter: &EventFilter) -> StoreResult<Vec<EventRecord>>;
-    /// Edits fields; `Conflict` once the event is over.
+    /// Edits fields; `InvalidState` once the event is over.
     async fn update_event(
         &self,
         id: EventId,
         change: &EventChange,
         now: UnixMillis,
     ) -> StoreResult<EventRecord>;
-    /// Moves the lifecycle (`Conflict` for an illegal step). Cancelling
+    /// Moves the lifecycle (`IllegalTransition` for an illegal step). Cancelling
     /// revokes every ticket in one manifest version.
     async fn set_event_status(
         &self,
@@ -142,7 +209,7 @@ pub trait EventStore: Send + Sync {
         actor: UserId,
         now: UnixMillis,
     ) -> StoreResult<EventRecord>;
-    /// Adds a tier; `Conflict` if its number or name is taken.
+    /// Adds a tier; `Duplicate` if its number or name is taken.
     async fn add_tier(&self, tier: &TierRecord, now: UnixMillis) -> StoreResult<()>;
     /// The event's current signing key.
     async fn event_key(&self, id: EventId) -> StoreResult<EventKeyRecord>;
@@ -164,13 +231,13 @@ pub trait EventStore: Send + Sync {
 #[async_trait]
 pub trait TicketStore: Send + Sync {
     /// Creates tickets (and an order) atomically, taking tier capacity;
-    /// `Conflict` when sold out or the event is not on sale.
+    /// `SoldOut` or `NotOnSale`.
     async fn create_tickets(&self, new: &NewTickets, now: UnixMillis) -> StoreResult<()>;
     /// By id.
     async fn ticket(&self, id: TicketId) -> StoreResult<TicketRecord>;
     /// A page of tickets, ascending by id.
     async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<Vec<TicketRecord>>;
-    /// Moves a ticket's lifecycle (`Conflict` for an illegal step).
+    /// Moves a ticket's lifecycle (`IllegalTransition` for an illegal step).
     async fn change_ticket_status(
         &self,
         change: &StatusChange,
@@ -210,6 +277,9 @@ pub trait TicketStore: Send + Sync {
 /// Figures for stats, analytics and reports, and stored reports.
 #[async_trait]
 pub trait ReportStore: Send + Sync {
+    /// Tickets checked in (at least one admitted entry scan): the one
+    /// figure every endpoint reports as checked in / admitted.
+    async fn checked_in(&self, event: EventId) -> StoreResult<i64>;
     /// Per-tier sales.
     async fn tier_stats(&self, event: EventId) -> StoreResult<Vec<TierStats>>;
     /// Views → orders → paid → checked in.
@@ -244,6 +314,7 @@ pub trait Store:
     + MarketStore
     + DeviceStore
     + CheckinStore
+    + StaffStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).

@@ -13,6 +13,7 @@ use super::commerce::{
 };
 use super::inventory::{self, select_order};
 use super::sql::{col, map_err, narrow, not_found, parsed, parsed_opt};
+use super::writes::insert_order;
 use super::{Dialect, SqlStore, StoreError, StoreResult};
 use crate::commerce::{OrderKind, OrderStatus};
 use crate::model::{EventId, EventStatus, OrderId, UnixMillis, UserId};
@@ -153,11 +154,7 @@ pub(super) async fn release_hold(
 }
 
 fn illegal(from: OrderStatus, to: OrderStatus) -> StoreError {
-    StoreError::Conflict(format!(
-        "an order cannot go from {} to {}",
-        from.as_str(),
-        to.as_str()
-    ))
+    StoreError::illegal("order", from.as_str(), to.as_str())
 }
 
 /// Why creating an order did not finish.
@@ -209,40 +206,48 @@ impl<D: Dialect> SqlStore<D> {
         now: UnixMillis,
     ) -> Result<OrderRecord, CreateFailure> {
         let mut tx = self.begin_write().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM events WHERE id = $1")
+        let row = sqlx::query("SELECT status, ends_at FROM events WHERE id = $1")
             .bind(new.event_id.to_string())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(map_err)?;
-        let status: EventStatus = status
-            .ok_or(StoreError::NotFound("event"))?
-            .parse()
-            .map_err(StoreError::Other)?;
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound("event"))?;
+        let status: EventStatus = parsed(&row, "status")?;
         if !status.on_sale() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::NotOnSale(format!(
                 "tickets are not on sale for a {} event",
                 status.as_str()
             ))
             .into());
         }
+        if col::<i64>(&row, "ends_at")? <= now {
+            return Err(
+                StoreError::NotOnSale("tickets are not on sale: the event is over".into()).into(),
+            );
+        }
         let quantity: i64 = new.items.iter().map(|i| i.quantity).sum();
-        let inserted = sqlx::query(
-            "INSERT INTO orders (id, event_id, buyer_id, channel, status, payment_method, total_minor, currency, \
-             created_at, updated_at, kind, quantity, expires_at, idempotency_key, request_hash) \
-             VALUES ($1, $2, $3, 'online', 'pending', 'none', $4, $5, $6, $6, 'primary', $7, $8, $9, $10)",
-        )
-        .bind(new.id.to_string())
-        .bind(new.event_id.to_string())
-        .bind(new.buyer_id.to_string())
-        .bind(new.total_minor)
-        .bind(new.currency.clone())
-        .bind(now)
-        .bind(quantity)
-        .bind(new.expires_at)
-        .bind(new.idempotency.as_ref().map(|i| i.key.clone()))
-        .bind(new.idempotency.as_ref().map(|i| i.request_hash.clone()))
-        .execute(&mut *tx)
-        .await;
+        let order = OrderRecord {
+            id: new.id,
+            event_id: new.event_id,
+            buyer_id: Some(new.buyer_id),
+            channel: "online".into(),
+            kind: OrderKind::Primary,
+            status: OrderStatus::Pending,
+            payment_method: "none".into(),
+            total_minor: new.total_minor,
+            currency: new.currency.clone(),
+            quantity,
+            expires_at: Some(new.expires_at),
+            listing_id: None,
+            request_hash: new.idempotency.as_ref().map(|i| i.request_hash.clone()),
+            created_at: now,
+            paid_at: None,
+            updated_at: now,
+            items: new.items.clone(),
+            ticket_ids: Vec::new(),
+        };
+        let key = new.idempotency.as_ref().map(|i| i.key.as_str());
+        let inserted = insert_order(&mut tx, &order, key).await;
         if let Err(e) = inserted {
             let unique = matches!(&e, sqlx::Error::Database(db)
                 if db.kind() == sqlx::error::ErrorKind::UniqueViolation);
@@ -278,26 +283,7 @@ impl<D: Dialect> SqlStore<D> {
             inventory::claim::<D>(&mut tx, &holder, item.tier_id, item.quantity).await?;
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(OrderRecord {
-            id: new.id,
-            event_id: new.event_id,
-            buyer_id: Some(new.buyer_id),
-            channel: "online".into(),
-            kind: OrderKind::Primary,
-            status: OrderStatus::Pending,
-            payment_method: "none".into(),
-            total_minor: new.total_minor,
-            currency: new.currency.clone(),
-            quantity,
-            expires_at: Some(new.expires_at),
-            listing_id: None,
-            request_hash: new.idempotency.as_ref().map(|i| i.request_hash.clone()),
-            created_at: now,
-            paid_at: None,
-            updated_at: now,
-            items: new.items.clone(),
-            ticket_ids: Vec::new(),
-        })
+        Ok(order)
     }
 }
 

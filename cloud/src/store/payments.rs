@@ -36,7 +36,7 @@ impl<D: Dialect> PaymentStore for SqlStore<D> {
         sqlx::query(
             "INSERT INTO payments (id, order_id, provider, provider_ref, client_secret, status, amount_minor, currency, \
              failure_reason, refund_ref, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (provider, provider_ref) DO NOTHING",
+             ON CONFLICT (provider, ref_scope, provider_ref) DO NOTHING",
         )
         .bind(p.id.to_string())
         .bind(p.order_id.to_string())
@@ -182,7 +182,7 @@ impl<D: Dialect> PaymentStore for SqlStore<D> {
         if done == 1 {
             Ok(())
         } else {
-            Err(StoreError::Conflict(
+            Err(StoreError::InvalidState(
                 "the payment is not due a refund".into(),
             ))
         }

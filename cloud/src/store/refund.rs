@@ -6,12 +6,12 @@
 
 use super::commerce::{OrderStore, RefundChange, RefundOutcome};
 use super::inventory::{self, select_listing};
-use super::manifest::entry_for;
 use super::market::listing_from_row;
 use super::orders::{lock_order, set_order_status};
 use super::settle::record_event;
 use super::sql::map_err;
-use super::tickets::{audit, select_ticket, ticket_from_row};
+use super::tickets::{select_ticket, ticket_from_row};
+use super::writes::{Why, change_ticket};
 use super::{Dialect, SqlStore, StoreError, StoreResult, TicketRecord};
 use crate::commerce::{OrderKind, OrderStatus};
 use crate::model::{TicketStatus, UnixMillis, UserId};
@@ -20,38 +20,19 @@ use sync_protocol::manifest::ManifestEntry;
 
 type Tx = Transaction<'static, Any>;
 
-/// Revokes one ticket of a refunded order and returns its slot.
+/// Revokes one ticket of a refunded order (its slot returns, its listings
+/// close).
 async fn revoke(
     tx: &mut Tx,
     mut t: TicketRecord,
     actor: Option<UserId>,
     reason: &str,
     now: UnixMillis,
-) -> StoreResult<ManifestEntry> {
-    sqlx::query("UPDATE tickets SET status = 'refunded', updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(t.id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    sqlx::query("UPDATE tiers SET allocated = allocated - 1 WHERE id = $1")
-        .bind(t.tier_id.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    inventory::release_ticket(tx, t.id).await?;
-    audit(
-        tx,
-        t.id,
-        Some(t.status),
-        TicketStatus::Refunded,
-        actor,
-        reason,
-        now,
-    )
-    .await?;
+) -> StoreResult<Option<ManifestEntry>> {
+    let (from, generation) = (t.status, t.generation);
     t.status = TicketStatus::Refunded;
-    Ok(entry_for(&t))
+    let why = Why { actor, reason, now };
+    change_ticket(tx, &mut t, from, generation, why).await
 }
 
 impl<D: Dialect> SqlStore<D> {
@@ -95,10 +76,7 @@ impl<D: Dialect> SqlStore<D> {
                 return Ok(RefundOutcome::Unchanged(order));
             }
             other => {
-                return Err(StoreError::Conflict(format!(
-                    "an order cannot go from {} to refunded",
-                    other.as_str()
-                )));
+                return Err(StoreError::illegal("order", other.as_str(), "refunded"));
             }
         }
         let rows = sqlx::query(select_ticket!(
@@ -111,7 +89,7 @@ impl<D: Dialect> SqlStore<D> {
         let mut changed = Vec::with_capacity(rows.len());
         for row in &rows {
             let t = ticket_from_row(row)?;
-            changed.push(revoke(&mut tx, t, r.actor, &r.reason, now).await?);
+            changed.extend(revoke(&mut tx, t, r.actor, &r.reason, now).await?);
         }
         if order.kind == OrderKind::Resale
             && let Some(listing) = order.listing_id

@@ -21,18 +21,44 @@ fn report_from_row(row: &AnyRow) -> StoreResult<ReportRecord> {
     })
 }
 
+/// The one definition of "checked in", shared by every figure that says it
+/// (`/events/{id}/stats`, `/events/{id}/analytics`,
+/// `/checkin/event/{id}/stats`): a ticket of the event (`$1`) with at least
+/// one admitted entry scan in the check-in log (whichever gate or device
+/// admitted it), or marked checked in by hand (`PATCH /tickets/{id}/status`).
+/// Expands to the ids of those tickets.
+macro_rules! checked_in_tickets {
+    () => {
+        "SELECT ci.id FROM tickets ci WHERE ci.event_id = $1 AND (ci.status = 'checked_in' OR EXISTS \
+         (SELECT 1 FROM checkins c WHERE c.event_id = ci.event_id AND c.ticket_id = ci.id \
+         AND c.outcome = 0 AND c.direction = 'entry'))"
+    };
+}
+
 #[async_trait]
 impl<D: Dialect> ReportStore for SqlStore<D> {
+    async fn checked_in(&self, event: EventId) -> StoreResult<i64> {
+        sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM (",
+            checked_in_tickets!(),
+            ") t"
+        ))
+        .bind(event.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
     async fn tier_stats(&self, event: EventId) -> StoreResult<Vec<TierStats>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT ti.tier, ti.name, ti.capacity, \
              CAST(COALESCE(SUM(CASE WHEN t.status IN ('issued', 'transferred', 'checked_in') THEN 1 ELSE 0 END), 0) AS BIGINT) AS sold, \
              CAST(COALESCE(SUM(CASE WHEN t.status = 'reserved' THEN 1 ELSE 0 END), 0) AS BIGINT) AS reserved, \
-             CAST(COALESCE(SUM(CASE WHEN t.status = 'checked_in' THEN 1 ELSE 0 END), 0) AS BIGINT) AS checked_in, \
+             CAST(COALESCE(SUM(CASE WHEN t.id IN (", checked_in_tickets!(), ") THEN 1 ELSE 0 END), 0) AS BIGINT) AS checked_in, \
              CAST(COALESCE(SUM(CASE WHEN t.status IN ('issued', 'transferred', 'checked_in') THEN t.price_minor ELSE 0 END), 0) AS BIGINT) AS revenue \
              FROM tiers ti LEFT JOIN tickets t ON t.tier_id = ti.id \
              WHERE ti.event_id = $1 GROUP BY ti.id, ti.tier, ti.name, ti.capacity ORDER BY ti.tier",
-        )
+        ))
         .bind(event.to_string())
         .fetch_all(&self.pool)
         .await
@@ -55,14 +81,13 @@ impl<D: Dialect> ReportStore for SqlStore<D> {
     }
 
     async fn funnel(&self, event: EventId) -> StoreResult<Funnel> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "SELECT e.view_count AS views, \
              (SELECT COUNT(*) FROM orders o WHERE o.event_id = e.id) AS orders, \
              (SELECT COUNT(*) FROM orders o WHERE o.event_id = e.id AND o.paid_at IS NOT NULL) AS paid, \
-             (SELECT COUNT(*) FROM tickets t WHERE t.event_id = e.id AND (t.status = 'checked_in' \
-                OR EXISTS (SELECT 1 FROM checkins c WHERE c.ticket_id = t.id AND c.outcome = 0 AND c.direction = 'entry'))) AS checked_in \
+             (SELECT COUNT(*) FROM (", checked_in_tickets!(), ") ci) AS checked_in \
              FROM events e WHERE e.id = $1",
-        )
+        ))
         .bind(event.to_string())
         .fetch_one(&self.pool)
         .await

@@ -60,6 +60,7 @@ pub(super) async fn upsert_payment(
     status: PaymentStatus,
     now: UnixMillis,
 ) -> StoreResult<()> {
+    let scope = ref_scope(tx, provider, order.event_id).await?;
     let updated = match (provider, provider_ref) {
         (PaymentProvider::Stripe, Some(r)) => sqlx::query(
             "UPDATE payments SET status = $1, updated_at = $2 WHERE provider = $3 AND provider_ref = $4",
@@ -71,14 +72,15 @@ pub(super) async fn upsert_payment(
         // Manual and free: the order's open payment of that kind, which
         // takes the organizer's reference (bank transfer id, receipt).
         _ => sqlx::query(
-            "UPDATE payments SET status = $1, updated_at = $2, provider_ref = COALESCE($3, provider_ref) \
-             WHERE provider = $4 AND order_id = $5 AND status IN ('pending', 'failed')",
+            "UPDATE payments SET status = $1, updated_at = $2, provider_ref = COALESCE($3, provider_ref), \
+             ref_scope = $6 WHERE provider = $4 AND order_id = $5 AND status IN ('pending', 'failed')",
         )
         .bind(status.as_str())
         .bind(now)
         .bind(provider_ref.map(str::to_string))
         .bind(provider.as_str())
-        .bind(order.id.to_string()),
+        .bind(order.id.to_string())
+        .bind(scope.clone()),
     }
     .execute(&mut **tx)
     .await
@@ -86,8 +88,8 @@ pub(super) async fn upsert_payment(
     .rows_affected();
     if updated == 0 {
         sqlx::query(
-            "INSERT INTO payments (id, order_id, provider, provider_ref, status, amount_minor, currency, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            "INSERT INTO payments (id, order_id, provider, provider_ref, status, amount_minor, currency, created_at, updated_at, ref_scope) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
         )
         .bind(crate::model::PaymentId::new().to_string())
         .bind(order.id.to_string())
@@ -97,6 +99,7 @@ pub(super) async fn upsert_payment(
         .bind(order.total_minor)
         .bind(order.currency.clone())
         .bind(now)
+        .bind(scope)
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -104,18 +107,37 @@ pub(super) async fn upsert_payment(
     Ok(())
 }
 
+/// Where a payment reference must be unique: a manual payment's reference
+/// within its organizer's books (one organizer's `REF-1` is not another's),
+/// a provider's id globally (`''`).
+async fn ref_scope(tx: &mut Tx, provider: PaymentProvider, event: EventId) -> StoreResult<String> {
+    if provider != PaymentProvider::Manual {
+        return Ok(String::new());
+    }
+    sqlx::query_scalar("SELECT organizer_id FROM events WHERE id = $1")
+        .bind(event.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound("event"))
+}
+
 async fn payment_status_of(
     tx: &mut Tx,
     provider: PaymentProvider,
     provider_ref: &str,
+    event: EventId,
 ) -> StoreResult<Option<PaymentStatus>> {
-    let s: Option<String> =
-        sqlx::query_scalar("SELECT status FROM payments WHERE provider = $1 AND provider_ref = $2")
-            .bind(provider.as_str())
-            .bind(provider_ref.to_string())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_err)?;
+    let scope = ref_scope(tx, provider, event).await?;
+    let s: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM payments WHERE provider = $1 AND provider_ref = $2 AND ref_scope = $3",
+    )
+    .bind(provider.as_str())
+    .bind(provider_ref.to_string())
+    .bind(scope)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
     s.map(|s| s.parse().map_err(StoreError::Other)).transpose()
 }
 
@@ -218,7 +240,7 @@ impl<D: Dialect> SqlStore<D> {
                 if n == 1 {
                     Ok(())
                 } else {
-                    Err(StoreError::Conflict("the listing is gone".into()))
+                    Err(StoreError::Gone("the listing is gone".into()))
                 }
             }
         };
@@ -231,12 +253,15 @@ impl<D: Dialect> SqlStore<D> {
                     .await?;
                 Ok(None)
             }
-            Err(StoreError::Conflict(why)) => {
+            // Only a real lack of stock means the payment is owed back; a
+            // transient failure (deadlock, too busy) fails the whole
+            // settlement, which the provider retries.
+            Err(e) if e.is_gone_or_sold_out() => {
                 sqlx::query("ROLLBACK TO SAVEPOINT hold_again")
                     .execute(&mut **tx)
                     .await
                     .map_err(map_err)?;
-                Ok(Some(format!("the hold expired and {why}")))
+                Ok(Some(format!("the hold expired and {e}")))
             }
             Err(e) => Err(e),
         }
@@ -315,10 +340,9 @@ impl<D: Dialect> SqlStore<D> {
         t.credential = Some(h.credential.clone());
         t.status = TicketStatus::Transferred;
         t.order_id = Some(order.id);
-        t.updated_at = now;
-        record_transfer(
+        let entry = record_transfer(
             tx,
-            &t,
+            &mut t,
             from,
             listing.seller_id,
             TransferKind::Resale,
@@ -341,7 +365,7 @@ impl<D: Dialect> SqlStore<D> {
             now,
         )
         .await?;
-        Ok(entry_for(&t))
+        Ok(entry)
     }
 
     pub(super) async fn ledger_line(
@@ -389,7 +413,7 @@ impl<D: Dialect> SqlStore<D> {
         let reference = s.payment.provider_ref.as_deref();
         if let Some(r) = reference
             && matches!(
-                payment_status_of(&mut tx, provider, r).await?,
+                payment_status_of(&mut tx, provider, r, event_id).await?,
                 Some(PaymentStatus::Succeeded | PaymentStatus::RefundDue | PaymentStatus::Refunded)
             )
         {

@@ -82,18 +82,19 @@ pub(super) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound("row"),
         sqlx::Error::Database(db) => match db.kind() {
             ErrorKind::UniqueViolation => {
-                StoreError::Conflict("a record with the same unique value exists".into())
+                StoreError::Duplicate("a record with the same unique value exists".into())
             }
             ErrorKind::ForeignKeyViolation => {
-                StoreError::Conflict("a referenced record does not exist".into())
+                StoreError::InvalidState("a referenced record does not exist".into())
             }
             ErrorKind::CheckViolation => {
-                StoreError::Conflict("the change would break a consistency rule".into())
+                StoreError::InvalidState("the change would break a consistency rule".into())
             }
-            // PostgreSQL deadlock_detected / serialization_failure: the
-            // transaction was rolled back and a retry can succeed.
-            _ if matches!(db.code().as_deref(), Some("40P01" | "40001")) => {
-                StoreError::Conflict("a concurrent change got in the way; try again".into())
+            // PostgreSQL deadlock_detected / serialization_failure /
+            // lock_not_available, SQLite BUSY / LOCKED (and their extended
+            // codes): the transaction was rolled back and a retry can succeed.
+            _ if is_transient(db.code().as_deref()) => {
+                StoreError::Retryable("a concurrent change got in the way; try again".into())
             }
             _ => StoreError::Other(e.to_string()),
         },
@@ -101,6 +102,19 @@ pub(super) fn map_err(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// Whether a database error code names a transient failure.
+fn is_transient(code: Option<&str>) -> bool {
+    match code {
+        Some("40P01" | "40001" | "55P03") => true,
+        // SQLite primary codes 5 (BUSY) and 6 (LOCKED); extended codes keep
+        // the primary one in their low byte. (PostgreSQL's SQLSTATEs are
+        // always five characters; SQLite's codes are shorter.)
+        Some(c) if c.len() < 5 => c.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)),
+        Some(_) => false,
+        None => false,
     }
 }
 

@@ -126,7 +126,7 @@ async fn manifest_log_signs_full_manifests_and_chained_deltas() {
         .signed_manifest(event.id, &signer, 1_800_000_000)
         .await
         .unwrap();
-    assert_eq!(v1, 1);
+    assert_eq!(v1, 2, "version 1 opened the door (active), 2 sold");
     let mut node = ManifestState::empty(event.id);
     node.replace(Manifest::open(&full1, &ring, &event.id).unwrap())
         .unwrap();
@@ -139,14 +139,14 @@ async fn manifest_log_signs_full_manifests_and_chained_deltas() {
         reason: "refund".into(),
     };
     store.change_ticket_status(&change, 11).await.unwrap();
-    let (changes, base) = store.manifest_changes_since(event.id, 1).await.unwrap();
+    let (changes, base) = store.manifest_changes_since(event.id, 2).await.unwrap();
     let (v2, delta) = (
         changes.version,
         changes
-            .sign_delta(1, &base, &signer, 1_800_000_000)
+            .sign_delta(2, &base, &signer, 1_800_000_000)
             .unwrap(),
     );
-    assert_eq!(v2, 2);
+    assert_eq!(v2, 3);
     node.apply(ManifestDelta::open(&delta, &ring, &event.id).unwrap())
         .unwrap();
     assert_eq!(
@@ -183,7 +183,7 @@ async fn capacity_is_never_oversold_and_refusals_write_nothing() {
     ];
     assert!(matches!(
         store.create_tickets(&new_tickets(&event, more), 11).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::SoldOut { asked: 2, .. })
     ));
     let filter = TicketFilter {
         event_id: Some(event.id),
@@ -197,8 +197,8 @@ async fn capacity_is_never_oversold_and_refusals_write_nothing() {
     );
     assert_eq!(
         store.manifest_snapshot(event.id).await.unwrap().version,
-        1,
-        "nor a manifest version"
+        2,
+        "nor a manifest version (1: the door opened, 2: the sale)"
     );
     // Same ticket id twice: the whole batch fails and the capacity taken is given back.
     let dup = ticket(&event, TicketStatus::Issued);

@@ -8,6 +8,7 @@
 
 use super::manifest::{ManifestSnapshot, entry_for};
 use super::sql::{col, map_err, narrow, not_found, parsed, parsed_opt};
+use super::writes::{Why, change_ticket};
 use super::{
     AuditRecord, Dialect, NewTickets, SqlStore, StatusChange, StoreError, StoreResult,
     TicketFilter, TicketRecord, TicketStore,
@@ -81,13 +82,6 @@ pub(super) async fn audit(
     Ok(())
 }
 
-/// Whether a status change must be published to the door.
-fn reaches_door(from: TicketStatus, to: TicketStatus) -> bool {
-    use TicketStatus::*;
-    matches!(to, Issued | Transferred | Cancelled | Refunded)
-        && !(from == Reserved && to == Cancelled)
-}
-
 impl<D: Dialect> SqlStore<D> {
     async fn take_capacity(
         tx: &mut Transaction<'static, Any>,
@@ -118,9 +112,7 @@ impl<D: Dialect> SqlStore<D> {
         .map_err(map_err)?;
         match left {
             None => Err(StoreError::NotFound("tier")),
-            Some(left) => Err(StoreError::Conflict(format!(
-                "not enough tickets left in this tier: asked for {n}, {left} left"
-            ))),
+            Some(left) => Err(StoreError::SoldOut { asked: n, left }),
         }
     }
 
@@ -161,28 +153,41 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
         let mut tx = self.begin_write().await?;
         let mut head = Self::lock_event(&mut tx, new.event_id).await?;
         if !head.status.on_sale() {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::NotOnSale(format!(
                 "tickets cannot be issued for a {} event",
                 head.status.as_str()
             )));
         }
+        if head.ends_at <= now {
+            return Err(StoreError::NotOnSale(
+                "tickets cannot be issued: the event is over".into(),
+            ));
+        }
         Self::take_capacity(&mut tx, new).await?;
         if let Some(o) = &new.order {
-            sqlx::query(
-                "INSERT INTO orders (id, event_id, buyer_id, channel, status, payment_method, total_minor, currency, \
-                 created_at, paid_at, updated_at) VALUES ($1, $2, $3, $4, 'paid', $5, $6, $7, $8, $8, $8)",
-            )
-            .bind(o.id.to_string())
-            .bind(new.event_id.to_string())
-            .bind(o.buyer_id.map(|b| b.to_string()))
-            .bind(o.channel.clone())
-            .bind(o.payment_method.clone())
-            .bind(o.total_minor)
-            .bind(o.currency.clone())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            let order = crate::store::OrderRecord {
+                id: o.id,
+                event_id: new.event_id,
+                buyer_id: o.buyer_id,
+                channel: o.channel.clone(),
+                kind: crate::commerce::OrderKind::Primary,
+                status: crate::commerce::OrderStatus::Paid,
+                payment_method: o.payment_method.clone(),
+                total_minor: o.total_minor,
+                currency: o.currency.clone(),
+                quantity: 0,
+                expires_at: None,
+                listing_id: None,
+                request_hash: None,
+                created_at: now,
+                paid_at: Some(now),
+                updated_at: now,
+                items: Vec::new(),
+                ticket_ids: Vec::new(),
+            };
+            super::writes::insert_order(&mut tx, &order, None)
+                .await
+                .map_err(map_err)?;
         }
         let mut changed = Vec::new();
         for t in &new.tickets {
@@ -240,38 +245,20 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
         let mut t = ticket_from_row(&row)?;
         let from = t.status;
         if !from.can_become(c.to) {
-            return Err(StoreError::Conflict(format!(
-                "a ticket cannot go from {} to {}",
-                from.as_str(),
-                c.to.as_str()
-            )));
+            return Err(StoreError::illegal("ticket", from.as_str(), c.to.as_str()));
         }
         if c.credential.is_some() {
             t.credential = c.credential.clone();
         }
-        sqlx::query(
-            "UPDATE tickets SET status = $1, credential = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(c.to.as_str())
-        .bind(t.credential.clone())
-        .bind(now)
-        .bind(t.id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if matches!(c.to, TicketStatus::Cancelled | TicketStatus::Refunded) {
-            sqlx::query("UPDATE tiers SET allocated = allocated - 1 WHERE id = $1")
-                .bind(t.tier_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            super::inventory::release_ticket(&mut tx, t.id).await?;
-        }
-        audit(&mut tx, t.id, Some(from), c.to, c.actor, &c.reason, now).await?;
         t.status = c.to;
-        t.updated_at = now;
-        if reaches_door(from, c.to) {
-            Self::append_manifest(&mut tx, event, &mut head, &[entry_for(&t)], now).await?;
+        let why = Why {
+            actor: c.actor,
+            reason: &c.reason,
+            now,
+        };
+        let generation = t.generation;
+        if let Some(entry) = change_ticket(&mut tx, &mut t, from, generation, why).await? {
+            Self::append_manifest(&mut tx, event, &mut head, &[entry], now).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(t)
@@ -301,12 +288,13 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
     }
 
     async fn manifest_snapshot(&self, event: EventId) -> StoreResult<ManifestSnapshot> {
-        let (version, digest) = self.manifest_head(event).await?;
+        let (version, digest, door) = self.manifest_head(event).await?;
         let entries = self.manifest_entries(event, 0, version).await?;
         Ok(ManifestSnapshot {
             event_id: event,
             version,
             digest,
+            door,
             entries,
         })
     }
@@ -316,7 +304,7 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
         event: EventId,
         since: u64,
     ) -> StoreResult<(ManifestSnapshot, [u8; 32])> {
-        let (version, digest) = self.manifest_head(event).await?;
+        let (version, digest, door) = self.manifest_head(event).await?;
         if since > version {
             return Err(StoreError::NotFound("manifest version"));
         }
@@ -334,6 +322,7 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
                 event_id: event,
                 version,
                 digest,
+                door,
                 entries,
             },
             base,

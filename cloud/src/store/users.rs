@@ -86,7 +86,7 @@ impl<D: Dialect> UserStore for SqlStore<D> {
         .execute(&self.pool)
         .await
         .map_err(|e| match map_err(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("email is already registered".into()),
+            StoreError::Duplicate(_) => StoreError::Duplicate("email is already registered".into()),
             other => other,
         })?;
         Ok(())

@@ -32,7 +32,7 @@ async fn register_login_and_profile(app: TestApp) {
             json!({"email": "ada@example.com", "password": PASSWORD, "display_name": "Ada"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "duplicate");
 
     let (st, v) = app
         .post(

@@ -38,6 +38,7 @@ async fn door_endpoints_decide_record_and_prevent_duplicates(app: TestApp) {
         .as_str()
         .unwrap()
         .to_string();
+    crate::correctness::add_staff(&app, &org, &eid, &staff).await;
     let (st, sale) = app
         .post(
             &format!("/events/{eid}/ticket-sale"),
@@ -151,6 +152,7 @@ async fn door_endpoints_decide_record_and_prevent_duplicates(app: TestApp) {
         .as_str()
         .unwrap()
         .to_string();
+    crate::correctness::add_staff(&app, &org, &other, &staff).await;
     let (st, v) = app
         .post(
             "/checkin/check-in",
@@ -308,6 +310,7 @@ async fn stats_flag_a_partitions_double_admission(app: TestApp) {
     push(&app, &a.token, &eid, vec![rejected]).await;
 
     let staff = app.with_role("staff@example.com", "staff").await;
+    crate::correctness::add_staff(&app, &org, &eid, &staff).await;
     let (st, s) = app
         .get(&format!("/checkin/event/{eid}/stats"), &staff.access)
         .await;

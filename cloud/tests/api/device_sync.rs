@@ -27,22 +27,23 @@ async fn manifests_and_deltas_for_enrolled_devices(app: TestApp) {
 
     let (st, bytes, h) = device_call(&app, Some(&dev.token), &base, None).await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(h["x-manifest-version"], "1");
+    assert_eq!(h["x-manifest-version"], "2");
     assert_eq!(h["content-type"], "application/octet-stream");
     let full = Manifest::open(&bytes, &ring, &event).expect("the full manifest verifies");
-    assert_eq!((full.version, full.entries.len()), (1, 2));
+    // Version 1 opened the door (active), version 2 is the sale.
+    assert_eq!((full.version, full.entries.len()), (2, 2));
     let mut node = ManifestState::empty(event);
     node.replace(full).unwrap();
 
     let (st, _, h) = device_call(
         &app,
         Some(&dev.token),
-        &format!("{base}/delta?since=1"),
+        &format!("{base}/delta?since=2"),
         None,
     )
     .await;
-    assert_eq!(st, StatusCode::NO_CONTENT, "version 1 is current");
-    assert_eq!(h["x-manifest-version"], "1");
+    assert_eq!(st, StatusCode::NO_CONTENT, "version 2 is current");
+    assert_eq!(h["x-manifest-version"], "2");
 
     // A refund is in the next delta.
     let (st, v) = app
@@ -56,20 +57,20 @@ async fn manifests_and_deltas_for_enrolled_devices(app: TestApp) {
     let (st, bytes, h) = device_call(
         &app,
         Some(&dev.token),
-        &format!("{base}/delta?since=1"),
+        &format!("{base}/delta?since=2"),
         None,
     )
     .await;
     assert_eq!(
         (st, h["x-manifest-version"].to_str().unwrap()),
-        (StatusCode::OK, "2")
+        (StatusCode::OK, "3")
     );
     let delta = ManifestDelta::open(&bytes, &ring, &event).expect("the delta verifies");
     assert_eq!(delta.entries.len(), 1);
     assert_eq!(delta.entries[0].status, EntryStatus::Revoked);
     node.apply(delta)
-        .expect("the delta chains onto the node's version 1");
-    assert_eq!(node.version(), 2);
+        .expect("the delta chains onto the node's version 2");
+    assert_eq!(node.version(), 3);
 
     let (st, body, _) = device_call(
         &app,
@@ -207,7 +208,7 @@ async fn checkin_batches_are_idempotent_all_or_nothing_and_answer_what_is_missin
     .await;
     assert_eq!(
         (st, error_code(&body).as_str()),
-        (StatusCode::CONFLICT, "conflict")
+        (StatusCode::CONFLICT, "invalid_state")
     );
     assert_eq!(
         event_scans(&app, &org, &eid).await.len(),

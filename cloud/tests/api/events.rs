@@ -63,7 +63,7 @@ async fn event_crud_and_listing(app: TestApp) {
             json!({"tier": 3, "name": "Other", "price_minor": 1500, "capacity": 10}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "duplicate");
     let (st, v) = app.post(&format!("/events/{eid}/tiers"), Some(&org.access),
         json!({"tier": 4, "name": "Dollar", "price_minor": 1500, "currency": "USD", "capacity": 10})).await;
     assert_error(
@@ -207,14 +207,14 @@ async fn lifecycle_allows_only_legal_steps(app: TestApp) {
     let path = format!("/events/{eid}/status");
     let step = |s: &'static str| json!({"status": s});
     let (st, v) = app.patch(&path, &org.access, step("live")).await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
     for s in ["active", "live", "ended"] {
         let (st, v) = app.patch(&path, &org.access, step(s)).await;
         assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some(s)), "{v}");
     }
     for s in ["cancelled", "active", "draft", "live"] {
         let (st, v) = app.patch(&path, &org.access, step(s)).await;
-        assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+        assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
     }
     let (st, v) = app
         .put(
@@ -224,7 +224,7 @@ async fn lifecycle_allows_only_legal_steps(app: TestApp) {
         "starts_at": "2031-06-02T18:00:00Z", "ends_at": "2031-06-03T18:00:00Z"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "invalid_state");
     let (st, v) = app.patch(&path, &org.access, step("paused")).await;
     assert_error(
         st,
@@ -276,7 +276,7 @@ async fn cancelling_an_event_revokes_its_tickets(app: TestApp) {
             json!({"tier": 1, "quantity": 1, "holder_name": "Late", "payment_method": "cash"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "not_on_sale");
 }
 both!(cancelling_an_event_revokes_its_tickets);
 
@@ -292,7 +292,7 @@ async fn box_office_sales_count_in_stats_and_never_oversell(app: TestApp) {
             sale(1, 1),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "not_on_sale");
     app.patch(
         &format!("/events/{eid}/status"),
         &org.access,

@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod authz;
 mod checkin;
+mod correctness;
 mod device_sync;
 mod devices;
 mod events;

@@ -44,13 +44,14 @@ async fn signed_manifests_and_deltas_follow_ticket_changes(app: TestApp) {
     let a = sale["tickets"][0]["id"].as_str().unwrap().to_string();
     let b = sale["tickets"][1]["id"].as_str().unwrap().to_string();
     let v1 = store.manifest_snapshot(event).await.unwrap();
-    assert_eq!((v1.version, v1.entries.len()), (1, 2));
+    // Version 1 opened the door (the event went active); 2 is the sale.
+    assert_eq!((v1.version, v1.entries.len()), (2, 2));
     let v1_bytes = v1.sign_full(&signer, at).unwrap();
     let mut node = ManifestState::empty(event);
     node.replace(Manifest::open(&v1_bytes, &ring, &event).expect("full manifest verifies"))
         .unwrap();
 
-    // Reservations do not reach the door; cancel (v2) and a comp ticket (v3) do.
+    // Reservations do not reach the door; cancel (v3) and a comp ticket (v4) do.
     app.post(
         "/tickets",
         Some(&org.access),
@@ -74,13 +75,13 @@ async fn signed_manifests_and_deltas_follow_ticket_changes(app: TestApp) {
         .await;
     let c = c["id"].as_str().unwrap().to_string();
 
-    let (delta, base) = store.manifest_changes_since(event, 1).await.unwrap();
+    let (delta, base) = store.manifest_changes_since(event, 2).await.unwrap();
     assert_eq!(
         (delta.version, delta.entries.len()),
-        (3, 2),
-        "two tickets changed after v1"
+        (4, 2),
+        "two tickets changed after v2"
     );
-    let delta_bytes = delta.sign_delta(1, &base, &signer, at).unwrap();
+    let delta_bytes = delta.sign_delta(2, &base, &signer, at).unwrap();
     let mut node_ring = ring.clone();
     for cert in &signer.certs {
         node_ring.insert(cert.clone()).unwrap();
@@ -89,9 +90,9 @@ async fn signed_manifests_and_deltas_follow_ticket_changes(app: TestApp) {
         .expect("delta chains onto v1");
 
     let (version, full) = store.signed_manifest(event, &signer, at).await.unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let full = Manifest::open(&full, &ring, &event).unwrap();
-    assert_eq!((full.version, node.version()), (3, 3));
+    assert_eq!((full.version, node.version()), (4, 4));
     assert_eq!(
         &full.digest,
         node.digest(),
@@ -137,13 +138,13 @@ async fn signed_manifests_and_deltas_follow_ticket_changes(app: TestApp) {
 
     // A delta from the future does not exist; one from genesis is the whole log.
     assert!(matches!(
-        store.manifest_changes_since(event, 4).await,
+        store.manifest_changes_since(event, 5).await,
         Err(StoreError::NotFound(_))
     ));
-    let (current, base3) = store.manifest_changes_since(event, 3).await.unwrap();
+    let (current, base3) = store.manifest_changes_since(event, 4).await.unwrap();
     assert_eq!(
         (current.version, current.entries.len(), base3),
-        (3, 0, current.digest),
+        (4, 0, current.digest),
         "from the current version nothing changed and the base is the current digest"
     );
     let (from0, base0) = store.manifest_changes_since(event, 0).await.unwrap();

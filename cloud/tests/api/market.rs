@@ -49,7 +49,7 @@ async fn resale_race_has_exactly_one_winner(app: TestApp) {
             json!({"ticket_id": tid, "price_minor": 2000}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "duplicate");
     let (st, v) = app
         .post(
             &format!("/market/listings/{lid}/buy"),
@@ -86,7 +86,7 @@ async fn resale_race_has_exactly_one_winner(app: TestApp) {
     assert_eq!(winners.len(), 1, "exactly one buyer gets the listing");
     for (_, (st, _, v)) in &results {
         if *st != StatusCode::CREATED {
-            assert_error(*st, v, StatusCode::CONFLICT, "conflict");
+            assert_error(*st, v, StatusCode::CONFLICT, "gone");
         }
     }
     let (winner_id, (_, _, order)) = winners[0];
@@ -107,7 +107,7 @@ async fn resale_race_has_exactly_one_winner(app: TestApp) {
             json!({"to_user_id": winner.user_id}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "invalid_state");
     let (st, v) = app
         .call(
             reqwest::Method::DELETE,
@@ -116,7 +116,7 @@ async fn resale_race_has_exactly_one_winner(app: TestApp) {
             None,
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
 
     let (st, paid) = app
         .put(
@@ -271,7 +271,7 @@ async fn free_resale_lapsed_holds_and_policies(app: TestApp) {
             json!({}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "gone");
 
     // The organizer's policy: resale off, or a lower cap.
     let (_, c) = bought(&app, &org, &eid, &seller).await;
@@ -352,7 +352,7 @@ async fn free_resale_lapsed_holds_and_policies(app: TestApp) {
             json!({}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "gone");
     let (_, open) = app
         .get(&format!("/market/listings?event_id={eid}"), &first.access)
         .await;

@@ -200,7 +200,7 @@ async fn bad_order_input_is_4xx(app: TestApp) {
             json!({"event_id": draft, "items": [{"tier": 1, "quantity": 1}]}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "not_on_sale");
     let n = count(&app, "SELECT COUNT(*) FROM orders", &[]).await;
     assert_eq!(n, 0, "refused requests wrote no order");
 }

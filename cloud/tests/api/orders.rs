@@ -38,7 +38,7 @@ async fn hold_cancel_manual_payment_and_lifecycle(app: TestApp) {
             json!({"event_id": eid, "items": [{"tier": 2, "quantity": 1}]}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "sold_out");
 
     let oid = id(&o);
     let (st, c) = app
@@ -65,7 +65,7 @@ async fn hold_cancel_manual_payment_and_lifecycle(app: TestApp) {
             json!({}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
 
     // Manual payment: the buyer chooses it, the organizer confirms receipt.
     let o = app.order(&other, &eid, 2, 1).await;
@@ -130,7 +130,7 @@ async fn hold_cancel_manual_payment_and_lifecycle(app: TestApp) {
                 json!({"status": to}),
             )
             .await;
-        assert_error(st, &v, want, "conflict");
+        assert_error(st, &v, want, "illegal_transition");
     }
     let (st, f) = app
         .put(
@@ -150,7 +150,7 @@ async fn hold_cancel_manual_payment_and_lifecycle(app: TestApp) {
             json!({"status": "refunded"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
     let (st, v) = app
         .put(
             &format!("/orders/{oid}/status"),
@@ -223,7 +223,7 @@ async fn holds_expire_and_return_to_stock(app: TestApp) {
             json!({"status": "paid"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
     let (st, v) = app
         .post(
             &format!("/orders/{oid}/payments"),
@@ -389,7 +389,7 @@ async fn purchase_limits_per_customer_and_event(app: TestApp) {
             json!({"event_id": eid, "items": [{"tier": 1, "quantity": 2}]}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "purchase_limit");
     assert!(
         v["error"]["message"].as_str().unwrap().contains("limit"),
         "{v}"

@@ -169,7 +169,7 @@ async fn purchase_through_stripe_then_refund(app: TestApp, stripe: LocalStripe) 
             json!({"status": "refunded"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
 }
 both_stripe!(purchase_through_stripe_then_refund);
 

@@ -131,7 +131,7 @@ async fn issue_read_list_and_change_tickets(app: TestApp) {
             json!({"status": "issued"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "illegal_transition");
     let (st, v) = app
         .patch(
             &format!("/tickets/{tid}/status"),
@@ -245,7 +245,7 @@ async fn ticket_input_errors_are_4xx(app: TestApp) {
             json!({"event_id": eid, "tier": 2, "holder_name": "V"}),
         )
         .await;
-    assert_error(st, &v, StatusCode::CONFLICT, "conflict");
+    assert_error(st, &v, StatusCode::CONFLICT, "sold_out");
     let (_, list) = app
         .get(&format!("/tickets?event_id={eid}"), &org.access)
         .await;

@@ -71,7 +71,7 @@ pub struct CloudScan {
 /// The check-in CRDT replicas and reads over them.
 #[async_trait]
 pub trait CheckinStore: Send + Sync {
-    /// Applies a device's batch (all or nothing; `Conflict` when a record
+    /// Applies a device's batch (all or nothing; `InvalidState` when a record
     /// differs from the copy held or claims the cloud's node id) and answers
     /// with the cloud's summary and at most `limit` records `msg.have` lacks.
     async fn sync_checkins(
@@ -304,7 +304,7 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         let mut held: Vec<&ScanRecord> = Vec::new();
         for r in &msg.records {
             if r.event_id != event {
-                return Err(StoreError::Conflict(format!(
+                return Err(StoreError::InvalidState(format!(
                     "scan {} is for another event",
                     r.id
                 )));
@@ -315,14 +315,14 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
             }
             match fresh.get(&r.id) {
                 Some(other) if *other != r => {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::InvalidState(format!(
                         "scan {} appears twice in the batch with different content",
                         r.id
                     )));
                 }
                 Some(_) => report.duplicate += 1,
                 None if r.id.node == replica.node => {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::InvalidState(format!(
                         "scan {} claims the cloud's node id but the cloud never recorded it",
                         r.id
                     )));
@@ -338,7 +338,7 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
             match stored.get(&r.id) {
                 Some(bytes) if *bytes == r.to_bytes() => report.duplicate += 1,
                 Some(_) => {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::InvalidState(format!(
                         "scan {} arrived with different content than the copy held",
                         r.id
                     )));

@@ -28,6 +28,8 @@ pub struct ScanFilter {
     pub owner_id: Option<UserId>,
     /// Scans at events this organizer runs.
     pub organizer_id: Option<UserId>,
+    /// Scans at events on whose staff roster this user is.
+    pub staff_id: Option<UserId>,
     /// Scans after this one in `(hlc, node, seq)` order.
     pub after: Option<ScanId>,
     /// Page size.
@@ -131,6 +133,7 @@ impl<D: Dialect> SqlStore<D> {
              WHERE ($1 IS NULL OR c.event_id = $1) AND ($2 IS NULL OR t.owner_id = $2) \
                AND ($3 IS NULL OR e.organizer_id = $3) \
                AND ($4 IS NULL OR c.hlc > $4 OR (c.hlc = $4 AND (c.node_id > $5 OR (c.node_id = $5 AND c.seq > $6)))) \
+               AND ($8 IS NULL OR EXISTS (SELECT 1 FROM event_staff s WHERE s.event_id = c.event_id AND s.user_id = $8)) \
              ORDER BY c.hlc, c.node_id, c.seq LIMIT $7",
         )
         .bind(f.event_id.map(|e| e.to_string()))
@@ -140,6 +143,7 @@ impl<D: Dialect> SqlStore<D> {
         .bind(node)
         .bind(seq)
         .bind(f.limit)
+        .bind(f.staff_id.map(|u| u.to_string()))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;

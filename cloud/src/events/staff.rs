@@ -1,0 +1,124 @@
+//! The event's staff roster: `GET/POST /events/{id}/staff`,
+//! `DELETE /events/{id}/staff/{user_id}`. The organizer (or an admin) puts
+//! staff accounts on their event; staff then work the door of those events
+//! only (`checkin::access`). Device enrollment codes stay with the organizer
+//! and admins.
+
+use crate::auth::extract::{AuthUser, ManagedEvent};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{Json, Path};
+use crate::model::{EventId, Role, UserId, from_millis};
+use crate::state::AppState;
+use crate::store::{StaffRecord, StoreError};
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// One staff member of an event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffView {
+    /// The staff account.
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    /// Their email.
+    pub email: String,
+    /// Their display name.
+    pub display_name: String,
+    /// Who added them.
+    #[schema(value_type = String, format = Uuid)]
+    pub added_by: UserId,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub added_at: OffsetDateTime,
+}
+
+impl From<StaffRecord> for StaffView {
+    fn from(s: StaffRecord) -> Self {
+        Self {
+            user_id: s.user_id,
+            email: s.email,
+            display_name: s.display_name,
+            added_by: s.added_by,
+            added_at: from_millis(s.created_at),
+        }
+    }
+}
+
+/// The roster.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffList {
+    /// Staff members, ascending by user id.
+    pub items: Vec<StaffView>,
+}
+
+/// Who to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddStaff {
+    /// An account with the staff role (an admin grants it).
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+}
+
+/// The event's staff (its organizer or an admin).
+#[utoipa::path(get, path = "/events/{id}/staff", tag = "events", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "event id")),
+    responses((status = 200, body = StaffList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_staff(
+    State(state): State<AppState>,
+    m: ManagedEvent,
+) -> ApiResult<Json<StaffList>> {
+    let items = state.store.list_staff(m.event.id).await?;
+    Ok(Json(StaffList {
+        items: items.into_iter().map(StaffView::from).collect(),
+    }))
+}
+
+/// Puts a staff account on the event's roster (its organizer or an admin).
+#[utoipa::path(post, path = "/events/{id}/staff", tag = "events", security(("bearer" = [])), request_body = AddStaff,
+    params(("id" = String, Path, format = Uuid, description = "event id")),
+    responses((status = 201, body = StaffView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+               (status = 409, body = ErrorBody, description = "`duplicate`: already on the roster"),
+               (status = 422, body = ErrorBody, description = "no such account, or it lacks the staff role")))]
+pub async fn add_staff(
+    State(state): State<AppState>,
+    m: ManagedEvent,
+    Json(req): Json<AddStaff>,
+) -> ApiResult<(StatusCode, Json<StaffView>)> {
+    let user = match state.store.user(req.user_id).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound(_)) => {
+            return Err(ApiError::Validation("user_id names no account".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if user.role != Role::Staff {
+        return Err(ApiError::Validation(
+            "only accounts with the staff role can join a roster: ask an admin to grant it".into(),
+        ));
+    }
+    let added = state
+        .store
+        .add_staff(m.event.id, user.id, m.user.id, state.now_ms())
+        .await?;
+    Ok((StatusCode::CREATED, Json(added.into())))
+}
+
+/// Takes someone off the event's roster (its organizer or an admin).
+#[utoipa::path(delete, path = "/events/{id}/staff/{user_id}", tag = "events", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "event id"),
+           ("user_id" = String, Path, format = Uuid, description = "the staff account")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_staff(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((id, member)): Path<(EventId, UserId)>,
+) -> ApiResult<StatusCode> {
+    let event = state.store.event(id).await?;
+    user.require_manager(&event, "only the event's organizer or an admin may do this")?;
+    state.store.remove_staff(event.id, member).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,129 @@
+//! The per-event staff roster: which staff accounts work which event's door.
+
+use super::sql::{col, map_err, parsed};
+use super::{Dialect, SqlStore, StoreError, StoreResult};
+use crate::model::{EventId, UnixMillis, UserId};
+use async_trait::async_trait;
+
+/// One staff member of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRecord {
+    /// The event.
+    pub event_id: EventId,
+    /// The staff account.
+    pub user_id: UserId,
+    /// Their email.
+    pub email: String,
+    /// Their display name.
+    pub display_name: String,
+    /// Who added them.
+    pub added_by: UserId,
+    /// When.
+    pub created_at: UnixMillis,
+}
+
+/// The roster.
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    /// Adds `user` to `event`'s staff; `Duplicate` if they are on it.
+    async fn add_staff(
+        &self,
+        event: EventId,
+        user: UserId,
+        added_by: UserId,
+        now: UnixMillis,
+    ) -> StoreResult<StaffRecord>;
+    /// Removes `user` from `event`'s staff; `NotFound` if they were not on it.
+    async fn remove_staff(&self, event: EventId, user: UserId) -> StoreResult<()>;
+    /// The event's staff, ascending by user id.
+    async fn list_staff(&self, event: EventId) -> StoreResult<Vec<StaffRecord>>;
+    /// Whether `user` is on `event`'s staff.
+    async fn is_staff(&self, event: EventId, user: UserId) -> StoreResult<bool>;
+}
+
+const SELECT_STAFF: &str = "SELECT s.event_id, s.user_id, u.email, u.display_name, s.added_by, s.created_at \
+     FROM event_staff s JOIN users u ON u.id = s.user_id";
+
+fn staff_from_row(row: &sqlx::any::AnyRow) -> StoreResult<StaffRecord> {
+    Ok(StaffRecord {
+        event_id: parsed(row, "event_id")?,
+        user_id: parsed(row, "user_id")?,
+        email: col(row, "email")?,
+        display_name: col(row, "display_name")?,
+        added_by: parsed(row, "added_by")?,
+        created_at: col(row, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl<D: Dialect> StaffStore for SqlStore<D> {
+    async fn add_staff(
+        &self,
+        event: EventId,
+        user: UserId,
+        added_by: UserId,
+        now: UnixMillis,
+    ) -> StoreResult<StaffRecord> {
+        sqlx::query(
+            "INSERT INTO event_staff (event_id, user_id, added_by, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(event.to_string())
+        .bind(user.to_string())
+        .bind(added_by.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match map_err(e) {
+            StoreError::Duplicate(_) => {
+                StoreError::Duplicate("this account is already on the event's staff".into())
+            }
+            other => other,
+        })?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_STAFF} WHERE s.event_id = $1 AND s.user_id = $2"
+        )))
+        .bind(event.to_string())
+        .bind(user.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        staff_from_row(&row)
+    }
+
+    async fn remove_staff(&self, event: EventId, user: UserId) -> StoreResult<()> {
+        let n = sqlx::query("DELETE FROM event_staff WHERE event_id = $1 AND user_id = $2")
+            .bind(event.to_string())
+            .bind(user.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("staff member"));
+        }
+        Ok(())
+    }
+
+    async fn list_staff(&self, event: EventId) -> StoreResult<Vec<StaffRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_STAFF} WHERE s.event_id = $1 ORDER BY s.user_id"
+        )))
+        .bind(event.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(staff_from_row).collect()
+    }
+
+    async fn is_staff(&self, event: EventId, user: UserId) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM event_staff WHERE event_id = $1 AND user_id = $2",
+        )
+        .bind(event.to_string())
+        .bind(user.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(n > 0)
+    }
+}
