@@ -1016,7 +1016,7 @@ mod tests {
         );
 
         let mut ring = ring;
-        ring.insert(cert).unwrap();
+        ring.insert(cert.clone()).unwrap();
         let h2 = Header {
             version: 2,
             digest: [2; 32],

@@ -67,10 +67,11 @@ pub async fn issue(
     spec: IssueSpec,
 ) -> ApiResult<Vec<TicketRecord>> {
     if !event.status.on_sale() {
-        return Err(ApiError::Conflict(format!(
+        return Err(crate::store::StoreError::NotOnSale(format!(
             "tickets cannot be issued for a {} event",
             event.status.as_str()
-        )));
+        ))
+        .into());
     }
     let signer = if spec.status == TicketStatus::Issued {
         Some(signer(state, event).await?)
