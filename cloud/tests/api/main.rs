@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod authz;
 mod checkin;
+mod console_api;
 mod device_sync;
 mod devices;
 mod events;
