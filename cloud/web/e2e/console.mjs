@@ -225,6 +225,11 @@ const commands = {
   },
   async screenshot({ who, name, full }) {
     const p = await page(who);
+    await p.evaluate(() => {
+      const t = document.getElementById("toast");
+      t.textContent = "";
+      t.className = "";
+    });
     await p.screenshot({ path: join(shots, name), fullPage: !!full });
     return { path: join(shots, name) };
   },

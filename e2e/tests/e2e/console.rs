@@ -437,12 +437,39 @@ async fn an_organizer_runs_the_doors_and_buyers_buy_and_show_tickets_in_a_real_b
         || async { a.manifest_version().await > held },
     )
     .await;
-    let (decision, _) = gate_reads(a, &manual_png);
+    let (decision, manual_text) = gate_reads(a, &manual_png);
     assert_eq!(
         (decision["decision"].as_str(), decision["reason"].as_str()),
         (Some("reject"), Some("revoked")),
         "a refund from the orders page revokes the ticket at the gate: {decision}"
     );
+    // Shown at the door, it is refused and the doors view counts why.
+    let refused = a.scan(&manual_text).await;
+    assert_eq!(refused["reason"], "revoked", "{refused}");
+    wait_until(
+        Duration::from_secs(30),
+        "the doors view counting the revoked scan and the gates' reports",
+        || async {
+            let (_, v) = cloud
+                .call_as(
+                    &org,
+                    reqwest::Method::GET,
+                    &format!("/events/{event}/doors"),
+                    None,
+                )
+                .await;
+            let fleet = v["fleet"].as_array().cloned().unwrap_or_default();
+            v["rejected_by_reason"] == json!([{"reason": "revoked", "count": 1}])
+                && fleet.len() == 2
+                && fleet.iter().all(|d| {
+                    d["software"] == env!("CARGO_PKG_VERSION")
+                        && d["scans_waiting"].is_i64()
+                        && d["clock"].is_string()
+                        && d["manifest_version"].is_i64()
+                })
+        },
+    )
+    .await;
 
     // A killed gate shows offline on the doors page.
     b.call(json!({"cmd": "open_doors", "who": "org", "event": event}))
