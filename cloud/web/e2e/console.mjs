@@ -265,6 +265,14 @@ const commands = {
     });
     return { ran };
   },
+  async download_report({ who, type }) {
+    const p = await page(who);
+    const [download] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: "Download " + type + " (CSV)" }).click()]);
+    const path = join(work, type + ".csv");
+    await download.saveAs(path);
+    const { readFileSync } = await import("node:fs");
+    return { name: download.suggestedFilename(), csv: readFileSync(path, "utf8") };
+  },
   async problems() {
     return { problems };
   },

@@ -498,6 +498,16 @@ async fn an_organizer_runs_the_doors_and_buyers_buy_and_show_tickets_in_a_real_b
         .await;
     b.call(json!({"cmd": "screenshot", "who": "org", "name": "sales.png", "full": true}))
         .await;
+    for kind in ["sales", "attendance", "revenue", "demographic", "performance"] {
+        let csv = b
+            .call(json!({"cmd": "download_report", "who": "org", "type": kind}))
+            .await;
+        let text = csv["csv"].as_str().unwrap_or_default();
+        assert!(
+            csv["name"].as_str().unwrap().ends_with(".csv") && text.lines().count() >= 2,
+            "the {kind} report downloads as CSV with a header and rows: {csv}"
+        );
+    }
     b.call(json!({"cmd": "goto", "who": "buyer", "hash": format!("#/event/{event}")}))
         .await;
     b.call(json!({"cmd": "screenshot", "who": "buyer", "name": "shop-event.png", "full": true}))
