@@ -294,3 +294,61 @@ async fn pages_are_served_with_a_strict_csp_and_no_secret(app: TestApp) {
     );
 }
 both!(pages_are_served_with_a_strict_csp_and_no_secret);
+
+async fn the_openapi_document_has_the_console_operations_and_their_answers(app: TestApp) {
+    let (st, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let paths = &doc["paths"];
+    for (path, method, codes) in [
+        ("/public/events", "get", &["200", "400", "422"][..]),
+        ("/public/events/{id}", "get", &["200", "400", "404"][..]),
+        ("/users", "get", &["200", "400", "401", "403", "422"][..]),
+        (
+            "/events/{id}/orders",
+            "get",
+            &["200", "400", "401", "403", "404", "422"][..],
+        ),
+        (
+            "/events/{id}/doors",
+            "get",
+            &["200", "400", "401", "403", "404"][..],
+        ),
+        (
+            "/events/{id}/doors/stream",
+            "get",
+            &["200", "400", "401", "403", "404"][..],
+        ),
+        (
+            "/orders/{id}/payments/{payment_id}/card",
+            "post",
+            &[
+                "200", "400", "401", "403", "404", "409", "413", "415", "422", "503",
+            ][..],
+        ),
+        ("/console/config", "get", &["200"][..]),
+        (
+            "/console/qr",
+            "post",
+            &["200", "400", "401", "403", "413", "415", "422"][..],
+        ),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} is documented");
+        for c in codes {
+            assert!(
+                op["responses"][*c].is_object(),
+                "{method} {path} documents {c}: {}",
+                op["responses"]
+            );
+        }
+    }
+    assert!(
+        paths["/public/events"]["get"]["security"].is_null(),
+        "the public list needs no token"
+    );
+    assert!(
+        paths["/events/{id}/doors/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "the stream is documented as text/event-stream"
+    );
+}
+both!(the_openapi_document_has_the_console_operations_and_their_answers);

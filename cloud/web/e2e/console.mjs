@@ -167,7 +167,7 @@ const commands = {
       const i = document.querySelector("article.ticket img.qr");
       return i && i.complete && i.naturalWidth > 0;
     });
-    const ticket = await p.locator("article.ticket").first().getAttribute("data-ticket");
+    const ticket = await img.locator("xpath=ancestor::article").getAttribute("data-ticket");
     const path = join(work, file);
     await img.screenshot({ path });
     if (shot) await p.screenshot({ path: join(shots, shot), fullPage: true });
@@ -272,6 +272,40 @@ const commands = {
     await download.saveAs(path);
     const { readFileSync } = await import("node:fs");
     return { name: download.suggestedFilename(), csv: readFileSync(path, "utf8") };
+  },
+  async comp({ who, event, name }) {
+    const p = await page(who);
+    await go(p, "#/console/event/" + event);
+    await p.getByLabel("Guest name").fill(name);
+    await p.getByRole("button", { name: "Issue a comp ticket" }).click();
+    const img = p.locator("#comp-qr");
+    await img.waitFor();
+    await p.waitForFunction(() => {
+      const i = document.getElementById("comp-qr");
+      return i && i.complete && i.naturalWidth > 0;
+    });
+    const path = join(work, "comp.png");
+    await img.screenshot({ path });
+    return { png: path, ticket: await img.getAttribute("data-ticket") };
+  },
+  async transfer({ who, to }) {
+    const p = await page(who);
+    await go(p, "#/tickets");
+    await p.locator("article.ticket summary", { hasText: "Transfer" }).first().click();
+    await p.getByLabel("Transfer to (their account email)").first().fill(to);
+    await p.getByRole("button", { name: "Transfer", exact: true }).first().click();
+    await toastSays(p, /Transferred/);
+    return {};
+  },
+  async resell({ who, price }) {
+    const p = await page(who);
+    await go(p, "#/tickets");
+    await p.locator("article.ticket summary", { hasText: "Resell" }).first().click();
+    await p.locator("article.ticket [name=price]").first().fill(String(price));
+    await p.getByRole("button", { name: "List for resale" }).first().click();
+    const t = p.locator("#toast");
+    await t.filter({ hasText: /./ }).waitFor({ timeout: 15000 });
+    return { text: await t.textContent(), error: /error/.test((await t.getAttribute("class")) || "") };
   },
   async problems() {
     return { problems };

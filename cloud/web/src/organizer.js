@@ -182,6 +182,23 @@ export async function eventAdmin(main, id) {
     const r = await api("POST", "/events/" + id + "/ticket-sale", { tier: Number(d.get("tier")), quantity: Number(d.get("quantity")), holder_name: d.get("holder"), payment_method: d.get("method") });
     toast("Sold " + r.tickets.length + " ticket(s) for " + money(r.total_minor, r.currency) + ".");
   });
+  const compOut = h("div", { "aria-live": "polite" });
+  const comp = h(
+    "form",
+    { class: "inline" },
+    field("Tier", { name: "tier", type: "select", options: e.tiers.map((t) => [String(t.tier), t.name]) }),
+    field("Guest name", { name: "holder", required: true }),
+    h("button", { type: "submit" }, "Issue a comp ticket"),
+  );
+  onSubmit(comp, async (d) => {
+    const t = await api("POST", "/tickets", { event_id: id, tier: Number(d.get("tier")), holder_name: d.get("holder") });
+    const url = await imageUrl("GET", "/tickets/" + t.id + "/qr?format=svg");
+    clear(
+      compOut,
+      h("p", {}, "Complimentary ticket for " + t.holder_name + " (free, counted like any ticket). Print or send this QR:"),
+      h("img", { class: "qr", id: "comp-qr", src: url, alt: "QR code of the comp ticket for " + t.holder_name, width: 280, height: 280, "data-ticket": t.id }),
+    );
+  });
   clear(
     main,
     h("h1", {}, e.name),
@@ -196,6 +213,7 @@ export async function eventAdmin(main, id) {
       addTier,
     ),
     h("section", { "aria-labelledby": "box-h" }, h("h2", { id: "box-h" }, "Box office"), sale),
+    h("section", { "aria-labelledby": "comp-h" }, h("h2", { id: "comp-h" }, "Comps"), comp, compOut),
   );
 }
 

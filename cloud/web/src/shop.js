@@ -265,7 +265,7 @@ function transferForm(t) {
   onSubmit(form, async (d) => {
     await api("POST", "/tickets/" + t.id + "/transfer", { to_email: d.get("to") });
     toast("Transferred: the old QR code no longer opens the gate.");
-    location.reload();
+    window.dispatchEvent(new HashChangeEvent("hashchange"));
   });
   return h("details", {}, h("summary", {}, "Transfer"), form);
 }
