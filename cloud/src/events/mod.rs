@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod dto;
+pub mod public;
 pub mod reports;
 pub mod staff;
 
@@ -46,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::get_report))
         .routes(routes!(staff::list_staff, staff::add_staff))
         .routes(routes!(staff::remove_staff))
+        .merge(public::router())
 }
 
 /// Filters of `GET /events`.

@@ -5,10 +5,13 @@ mod common;
 
 mod auth;
 mod authz;
+mod card;
 mod checkin;
 mod correctness;
+mod console_api;
 mod device_sync;
 mod devices;
+mod doors;
 mod events;
 mod flash_sale;
 mod gateway;
