@@ -59,6 +59,8 @@ pub struct Config {
     pub commerce: crate::orders::config::CommerceConfig,
     /// Payment providers (Stripe) and their webhook.
     pub payments: crate::payments::config::PaymentsConfig,
+    /// The EVM chain: node, minter key, confirmations (empty: no chain).
+    pub chain: crate::chain::config::ChainConfig,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             log: LogConfig::default(),
             commerce: Default::default(),
             payments: Default::default(),
+            chain: Default::default(),
         }
     }
 }
@@ -282,6 +285,7 @@ impl Config {
         }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
+        self.chain.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -111,8 +111,8 @@ pub(super) async fn record_transfer(
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map(|_| ())
-    .map_err(map_err)
+    .map_err(map_err)?;
+    super::chain::enqueue(tx, t.id, super::chain::JobKind::Transfer, now).await
 }
 
 async fn has_open_listing(

@@ -9,6 +9,7 @@
 //! and row locking (`FOR UPDATE` on PostgreSQL, implied by the write
 //! transaction on SQLite).
 
+pub mod chain;
 mod checkins;
 mod commerce;
 mod devices;
@@ -28,7 +29,10 @@ mod sql;
 mod tests;
 mod tickets;
 mod users;
+pub mod wallets;
 
+pub use chain::ChainStore;
+pub use wallets::WalletStore;
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
 pub use commerce::*;
 pub use devices::{
@@ -244,6 +248,8 @@ pub trait Store:
     + MarketStore
     + DeviceStore
     + CheckinStore
+    + ChainStore
+    + WalletStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).

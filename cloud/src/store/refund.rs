@@ -40,6 +40,7 @@ async fn revoke(
         .await
         .map_err(map_err)?;
     inventory::release_ticket(tx, t.id).await?;
+    super::chain::enqueue(tx, t.id, super::chain::JobKind::Burn, now).await?;
     audit(
         tx,
         t.id,
