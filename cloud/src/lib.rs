@@ -115,6 +115,7 @@ pub async fn serve(
     let sweeper = tokio::spawn(orders::sweeper::run(state.clone()));
     let minter = chain::worker::Minter::new(&state)
         .map_err(ServeError::Startup)?
+        .filter(|_| state.config.chain.run_worker)
         .map(|m| tokio::spawn(m.run()));
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
     let served = axum::serve(

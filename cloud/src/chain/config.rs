@@ -18,6 +18,9 @@ pub struct ChainConfig {
     pub minter_key: Secret,
     /// Holder of each contract's admin role; empty: the minter.
     pub admin_address: String,
+    /// Run the minting worker and indexer in this process (replicas that
+    /// only serve HTTP set false; any number may run it).
+    pub run_worker: bool,
     /// Deploy an event's ticket contract on its first mint. When false, an
     /// event without a contract keeps its jobs pending.
     pub deploy_contracts: bool,
@@ -53,6 +56,7 @@ impl Default for ChainConfig {
             chain_id: 31337,
             minter_key: Secret::default(),
             admin_address: String::new(),
+            run_worker: true,
             deploy_contracts: true,
             metadata_base_url: "http://127.0.0.1:3000/nft/".into(),
             confirmations: 1,

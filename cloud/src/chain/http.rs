@@ -141,7 +141,7 @@ async fn mint_nft(
     user: AuthUser,
     Path(id): Path<OrderId>,
 ) -> ApiResult<(StatusCode, Json<MintState>)> {
-    let (order, event, manages) = crate::orders::service::visible_order(&state, &user, id).await?;
+    let (order, _, manages) = crate::orders::service::visible_order(&state, &user, id).await?;
     if !manages {
         return Err(ApiError::Forbidden(
             "only the event's organizer or an admin may mint".into(),
@@ -156,7 +156,6 @@ async fn mint_nft(
             order.status.as_str()
         )));
     }
-    let _ = event;
     state.store.retry_order_chain_jobs(id, state.now_ms()).await?;
     let jobs = state.store.order_chain_jobs(id).await?;
     Ok((StatusCode::ACCEPTED, Json(mint_state(id, jobs))))

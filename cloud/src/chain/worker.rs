@@ -324,7 +324,9 @@ impl Minter {
     ) -> Result<ChainTxRecord, WorkerError> {
         let gas = self.client.estimate_gas(Some(to), input.clone()).await?;
         let gas_limit = gas + gas / 5 + 10_000;
-        let gas_price = self.client.gas_price().await?;
+        // Twice the node's price: room for the base fee to rise while
+        // the transaction waits in a busy pool.
+        let gas_price = self.client.gas_price().await?.saturating_mul(2);
         let floor = self.client.mined_nonce().await?;
         let new = NewChainTx {
             minter: self.minter.clone(),
@@ -380,7 +382,9 @@ impl Minter {
         let code = contract::deploy_code(&terms).map_err(ChainError::Other)?;
         let gas = self.client.estimate_gas(None, code.clone()).await?;
         let gas_limit = gas + gas / 5 + 50_000;
-        let gas_price = self.client.gas_price().await?;
+        // Twice the node's price: room for the base fee to rise while
+        // the transaction waits in a busy pool.
+        let gas_price = self.client.gas_price().await?.saturating_mul(2);
         let floor = self.client.mined_nonce().await?;
         let minter = self.client.minter();
         let new = NewChainTx {
@@ -464,10 +468,10 @@ impl Minter {
             let now = self.now();
             if let Some((t, m)) = mined {
                 if head + 1 >= m.block + c.confirmations {
-                    let reverts = self.backoff(1);
+                    let retry_at = now + self.backoff(1);
                     self.state
                         .store
-                        .chain_tx_mined(&t.id, m.block as i64, m.gas_used as i64, m.success, c.max_reverts, now + reverts, now)
+                        .chain_tx_mined(&t.id, m.block as i64, m.gas_used as i64, m.success, c.max_reverts, retry_at, now)
                         .await?;
                     if m.success {
                         metrics::counter!("chain_transactions_confirmed_total", "kind" => t.kind.clone()).increment(1);
