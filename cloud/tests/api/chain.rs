@@ -438,3 +438,42 @@ async fn an_external_wallet_is_linked_by_signature_and_receives_a_withdrawal() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "mints come from the chain only: {v}");
 }
+
+async fn wallet_tickets(app: &TestApp, who: &Session, wid: &str) -> Vec<String> {
+    let (_, v) = app.get(&format!("/wallets/{wid}/nfts"), &who.access).await;
+    v.as_array()
+        .map(|a| a.iter().filter_map(|n| n["ticket_id"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_follows_a_reorg_back_to_what_the_chain_says() {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(Backend::Sqlite, &anvil.url, true).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    eventually("minted", || minted(&app, &buyer, &oid)).await;
+    let (wid, _) = custodial(&app, &buyer).await;
+    eventually("indexed", || async { wallet_tickets(&app, &buyer, &wid).await == [tid.clone()] }).await;
+
+    let rpc = anvil.client(MINTER_KEY);
+    let snapshot: serde_json::Value =
+        alloy::providers::Provider::raw_request(rpc.provider(), "evm_snapshot".into(), ()).await.unwrap();
+    let (oid2, tid2) = bought(&app, &org, &eid, &buyer).await;
+    eventually("the second ticket is minted", || minted(&app, &buyer, &oid2)).await;
+    eventually("and indexed", || async { wallet_tickets(&app, &buyer, &wid).await.contains(&tid2) }).await;
+
+    // A re-org: the blocks with the second mint are replaced by empty ones.
+    let reverted: bool =
+        alloy::providers::Provider::raw_request(rpc.provider(), "evm_revert".into(), (snapshot,)).await.unwrap();
+    assert!(reverted);
+    for _ in 0..4 {
+        anvil.mine().await;
+    }
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    assert_eq!(owner_on_chain(&anvil, c, &tid2).await, None, "the chain forgot the second mint");
+    eventually("the wallet shows what the chain now says", || async {
+        wallet_tickets(&app, &buyer, &wid).await == [tid.clone()]
+    })
+    .await;
+}
