@@ -19,7 +19,9 @@ use cloud::chain::client::ChainClient;
 use cloud::chain::worker::Minter;
 use cloud::config::{Config, Secret};
 use cloud::crypto::signing::new_event_key;
-use cloud::model::{EventStatus, OrderId, Role, TicketStatus, TierId, UserId, new_event_id, new_ticket_id};
+use cloud::model::{
+    EventStatus, OrderId, Role, TicketStatus, TierId, UserId, new_event_id, new_ticket_id,
+};
 use cloud::store::{EventRecord, NewOrder, NewTickets, TicketRecord, TierRecord, UserRecord};
 use sqlx::Connection;
 use std::process::{Command, Stdio};
@@ -73,7 +75,10 @@ impl Drop for Cleanup {
             format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db),
         );
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
@@ -153,7 +158,10 @@ async fn done(state: &cloud::state::AppState) -> i64 {
 async fn wait_done(state: &cloud::state::AppState, want: i64) {
     let started = Instant::now();
     while done(state).await < want {
-        assert!(started.elapsed() < Duration::from_secs(3600), "minting stalled");
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "minting stalled"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -163,9 +171,13 @@ async fn main() {
     let n = arg("--tickets", 10_000).max(1);
     let block_time = arg("--block-time", 1).max(0);
     let batch = arg("--batch", 200).max(1);
-    let base = std::env::var("DATABASE_URL_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base = std::env::var("DATABASE_URL_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let db = format!("gh_bench_mint_{}", std::process::id());
-    let url = format!("{}/{db}", base.rsplit_once('/').expect("URL ends with /DBNAME").0);
+    let url = format!(
+        "{}/{db}",
+        base.rsplit_once('/').expect("URL ends with /DBNAME").0
+    );
     let mut admin = sqlx::PgConnection::connect(&base)
         .await
         .expect("PostgreSQL is required for this benchmark");
@@ -174,16 +186,36 @@ async fn main() {
         .await
         .expect("create database");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    assert!(bin.exists(), "anvil missing at {}: run scripts/setup", bin.display());
+    assert!(
+        bin.exists(),
+        "anvil missing at {}: run scripts/setup",
+        bin.display()
+    );
     let mut cmd = Command::new(bin);
-    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--silent", "--gas-limit", "30000000"]);
+    cmd.args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--silent",
+        "--gas-limit",
+        "30000000",
+    ]);
     if block_time > 0 {
         cmd.args(["--block-time", &block_time.to_string()]);
     }
-    let anvil = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn anvil");
+    let anvil = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn anvil");
     let _cleanup = Cleanup {
         anvil,
         base: base.clone(),
@@ -220,9 +252,16 @@ async fn main() {
     state.store.create_user(&buyer).await.unwrap();
     let id = new_event_id();
     let now = now_ms();
-    let key = new_event_key(state.store.as_ref(), &state.vault, org.id, id, now + 86_400_000, now)
-        .await
-        .unwrap();
+    let key = new_event_key(
+        state.store.as_ref(),
+        &state.vault,
+        org.id,
+        id,
+        now + 86_400_000,
+        now,
+    )
+    .await
+    .unwrap();
     let event = EventRecord {
         id,
         organizer_id: org.id,
@@ -250,7 +289,11 @@ async fn main() {
         }],
     };
     state.store.create_event(&event, &key).await.unwrap();
-    state.store.set_event_status(id, EventStatus::Active, org.id, now).await.unwrap();
+    state
+        .store
+        .set_event_status(id, EventStatus::Active, org.id, now)
+        .await
+        .unwrap();
 
     let worker = tokio::spawn(Minter::new(&state).unwrap().expect("chain").run());
     // Warm-up: the event's contract is deployed with the first ticket.
@@ -277,10 +320,11 @@ async fn main() {
     .fetch_one(&mut pg)
     .await
     .unwrap();
-    let mut lat: Vec<i64> = sqlx::query_scalar("SELECT updated_at - created_at FROM chain_jobs WHERE status = 'done'")
-        .fetch_all(&mut pg)
-        .await
-        .unwrap();
+    let mut lat: Vec<i64> =
+        sqlx::query_scalar("SELECT updated_at - created_at FROM chain_jobs WHERE status = 'done'")
+            .fetch_all(&mut pg)
+            .await
+            .unwrap();
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize];
     let _ = pg.close().await;

@@ -184,7 +184,9 @@ impl ChainClient {
                     let l = m.to_ascii_lowercase();
                     if l.contains("already known") || l.contains("already imported") {
                         Ok(Broadcast::Accepted)
-                    } else if l.contains("nonce too low") || l.contains("nonce has already been used") {
+                    } else if l.contains("nonce too low")
+                        || l.contains("nonce has already been used")
+                    {
                         Ok(Broadcast::NonceUsed)
                     } else {
                         Ok(Broadcast::Refused(m))
@@ -274,7 +276,11 @@ impl ChainClient {
         ids: &[U256],
     ) -> Result<Vec<TokenState>, ChainError> {
         let c = GatehouseTicket::new(contract, &self.provider);
-        let r = c.statusOf(ids.to_vec()).call().await.map_err(contract_err)?;
+        let r = c
+            .statusOf(ids.to_vec())
+            .call()
+            .await
+            .map_err(contract_err)?;
         Ok(r.owners
             .into_iter()
             .zip(r.burned)
@@ -288,13 +294,22 @@ impl ChainClient {
     }
 
     /// `ownerOf`, or None for a token that does not exist.
-    pub async fn owner_of(&self, contract: Address, id: U256) -> Result<Option<Address>, ChainError> {
+    pub async fn owner_of(
+        &self,
+        contract: Address,
+        id: U256,
+    ) -> Result<Option<Address>, ChainError> {
         let s = self.status_of(contract, &[id]).await?;
         Ok(s.first().map(|s| s.owner).filter(|o| !o.is_zero()))
     }
 
     /// Logs of `contracts` in blocks `from..=to`.
-    pub async fn logs(&self, contracts: &[Address], from: u64, to: u64) -> Result<Vec<Log>, ChainError> {
+    pub async fn logs(
+        &self,
+        contracts: &[Address],
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Log>, ChainError> {
         let filter = Filter::new()
             .address(contracts.to_vec())
             .from_block(from)

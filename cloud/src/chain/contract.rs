@@ -105,6 +105,9 @@ mod tests {
         let code = deploy_code(&terms).unwrap();
         let bytecode = alloy::hex::decode(BYTECODE_HEX.trim()).unwrap();
         assert!(code.starts_with(&bytecode));
-        assert!(code.len() > bytecode.len() + 8 * 32, "eight arguments follow");
+        assert!(
+            code.len() > bytecode.len() + 8 * 32,
+            "eight arguments follow"
+        );
     }
 }

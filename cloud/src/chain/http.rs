@@ -156,7 +156,10 @@ async fn mint_nft(
             order.status.as_str()
         )));
     }
-    state.store.retry_order_chain_jobs(id, state.now_ms()).await?;
+    state
+        .store
+        .retry_order_chain_jobs(id, state.now_ms())
+        .await?;
     let jobs = state.store.order_chain_jobs(id).await?;
     Ok((StatusCode::ACCEPTED, Json(mint_state(id, jobs))))
 }
@@ -207,7 +210,9 @@ async fn chain_view(state: &AppState, event: EventId) -> ApiResult<EventChainVie
     let c = state.store.chain_contract(event).await?;
     Ok(EventChainView {
         event_id: event,
-        royalty_bps: s.map_or(i64::from(state.config.chain.default_royalty_bps), |s| s.royalty_bps),
+        royalty_bps: s.map_or(i64::from(state.config.chain.default_royalty_bps), |s| {
+            s.royalty_bps
+        }),
         withdrawals_allowed: s.is_some_and(|s| s.withdrawals_allowed),
         contract: c.as_ref().map(|c| c.address.clone()),
         contract_status: c.map(|c| c.status),
@@ -218,7 +223,10 @@ async fn chain_view(state: &AppState, event: EventId) -> ApiResult<EventChainVie
 #[utoipa::path(get, path = "/events/{id}/chain", tag = "chain", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "event id")),
     responses((status = 200, body = EventChainView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_chain(State(state): State<AppState>, m: ManagedEvent) -> ApiResult<Json<EventChainView>> {
+async fn get_chain(
+    State(state): State<AppState>,
+    m: ManagedEvent,
+) -> ApiResult<Json<EventChainView>> {
     Ok(Json(chain_view(&state, m.event.id).await?))
 }
 
@@ -235,7 +243,9 @@ async fn put_chain(
     Json(req): Json<EventChainUpdate>,
 ) -> ApiResult<Json<EventChainView>> {
     if !(0..=10_000).contains(&req.royalty_bps) {
-        return Err(ApiError::Validation("royalty_bps must be 0 to 10000".into()));
+        return Err(ApiError::Validation(
+            "royalty_bps must be 0 to 10000".into(),
+        ));
     }
     let current = chain_view(&state, m.event.id).await?;
     if current.contract.is_some() && current.royalty_bps != req.royalty_bps {
@@ -247,7 +257,10 @@ async fn put_chain(
         royalty_bps: req.royalty_bps,
         withdrawals_allowed: req.withdrawals_allowed,
     };
-    state.store.set_chain_settings(m.event.id, &s, state.now_ms()).await?;
+    state
+        .store
+        .set_chain_settings(m.event.id, &s, state.now_ms())
+        .await?;
     Ok(Json(chain_view(&state, m.event.id).await?))
 }
 
@@ -305,14 +318,21 @@ async fn metadata(
         value: v,
     };
     Ok(Json(TokenMetadata {
-        name: format!("{} · {}", event.name, tier.map_or("Ticket", |t| t.name.as_str())),
+        name: format!(
+            "{} · {}",
+            event.name,
+            tier.map_or("Ticket", |t| t.name.as_str())
+        ),
         description: format!("A ticket for {} at {}.", event.name, event.venue),
         image: image_uri(&event.name, tier.map_or("Ticket", |t| t.name.as_str())),
         attributes: vec![
             attr("Event", event.name.clone()),
             attr("Venue", event.venue.clone()),
             attr("Starts", start),
-            attr("Tier", tier.map_or(ticket.tier.to_string(), |t| t.name.clone())),
+            attr(
+                "Tier",
+                tier.map_or(ticket.tier.to_string(), |t| t.name.clone()),
+            ),
             attr("Zone", tier.map_or(String::new(), |t| t.zone.clone())),
             attr("Status", ticket.status.as_str().into()),
         ],

@@ -54,8 +54,14 @@ impl Indexer {
                         .await?
                         .map(|h| format!("{h:#x}"))
                         .unwrap_or_default();
-                    tracing::warn!(block, back, "the chain re-organised under the index; rewinding");
-                    store.index_rewind(CURSOR, back as i64, &back_hash, self.state.now_ms()).await?;
+                    tracing::warn!(
+                        block,
+                        back,
+                        "the chain re-organised under the index; rewinding"
+                    );
+                    store
+                        .index_rewind(CURSOR, back as i64, &back_hash, self.state.now_ms())
+                        .await?;
                     back + 1
                 } else {
                     block + 1
@@ -84,8 +90,14 @@ impl Indexer {
                 contract: format!("{:#x}", log.address()),
                 block_number: log.block_number.unwrap_or_default() as i64,
                 log_index: log.log_index.unwrap_or_default() as i64,
-                block_hash: log.block_hash.map(|h| format!("{h:#x}")).unwrap_or_default(),
-                tx_hash: log.transaction_hash.map(|h| format!("{h:#x}")).unwrap_or_default(),
+                block_hash: log
+                    .block_hash
+                    .map(|h| format!("{h:#x}"))
+                    .unwrap_or_default(),
+                tx_hash: log
+                    .transaction_hash
+                    .map(|h| format!("{h:#x}"))
+                    .unwrap_or_default(),
                 token_id: t.tokenId.to_string(),
                 from: format!("{:#x}", t.from),
                 to: format!("{:#x}", t.to),

@@ -16,8 +16,8 @@ use super::client::{Broadcast, ChainClient, ChainError, SignedTx};
 use super::contract::{self, ContractTerms, GatehouseTicket};
 use crate::model::{EventId, TicketStatus, UnixMillis, UserId};
 use crate::state::AppState;
-use crate::store::chain::{ChainTxRecord, ClaimedJob, NewChainTx, SignedForStore};
 use crate::store::StoreError;
+use crate::store::chain::{ChainTxRecord, ClaimedJob, MinedTx, NewChainTx, SignedForStore};
 use alloy::consensus::TxEnvelope;
 use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, Bytes, U256};
@@ -106,11 +106,17 @@ impl Minter {
                 }
                 match self.dispatch(true).await {
                     Ok(d) if d.claimed > 0 => {
-                        tracing::debug!(claimed = d.claimed, signed = d.signed, "chain jobs dispatched");
+                        tracing::debug!(
+                            claimed = d.claimed,
+                            signed = d.signed,
+                            "chain jobs dispatched"
+                        );
                         continue;
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "dispatching chain jobs failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dispatching chain jobs failed; will retry")
+                    }
                 }
                 if let Err(e) = indexer.step().await {
                     tracing::warn!(error = %e, "chain indexer step failed; will retry");
@@ -170,7 +176,14 @@ impl Minter {
                     tracing::warn!(%event, error = %msg, "chain jobs wait");
                     self.state
                         .store
-                        .chain_release(&ids, &self.owner, now + self.backoff(attempts), Some(&msg), true, self.now())
+                        .chain_release(
+                            &ids,
+                            &self.owner,
+                            now + self.backoff(attempts),
+                            Some(&msg),
+                            true,
+                            self.now(),
+                        )
                         .await?;
                 }
             }
@@ -191,7 +204,9 @@ impl Minter {
         let contract = match store.chain_contract(event).await? {
             Some(c) if c.status == "ready" => c,
             Some(_) => {
-                store.chain_release(&ids, &self.owner, wait, None, false, self.now()).await?;
+                store
+                    .chain_release(&ids, &self.owner, wait, None, false, self.now())
+                    .await?;
                 return Ok(());
             }
             None => {
@@ -201,7 +216,9 @@ impl Minter {
                 }
                 let why = (!self.state.config.chain.deploy_contracts)
                     .then_some("the event has no contract and chain.deploy_contracts is off");
-                store.chain_release(&ids, &self.owner, wait, why, false, self.now()).await?;
+                store
+                    .chain_release(&ids, &self.owner, wait, why, false, self.now())
+                    .await?;
                 return Ok(());
             }
         };
@@ -209,12 +226,18 @@ impl Minter {
             .address
             .parse()
             .map_err(|_| StoreError::Other("stored contract address".into()))?;
-        let tokens: Vec<U256> = jobs.iter().map(|j| contract::token_id(j.job.ticket_id)).collect();
+        let tokens: Vec<U256> = jobs
+            .iter()
+            .map(|j| contract::token_id(j.job.ticket_id))
+            .collect();
         let states = self.client.status_of(address, &tokens).await?;
         let mut done = Vec::new();
         let mut plan: Vec<(Action, &ClaimedJob, U256)> = Vec::new();
         for ((j, s), token) in jobs.iter().zip(states).zip(&tokens) {
-            let action = if matches!(j.ticket_status, TicketStatus::Refunded | TicketStatus::Cancelled) {
+            let action = if matches!(
+                j.ticket_status,
+                TicketStatus::Refunded | TicketStatus::Cancelled
+            ) {
                 (!s.burned).then_some(Action::Burn)
             } else if s.burned {
                 None
@@ -238,7 +261,14 @@ impl Minter {
             }
         }
         out.already += done.len();
-        store.chain_finish(&done, &self.owner, Some("the chain already matches"), self.now()).await?;
+        store
+            .chain_finish(
+                &done,
+                &self.owner,
+                Some("the chain already matches"),
+                self.now(),
+            )
+            .await?;
         self.send_plan(event, address, plan, broadcast, out).await
     }
 
@@ -270,8 +300,19 @@ impl Minter {
                 to: chunk.iter().map(|(_, (to, _))| *to).collect(),
                 tokenIds: chunk.iter().map(|(t, _)| *t).collect(),
             };
-            let jobs = chunk.iter().flat_map(|(t, (_, js))| js.iter().map(move |j| (j.clone(), t.to_string()))).collect();
-            self.send(event, contract, "mint", call.abi_encode().into(), jobs, broadcast).await?;
+            let jobs = chunk
+                .iter()
+                .flat_map(|(t, (_, js))| js.iter().map(move |j| (j.clone(), t.to_string())))
+                .collect();
+            self.send(
+                event,
+                contract,
+                "mint",
+                call.abi_encode().into(),
+                jobs,
+                broadcast,
+            )
+            .await?;
             out.signed += 1;
         }
         let moves: Vec<_> = moves.into_iter().collect();
@@ -280,8 +321,19 @@ impl Minter {
                 to: chunk.iter().map(|(_, (to, _))| *to).collect(),
                 tokenIds: chunk.iter().map(|(t, _)| *t).collect(),
             };
-            let jobs = chunk.iter().flat_map(|(t, (_, js))| js.iter().map(move |j| (j.clone(), t.to_string()))).collect();
-            self.send(event, contract, "transfer", call.abi_encode().into(), jobs, broadcast).await?;
+            let jobs = chunk
+                .iter()
+                .flat_map(|(t, (_, js))| js.iter().map(move |j| (j.clone(), t.to_string())))
+                .collect();
+            self.send(
+                event,
+                contract,
+                "transfer",
+                call.abi_encode().into(),
+                jobs,
+                broadcast,
+            )
+            .await?;
             out.signed += 1;
         }
         let burns: Vec<_> = burns.into_iter().collect();
@@ -289,14 +341,32 @@ impl Minter {
             let call = GatehouseTicket::invalidateBatchCall {
                 tokenIds: chunk.iter().map(|(t, _)| *t).collect(),
             };
-            let jobs = chunk.iter().flat_map(|(t, js)| js.iter().map(move |j| (j.clone(), t.to_string()))).collect();
-            self.send(event, contract, "burn", call.abi_encode().into(), jobs, broadcast).await?;
+            let jobs = chunk
+                .iter()
+                .flat_map(|(t, js)| js.iter().map(move |j| (j.clone(), t.to_string())))
+                .collect();
+            self.send(
+                event,
+                contract,
+                "burn",
+                call.abi_encode().into(),
+                jobs,
+                broadcast,
+            )
+            .await?;
             out.signed += 1;
         }
         for (token, to, job) in single {
             let call = GatehouseTicket::withdrawCall { to, tokenId: token };
-            self.send(event, contract, "withdraw", call.abi_encode().into(), vec![(job, token.to_string())], broadcast)
-                .await?;
+            self.send(
+                event,
+                contract,
+                "withdraw",
+                call.abi_encode().into(),
+                vec![(job, token.to_string())],
+                broadcast,
+            )
+            .await?;
             out.signed += 1;
         }
         Ok(())
@@ -424,7 +494,8 @@ impl Minter {
     }
 
     async fn broadcast(&self, t: &ChainTxRecord) -> Result<(), WorkerError> {
-        let raw = alloy::hex::decode(&t.raw).map_err(|e| StoreError::Other(format!("stored raw tx: {e}")))?;
+        let raw = alloy::hex::decode(&t.raw)
+            .map_err(|e| StoreError::Other(format!("stored raw tx: {e}")))?;
         match self.client.broadcast(&raw).await? {
             Broadcast::Accepted => self.state.store.chain_tx_sent(&t.id, self.now()).await?,
             Broadcast::NonceUsed => {
@@ -435,7 +506,10 @@ impl Minter {
             }
             Broadcast::Refused(m) => {
                 tracing::warn!(tx = %t.hash, error = %m, "the node refused a transaction");
-                self.state.store.chain_tx_error(&t.id, &m, self.now()).await?
+                self.state
+                    .store
+                    .chain_tx_error(&t.id, &m, self.now())
+                    .await?
             }
         }
         Ok(())
@@ -459,7 +533,10 @@ impl Minter {
         for (nonce, group) in by_nonce {
             let mut mined = None;
             for t in &group {
-                let hash = t.hash.parse().map_err(|_| StoreError::Other("stored tx hash".into()))?;
+                let hash = t
+                    .hash
+                    .parse()
+                    .map_err(|_| StoreError::Other("stored tx hash".into()))?;
                 if let Some(m) = self.client.receipt(hash).await? {
                     mined = Some((t, m));
                     break;
@@ -471,7 +548,17 @@ impl Minter {
                     let retry_at = now + self.backoff(1);
                     self.state
                         .store
-                        .chain_tx_mined(&t.id, m.block as i64, m.gas_used as i64, m.success, c.max_reverts, retry_at, now)
+                        .chain_tx_mined(
+                            &t.id,
+                            MinedTx {
+                                block: m.block as i64,
+                                gas_used: m.gas_used as i64,
+                                success: m.success,
+                            },
+                            c.max_reverts,
+                            retry_at,
+                            now,
+                        )
                         .await?;
                     if m.success {
                         metrics::counter!("chain_transactions_confirmed_total", "kind" => t.kind.clone()).increment(1);
@@ -482,20 +569,30 @@ impl Minter {
                 }
                 continue;
             }
-            let Some(newest) = group.iter().rev().find(|t| t.status == "signed" || t.status == "sent") else {
+            let Some(newest) = group
+                .iter()
+                .rev()
+                .find(|t| t.status == "signed" || t.status == "sent")
+            else {
                 continue;
             };
             if (nonce as u64) < mined_nonce {
                 // The nonce is used and none of ours has a receipt: wait a few
                 // polls (a lagging node), then let reconciliation decide.
                 if now - newest.updated_at > 3 * c.poll_ms.max(10) as i64 {
-                    tracing::warn!(nonce, "a stored transaction's nonce was used by another transaction");
+                    tracing::warn!(
+                        nonce,
+                        "a stored transaction's nonce was used by another transaction"
+                    );
                     self.state.store.chain_tx_dropped(&newest.id, now).await?;
                     settled += 1;
                 }
                 continue;
             }
-            let hash = newest.hash.parse().map_err(|_| StoreError::Other("stored tx hash".into()))?;
+            let hash = newest
+                .hash
+                .parse()
+                .map_err(|_| StoreError::Other("stored tx hash".into()))?;
             if newest.status == "signed" || !self.client.knows(hash).await? {
                 self.broadcast(newest).await?;
             } else if now - newest.created_at > (c.stuck_after_secs * 1000) as i64 {
@@ -508,7 +605,8 @@ impl Minter {
     /// Re-signs `old` at its nonce with a higher gas price and sends it.
     pub async fn replace(&self, old: &ChainTxRecord) -> Result<(), WorkerError> {
         let c = &self.state.config.chain;
-        let raw = alloy::hex::decode(&old.raw).map_err(|e| StoreError::Other(format!("stored raw tx: {e}")))?;
+        let raw = alloy::hex::decode(&old.raw)
+            .map_err(|e| StoreError::Other(format!("stored raw tx: {e}")))?;
         let envelope = TxEnvelope::decode_2718(&mut raw.as_slice())
             .map_err(|e| StoreError::Other(format!("stored raw tx: {e}")))?;
         let legacy = envelope
@@ -530,7 +628,12 @@ impl Minter {
                 })
                 .map_err(|e| e.to_string())
         };
-        if let Some(new) = self.state.store.chain_replace(old, gas_price, &sign, self.now()).await? {
+        if let Some(new) = self
+            .state
+            .store
+            .chain_replace(old, gas_price, &sign, self.now())
+            .await?
+        {
             tracing::info!(old = %old.hash, new = %new.hash, nonce = old.nonce, "replaced a stuck transaction");
             self.broadcast(&new).await?;
         }

@@ -177,6 +177,17 @@ pub struct SignedForStore {
 /// Signs at a nonce (synchronous: local keys only, while the nonce row is locked).
 pub type SignAt<'a> = &'a (dyn Fn(u64) -> Result<SignedForStore, String> + Send + Sync);
 
+/// How a stored transaction ended up on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinedTx {
+    /// Block.
+    pub block: i64,
+    /// Gas used.
+    pub gas_used: i64,
+    /// Succeeded (false: reverted).
+    pub success: bool,
+}
+
 /// An event's ticket contract.
 #[derive(Debug, Clone)]
 pub struct ContractRecord {
@@ -253,9 +264,7 @@ pub trait ChainStore: Send + Sync {
     async fn chain_tx_mined(
         &self,
         id: &str,
-        block: i64,
-        gas_used: i64,
-        success: bool,
+        mined: MinedTx,
         max_reverts: i64,
         retry_at: UnixMillis,
         now: UnixMillis,
@@ -406,7 +415,12 @@ async fn insert_tx(tx: &mut Tx, t: &ChainTxRecord) -> StoreResult<()> {
 }
 
 /// Jobs carried by `tx_id` that are still `sent` go back to pending.
-async fn requeue_jobs_of(tx: &mut Tx, tx_id: &str, next_at: UnixMillis, now: UnixMillis) -> StoreResult<()> {
+async fn requeue_jobs_of(
+    tx: &mut Tx,
+    tx_id: &str,
+    next_at: UnixMillis,
+    now: UnixMillis,
+) -> StoreResult<()> {
     sqlx::query(
         "UPDATE chain_jobs SET status = 'pending', next_at = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2 \
          WHERE status = 'sent' AND id IN (SELECT job_id FROM chain_tx_jobs WHERE tx_id = $3)",
@@ -426,7 +440,9 @@ impl<D: Dialect> SqlStore<D> {
         where_clause: &str,
         bind: String,
     ) -> StoreResult<Vec<(ChainJobRecord, Vec<ChainTxRecord>)>> {
-        let sql = format!("SELECT {JOB_COLS} FROM chain_jobs j {where_clause} ORDER BY j.created_at, j.id");
+        let sql = format!(
+            "SELECT {JOB_COLS} FROM chain_jobs j {where_clause} ORDER BY j.created_at, j.id"
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(bind)
             .fetch_all(&self.pool)
@@ -454,8 +470,14 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Locks the minter's nonce row (creating it at `floor`) and returns the
     /// next nonce, at least `floor`.
-    async fn lock_nonce(tx: &mut Tx, minter: &str, floor: u64, now: UnixMillis) -> StoreResult<i64> {
-        let floor = i64::try_from(floor).map_err(|_| StoreError::Other("nonce out of range".into()))?;
+    async fn lock_nonce(
+        tx: &mut Tx,
+        minter: &str,
+        floor: u64,
+        now: UnixMillis,
+    ) -> StoreResult<i64> {
+        let floor =
+            i64::try_from(floor).map_err(|_| StoreError::Other("nonce out of range".into()))?;
         sqlx::query(
             "INSERT INTO chain_nonces (minter, next_nonce, updated_at) VALUES ($1, $2, $3) ON CONFLICT (minter) DO NOTHING",
         )
@@ -723,13 +745,16 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
     async fn chain_tx_mined(
         &self,
         id: &str,
-        block: i64,
-        gas_used: i64,
-        success: bool,
+        mined: MinedTx,
         max_reverts: i64,
         retry_at: UnixMillis,
         now: UnixMillis,
     ) -> StoreResult<()> {
+        let MinedTx {
+            block,
+            gas_used,
+            success,
+        } = mined;
         let mut tx = self.begin_write().await?;
         let sql = format!("SELECT {TX_COLS} FROM chain_txs WHERE id = $1");
         let t = tx_from_row(
@@ -797,11 +822,13 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
             .await
             .map_err(map_err)?;
             if t.kind == "deploy" {
-                sqlx::query("DELETE FROM chain_contracts WHERE address = $1 AND status = 'deploying'")
-                    .bind(t.contract.clone())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                sqlx::query(
+                    "DELETE FROM chain_contracts WHERE address = $1 AND status = 'deploying'",
+                )
+                .bind(t.contract.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             }
         }
         tx.commit().await.map_err(map_err)
@@ -949,11 +976,13 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
     }
 
     async fn chain_settings(&self, event: EventId) -> StoreResult<Option<ChainSettings>> {
-        let row = sqlx::query("SELECT royalty_bps, withdrawals_allowed FROM event_chain_settings WHERE event_id = $1")
-            .bind(event.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let row = sqlx::query(
+            "SELECT royalty_bps, withdrawals_allowed FROM event_chain_settings WHERE event_id = $1",
+        )
+        .bind(event.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
         row.map(|r| {
             Ok(ChainSettings {
                 royalty_bps: col(&r, "royalty_bps")?,
@@ -1054,7 +1083,9 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
         .map_err(map_err)?
         .rows_affected();
         if n == 0 {
-            return Err(StoreError::Conflict("the ticket was already withdrawn".into()));
+            return Err(StoreError::Conflict(
+                "the ticket was already withdrawn".into(),
+            ));
         }
         enqueue(&mut tx, ticket, JobKind::Withdraw, now).await?;
         tx.commit().await.map_err(map_err)

@@ -32,7 +32,6 @@ mod users;
 pub mod wallets;
 
 pub use chain::ChainStore;
-pub use wallets::WalletStore;
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
 pub use commerce::*;
 pub use devices::{
@@ -42,6 +41,7 @@ pub use dialect::{Dialect, Postgres, Sqlite};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use records::*;
 pub use sql::SqlStore;
+pub use wallets::WalletStore;
 
 use crate::model::{EventId, ReportId, SessionId, TicketId, UnixMillis, UserId};
 use async_trait::async_trait;

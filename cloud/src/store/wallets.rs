@@ -90,7 +90,13 @@ pub trait WalletStore: Send + Sync {
         now: UnixMillis,
     ) -> StoreResult<()>;
     /// Forgets everything above `block` and recomputes the holdings it touched.
-    async fn index_rewind(&self, name: &str, block: i64, hash: &str, now: UnixMillis) -> StoreResult<()>;
+    async fn index_rewind(
+        &self,
+        name: &str,
+        block: i64,
+        hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<()>;
     /// Tokens held by `address`.
     async fn holdings_of(&self, address: &str) -> StoreResult<Vec<HoldingRecord>>;
     /// The holding of one token.
@@ -248,7 +254,8 @@ impl<D: Dialect> WalletStore for SqlStore<D> {
     }
 
     async fn custodial_wallet(&self, user: UserId) -> StoreResult<Option<WalletRecord>> {
-        let sql = format!("SELECT {WALLET_COLS} FROM wallets WHERE user_id = $1 AND kind = 'custodial'");
+        let sql =
+            format!("SELECT {WALLET_COLS} FROM wallets WHERE user_id = $1 AND kind = 'custodial'");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user.to_string())
             .fetch_optional(&self.pool)
@@ -260,11 +267,12 @@ impl<D: Dialect> WalletStore for SqlStore<D> {
     }
 
     async fn index_cursor(&self, name: &str) -> StoreResult<Option<(i64, String)>> {
-        let row = sqlx::query("SELECT block_number, block_hash FROM chain_index_cursor WHERE name = $1")
-            .bind(name.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let row =
+            sqlx::query("SELECT block_number, block_hash FROM chain_index_cursor WHERE name = $1")
+                .bind(name.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
         row.map(|r| Ok((col(&r, "block_number")?, col(&r, "block_hash")?)))
             .transpose()
     }
@@ -303,7 +311,13 @@ impl<D: Dialect> WalletStore for SqlStore<D> {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn index_rewind(&self, name: &str, block: i64, hash: &str, now: UnixMillis) -> StoreResult<()> {
+    async fn index_rewind(
+        &self,
+        name: &str,
+        block: i64,
+        hash: &str,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         let touched = sqlx::query(
             "SELECT DISTINCT contract, token_id FROM chain_transfers WHERE block_number > $1",

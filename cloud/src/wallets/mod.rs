@@ -65,8 +65,8 @@ pub async fn ensure_custodial(state: &AppState, user: UserId) -> ApiResult<Walle
     }
     let id = WalletId::new();
     let (seed, signer) = loop {
-        let seed = crate::crypto::random_bytes::<32>()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let seed =
+            crate::crypto::random_bytes::<32>().map_err(|e| ApiError::Internal(e.to_string()))?;
         if let Ok(s) = PrivateKeySigner::from_bytes(&B256::from(seed)) {
             break (seed, s);
         }
@@ -171,9 +171,10 @@ async fn create_wallet(
         }
         CreateWallet::External { address, signature } => {
             let addr = parse_address(&address)?;
-            let sig: Signature = signature.trim().parse().map_err(|_| {
-                ApiError::Validation("signature must be 65 bytes, 0x hex".into())
-            })?;
+            let sig: Signature = signature
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::Validation("signature must be 65 bytes, 0x hex".into()))?;
             let message = link_message(user.id, &format!("{addr:#x}"));
             let signer = sig
                 .recover_address_from_msg(message.as_bytes())
@@ -202,10 +203,7 @@ async fn create_wallet(
 /// The message to sign (EIP-191) to link `address` to the caller's account.
 #[utoipa::path(get, path = "/wallets/challenge", tag = "wallets", security(("bearer" = [])), params(ChallengeQuery),
     responses((status = 200, body = Challenge), (status = 422, body = ErrorBody)))]
-async fn challenge(
-    user: AuthUser,
-    Query(q): Query<ChallengeQuery>,
-) -> ApiResult<Json<Challenge>> {
+async fn challenge(user: AuthUser, Query(q): Query<ChallengeQuery>) -> ApiResult<Json<Challenge>> {
     let addr = parse_address(&q.address)?;
     Ok(Json(Challenge {
         message: link_message(user.id, &format!("{addr:#x}")),
@@ -299,7 +297,12 @@ async fn record_nft(
         .parse()
         .map_err(|_| ApiError::Validation("token_id must be a decimal integer".into()))?;
     let contract_hex = format!("{contract:#x}");
-    if state.store.chain_contract_at(&contract_hex).await?.is_none() {
+    if state
+        .store
+        .chain_contract_at(&contract_hex)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::NotFound("not a Gatehouse ticket contract".into()));
     }
     let client = chain_client(&state)
@@ -382,7 +385,8 @@ async fn create_transaction(
     let w = visible(&state, &user, id).await?;
     if req.kind != "send" {
         return Err(ApiError::Validation(
-            "only `send` can be requested; mint, burn and receive are recorded from the chain".into(),
+            "only `send` can be requested; mint, burn and receive are recorded from the chain"
+                .into(),
         ));
     }
     if w.kind != "custodial" {
@@ -403,7 +407,10 @@ async fn create_transaction(
         }
         Err(e) => return Err(e.into()),
     };
-    if !matches!(ticket.status, TicketStatus::Issued | TicketStatus::Transferred) {
+    if !matches!(
+        ticket.status,
+        TicketStatus::Issued | TicketStatus::Transferred
+    ) {
         return Err(ApiError::Conflict(format!(
             "a {} ticket cannot be withdrawn",
             ticket.status.as_str()

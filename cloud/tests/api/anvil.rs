@@ -61,7 +61,13 @@ impl Anvil {
     /// (Re)starts the process with the same port and arguments.
     pub async fn restart(&mut self) {
         let child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--silent"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--silent",
+            ])
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,7 +87,9 @@ impl Anvil {
     /// Stops the node: SIGINT, so a `--state` file is written, then waits.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
             for _ in 0..200 {
                 if let Ok(Some(_)) = c.try_wait() {
                     return;
@@ -100,13 +108,10 @@ impl Anvil {
     /// Mines one block (for `--no-mining` nodes).
     pub async fn mine(&self) {
         let c = self.client(MINTER_KEY);
-        let _: serde_json::Value = alloy::providers::Provider::raw_request(
-            c.provider(),
-            "evm_mine".into(),
-            (),
-        )
-        .await
-        .expect("evm_mine");
+        let _: serde_json::Value =
+            alloy::providers::Provider::raw_request(c.provider(), "evm_mine".into(), ())
+                .await
+                .expect("evm_mine");
     }
 }
 
@@ -121,10 +126,11 @@ impl Drop for Anvil {
 
 /// Signs, sends and waits for one transaction from `client`'s key.
 pub async fn send(client: &ChainClient, to: Option<Address>, data: Bytes) -> Mined {
-    let nonce = alloy::providers::Provider::get_transaction_count(client.provider(), client.minter())
-        .pending()
-        .await
-        .expect("nonce");
+    let nonce =
+        alloy::providers::Provider::get_transaction_count(client.provider(), client.minter())
+            .pending()
+            .await
+            .expect("nonce");
     let price = client.gas_price().await.expect("gas price");
     let signed = client
         .sign(nonce, to, data, 8_000_000, price)
