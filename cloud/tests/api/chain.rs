@@ -547,6 +547,30 @@ async fn without_a_chain_mint_jobs_wait_and_the_shop_works() {
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/wallets",
+        "/wallets/{id}",
+        "/wallets/user/{user_id}",
+        "/wallets/{id}/nfts",
+        "/wallets/{id}/transactions",
+        "/orders/{id}/mint-nft",
+        "/orders/{id}/mint-transactions",
+        "/nft/{contract}/{token_id}",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} is in the OpenAPI document"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
