@@ -107,3 +107,25 @@ impl ChainConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Secret};
+
+    #[test]
+    fn the_minter_key_is_redacted_and_checked() {
+        let mut c = Config::default();
+        c.chain.rpc_url = "http://127.0.0.1:8545".into();
+        c.chain.minter_key =
+            Secret::new("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+        let printed = format!("{c:?}{}", c.to_redacted_toml());
+        assert!(!printed.contains("ac0974bec39a"), "{printed}");
+        assert!(c.validate().is_ok());
+        c.chain.minter_key = Secret::new("not a key");
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("chain.minter_key"), "{err}");
+        assert!(!err.contains("not a key"), "the error does not echo the secret: {err}");
+        c.chain.rpc_url = String::new();
+        assert!(c.validate().is_ok(), "no chain: the key is not needed");
+    }
+}
