@@ -124,7 +124,10 @@ mod tests {
         c.chain.minter_key = Secret::new("not a key");
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("chain.minter_key"), "{err}");
-        assert!(!err.contains("not a key"), "the error does not echo the secret: {err}");
+        assert!(
+            !err.contains("not a key"),
+            "the error does not echo the secret: {err}"
+        );
         c.chain.rpc_url = String::new();
         assert!(c.validate().is_ok(), "no chain: the key is not needed");
     }

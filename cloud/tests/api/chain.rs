@@ -724,3 +724,36 @@ async fn the_index_follows_a_reorg_back_to_what_the_chain_says() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_taken_by_another_transaction_is_reconciled_not_lost() {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(Backend::Sqlite, &anvil.url, false).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    let (s, _d) = worker_state(&app, &anvil.url).await;
+    let m = minter(&s);
+    deploy_then_sign(&app, &org, &eid, &m).await;
+    // Someone else spends the minter's next nonce before the stored mint goes out.
+    let intruder = anvil.client(MINTER_KEY);
+    crate::anvil::send(&intruder, Some(Address::repeat_byte(5)), Default::default()).await;
+    eventually(
+        "the lost nonce is noticed and the ticket minted anyway",
+        || async {
+            m.track().await.unwrap();
+            m.dispatch(true).await.unwrap();
+            minted(&app, &buyer, &oid).await
+        },
+    )
+    .await;
+    let st = mint_state(&app, &buyer, &oid).await;
+    let statuses: Vec<&str> = st["jobs"][0]["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["dropped", "confirmed"], "{st}");
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    assert_eq!(mints_of(&anvil, c, &tid).await, 1);
+}
