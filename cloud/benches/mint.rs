@@ -168,6 +168,9 @@ async fn wait_done(state: &cloud::state::AppState, want: i64) {
 
 #[tokio::main]
 async fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let n = arg("--tickets", 10_000).max(1);
     let block_time = arg("--block-time", 1).max(0);
     let batch = arg("--batch", 200).max(1);

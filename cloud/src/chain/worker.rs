@@ -232,6 +232,7 @@ impl Minter {
             .collect();
         let states = self.client.status_of(address, &tokens).await?;
         let mut done = Vec::new();
+        let mut wallets: std::collections::HashMap<UserId, Address> = Default::default();
         let mut plan: Vec<(Action, &ClaimedJob, U256)> = Vec::new();
         for ((j, s), token) in jobs.iter().zip(states).zip(&tokens) {
             let action = if matches!(
@@ -244,7 +245,14 @@ impl Minter {
             } else {
                 let target = match (&j.withdraw_to, j.owner_id) {
                     (Some(w), _) => w.parse::<Address>().ok(),
-                    (None, Some(user)) => Some(self.custodial_address(user).await?),
+                    (None, Some(user)) => Some(match wallets.get(&user) {
+                        Some(a) => *a,
+                        None => {
+                            let a = self.custodial_address(user).await?;
+                            wallets.insert(user, a);
+                            a
+                        }
+                    }),
                     (None, None) => None,
                 };
                 match target {

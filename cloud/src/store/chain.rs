@@ -655,31 +655,36 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        for (job, token) in &new.jobs {
-            let n = sqlx::query(
+        for chunk in new.jobs.chunks(500) {
+            let sql = format!(
                 "UPDATE chain_jobs SET status = 'sent', tx_id = $1, attempts = attempts + 1, updated_at = $2 \
-                 WHERE id = $3 AND status = 'pending' AND lease_owner = $4",
-            )
-            .bind(record.id.clone())
-            .bind(now)
-            .bind(job.clone())
-            .bind(owner.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-            if n != 1 {
+                 WHERE status = 'pending' AND lease_owner = $3 AND id IN ({})",
+                params(4, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(record.id.clone())
+                .bind(now)
+                .bind(owner.to_string());
+            for (job, _) in chunk {
+                q = q.bind(job.clone());
+            }
+            let n = q.execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+            if n != chunk.len() as u64 {
                 return Err(StoreError::Conflict(
                     "a chain job changed hands while it was being signed".into(),
                 ));
             }
-            sqlx::query("INSERT INTO chain_tx_jobs (tx_id, job_id, token_id) VALUES ($1, $2, $3)")
-                .bind(record.id.clone())
-                .bind(job.clone())
-                .bind(token.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            let values = (0..chunk.len())
+                .map(|i| format!("($1, ${}, ${})", 2 + 2 * i, 3 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql =
+                format!("INSERT INTO chain_tx_jobs (tx_id, job_id, token_id) VALUES {values}");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(record.id.clone());
+            for (job, token) in chunk {
+                q = q.bind(job.clone()).bind(token.clone());
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
         }
         if new.kind == "deploy" {
             let event = new
