@@ -26,6 +26,7 @@ CREATE TABLE chain_jobs (
 CREATE UNIQUE INDEX chain_jobs_one_mint ON chain_jobs (ticket_id) WHERE kind = 'mint';
 CREATE INDEX chain_jobs_due ON chain_jobs (next_at) WHERE status = 'pending';
 CREATE INDEX chain_jobs_ticket ON chain_jobs (ticket_id);
+CREATE INDEX chain_jobs_in_flight ON chain_jobs (ticket_id) WHERE status = 'sent';
 
 -- The next nonce of each minter address: allocated under this row's lock
 -- in the transaction that stores the signed transaction.

@@ -513,7 +513,7 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
         let sql = format!(
             "SELECT j.id FROM chain_jobs j WHERE j.status = 'pending' AND j.next_at <= $1 \
              AND (j.lease_until IS NULL OR j.lease_until < $1) \
-             AND NOT EXISTS (SELECT 1 FROM chain_jobs s WHERE s.ticket_id = j.ticket_id AND s.status = 'sent') \
+             AND j.ticket_id NOT IN (SELECT s.ticket_id FROM chain_jobs s WHERE s.status = 'sent') \
              ORDER BY j.next_at, j.id LIMIT $2{}",
             lock_suffix::<D>(true)
         );
