@@ -25,6 +25,9 @@ use alloy::sol_types::SolCall;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Longest a worker step (track, dispatch, index) may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A worker step that could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -101,11 +104,17 @@ impl Minter {
                 }
             }
             if chain_checked {
-                if let Err(e) = self.track().await {
-                    tracing::warn!(error = %e, "tracking chain transactions failed; will retry");
+                // A call the node never answers must not stop the worker:
+                // every step is bounded, and all its state is in the database.
+                match tokio::time::timeout(STEP_TIMEOUT, self.track()).await {
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "tracking chain transactions failed; will retry")
+                    }
+                    Err(_) => tracing::warn!("tracking chain transactions timed out; will retry"),
+                    Ok(Ok(_)) => {}
                 }
-                match self.dispatch(true).await {
-                    Ok(d) if d.claimed > 0 => {
+                match tokio::time::timeout(STEP_TIMEOUT, self.dispatch(true)).await {
+                    Ok(Ok(d)) if d.claimed > 0 => {
                         tracing::debug!(
                             claimed = d.claimed,
                             signed = d.signed,
@@ -113,13 +122,18 @@ impl Minter {
                         );
                         continue;
                     }
-                    Ok(_) => {}
-                    Err(e) => {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
                         tracing::warn!(error = %e, "dispatching chain jobs failed; will retry")
                     }
+                    Err(_) => tracing::warn!("dispatching chain jobs timed out; will retry"),
                 }
-                if let Err(e) = indexer.step().await {
-                    tracing::warn!(error = %e, "chain indexer step failed; will retry");
+                match tokio::time::timeout(STEP_TIMEOUT, indexer.step()).await {
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "chain indexer step failed; will retry")
+                    }
+                    Err(_) => tracing::warn!("chain indexer step timed out; will retry"),
+                    Ok(Ok(_)) => {}
                 }
             }
             self.publish_metrics().await;
@@ -603,7 +617,11 @@ impl Minter {
                 .map_err(|_| StoreError::Other("stored tx hash".into()))?;
             if newest.status == "signed" || !self.client.knows(hash).await? {
                 self.broadcast(newest).await?;
-            } else if now - newest.created_at > (c.stuck_after_secs * 1000) as i64 {
+            } else if now - newest.created_at > (c.stuck_after_secs * 1000) as i64
+                || newest.gas_price.parse::<u128>().unwrap_or(0) < self.client.gas_price().await?
+            {
+                // Stuck, or priced below what the node now asks (a rising
+                // base fee): it cannot be mined as it is.
                 self.replace(newest).await?;
             }
         }
