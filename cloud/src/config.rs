@@ -61,6 +61,8 @@ pub struct Config {
     pub payments: crate::payments::config::PaymentsConfig,
     /// The EVM chain: node, minter key, confirmations (empty: no chain).
     pub chain: crate::chain::config::ChainConfig,
+    /// The web console: Stripe.js for the shop, the fleet's offline threshold.
+    pub console: crate::console::config::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             commerce: Default::default(),
             payments: Default::default(),
             chain: Default::default(),
+            console: Default::default(),
         }
     }
 }
@@ -238,6 +241,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "commerce",
     "payments",
+    "console",
 ];
 
 impl Config {
@@ -286,6 +290,7 @@ impl Config {
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
         self.chain.validate().map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

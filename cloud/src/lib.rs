@@ -15,6 +15,7 @@ pub mod chain;
 pub mod checkin;
 pub mod commerce;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod device_sync;
 pub mod devices;

@@ -30,6 +30,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "chain", description = "NFT minting: mint jobs and their transactions, event contracts, token metadata"),
         (name = "wallets", description = "Custodial and external wallets, their tokens and history as the chain says"),
         (name = "operations", description = "Health and metrics"),
+        (name = "console", description = "What the web console needs beyond the rest of the API"),
     )
 )]
 #[derive(Debug)]

@@ -12,8 +12,10 @@
 pub mod chain;
 mod checkins;
 mod commerce;
+mod console;
 mod devices;
 mod dialect;
+mod doors;
 mod events;
 pub mod inventory;
 mod manifest;
@@ -34,10 +36,12 @@ pub mod wallets;
 pub use chain::ChainStore;
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
 pub use commerce::*;
+pub use console::{ConsoleStore, EventOrderFilter, OrderWithBuyer, PublicEventFilter};
 pub use devices::{
     DeviceRecord, DeviceStore, EnrollmentCodeRecord, GateSetup, direction_str, parse_direction,
 };
 pub use dialect::{Dialect, Postgres, Sqlite};
+pub use doors::{DoorsStore, FleetRow, GateReport};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use records::*;
 pub use sql::SqlStore;
@@ -250,6 +254,8 @@ pub trait Store:
     + CheckinStore
     + ChainStore
     + WalletStore
+    + ConsoleStore
+    + DoorsStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).
