@@ -59,6 +59,8 @@ pub struct Config {
     pub commerce: crate::orders::config::CommerceConfig,
     /// Payment providers (Stripe) and their webhook.
     pub payments: crate::payments::config::PaymentsConfig,
+    /// The EVM chain: node, minter key, confirmations (empty: no chain).
+    pub chain: crate::chain::config::ChainConfig,
     /// The web console: Stripe.js for the shop, the fleet's offline threshold.
     pub console: crate::console::config::ConsoleConfig,
 }
@@ -75,6 +77,7 @@ impl Default for Config {
             log: LogConfig::default(),
             commerce: Default::default(),
             payments: Default::default(),
+            chain: Default::default(),
             console: Default::default(),
         }
     }
@@ -286,6 +289,7 @@ impl Config {
         }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
+        self.chain.validate().map_err(ConfigError::Invalid)?;
         self.console.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }

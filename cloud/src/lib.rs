@@ -11,6 +11,7 @@
 //! port 0.
 
 pub mod auth;
+pub mod chain;
 pub mod checkin;
 pub mod commerce;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod store;
 pub mod tickets;
 pub mod users;
 pub mod validate;
+pub mod wallets;
 
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Passwords;
@@ -113,6 +115,10 @@ pub async fn serve(
     let (router, limiters) = http::app(state.clone());
     let upkeep = tokio::spawn(upkeep(state.clone(), limiters));
     let sweeper = tokio::spawn(orders::sweeper::run(state.clone()));
+    let minter = chain::worker::Minter::new(&state)
+        .map_err(ServeError::Startup)?
+        .filter(|_| state.config.chain.run_worker)
+        .map(|m| tokio::spawn(m.run()));
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
     let served = axum::serve(
         listener,
@@ -122,6 +128,9 @@ pub async fn serve(
     .await;
     upkeep.abort();
     sweeper.abort();
+    if let Some(m) = minter {
+        m.abort();
+    }
     state.views.flush(state.store.as_ref()).await;
     state.store.close().await;
     served.map_err(ServeError::Io)

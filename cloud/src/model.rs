@@ -78,6 +78,10 @@ id_type!(
     ReportId
 );
 id_type!(
+    /// A custodial or external EVM wallet of a user.
+    WalletId
+);
+id_type!(
     /// A login session: every refresh token rotated from one login.
     SessionId
 );

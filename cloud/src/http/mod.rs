@@ -56,6 +56,8 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         .merge(crate::devices::router())
         .merge(crate::devices::enroll_router(&state))
         .merge(crate::checkin::router())
+        .merge(crate::wallets::router())
+        .merge(crate::chain::http::router())
         .merge(crate::console::router());
     let (api, doc) = api.split_for_parts();
     let (health, health_doc) = health::router().split_for_parts();

@@ -27,6 +27,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "devices", description = "Gate device enrollment, listing, revocation"),
         (name = "device sync", description = "Manifests and check-in sync for enrolled devices (device token)"),
         (name = "check-in", description = "Ticket validation, online check-in, scans and door stats"),
+        (name = "chain", description = "NFT minting: mint jobs and their transactions, event contracts, token metadata"),
+        (name = "wallets", description = "Custodial and external wallets, their tokens and history as the chain says"),
         (name = "operations", description = "Health and metrics"),
         (name = "console", description = "What the web console needs beyond the rest of the API"),
     )

@@ -99,6 +99,7 @@ pub(super) async fn record_transfer(
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
+    super::chain::enqueue(tx, t.id, super::chain::JobKind::Transfer, now).await?;
     Ok(entry)
 }
 

@@ -9,6 +9,7 @@
 //! and row locking (`FOR UPDATE` on PostgreSQL, implied by the write
 //! transaction on SQLite).
 
+pub mod chain;
 mod checkins;
 mod commerce;
 mod console;
@@ -34,7 +35,9 @@ mod tests;
 mod tickets;
 mod users;
 mod writes;
+pub mod wallets;
 
+pub use chain::ChainStore;
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
 pub use commerce::*;
 pub use console::{ConsoleStore, EventOrderFilter, OrderWithBuyer, PublicEventFilter};
@@ -47,6 +50,7 @@ pub use manifest::{EventSigner, ManifestSnapshot};
 pub use records::*;
 pub use sql::SqlStore;
 pub use staff::{StaffRecord, StaffStore};
+pub use wallets::WalletStore;
 
 use crate::model::{EventId, ReportId, SessionId, TicketId, UnixMillis, UserId};
 use async_trait::async_trait;
@@ -319,6 +323,8 @@ pub trait Store:
     + DeviceStore
     + CheckinStore
     + StaffStore
+    + ChainStore
+    + WalletStore
     + ConsoleStore
     + DoorsStore
     + std::fmt::Debug

@@ -32,7 +32,9 @@ async fn revoke(
     let (from, generation) = (t.status, t.generation);
     t.status = TicketStatus::Refunded;
     let why = Why { actor, reason, now };
-    change_ticket(tx, &mut t, from, generation, why).await
+    let entry = change_ticket(tx, &mut t, from, generation, why).await?;
+    super::chain::enqueue(tx, t.id, super::chain::JobKind::Burn, now).await?;
+    Ok(entry)
 }
 
 impl<D: Dialect> SqlStore<D> {

@@ -306,6 +306,7 @@ impl<D: Dialect> SqlStore<D> {
             inventory::assign_held(tx, &holder, t.tier_id, t.id, Some(holder.clone())).await?;
             Self::insert_ticket(tx, t).await?;
             audit(tx, t.id, None, t.status, actor, &reason, now).await?;
+            super::chain::enqueue(tx, t.id, super::chain::JobKind::Mint, now).await?;
         }
         for item in &order.items {
             inventory::add_held(tx, item.tier_id, -item.quantity, &holder).await?;

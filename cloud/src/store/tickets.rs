@@ -196,6 +196,9 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
             if t.status != TicketStatus::Reserved {
                 changed.push(entry_for(t));
             }
+            if t.status != TicketStatus::Reserved && t.owner_id.is_some() {
+                super::chain::enqueue(&mut tx, t.id, super::chain::JobKind::Mint, now).await?;
+            }
         }
         Self::append_manifest(&mut tx, new.event_id, &mut head, &changed, now).await?;
         tx.commit().await.map_err(map_err)

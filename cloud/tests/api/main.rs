@@ -1,7 +1,10 @@
 //! Integration tests of the cloud over real HTTP. Every scenario runs on
 //! SQLite and on PostgreSQL (see `common::both!`).
 
+mod anvil;
+mod chain;
 mod common;
+mod contract;
 
 mod auth;
 mod authz;

@@ -1,0 +1,759 @@
+//! Tickets on a real EVM node (anvil): purchase to a token in the buyer's
+//! custodial wallet, transfers and refunds mirrored on chain, crashes
+//! between signing, broadcasting and confirming, two workers on one
+//! database, the node going away, a stuck transaction, wallets.
+
+use crate::anvil::{Anvil, CHAIN_ID, HOLDER_KEY, MINTER_KEY, free_port};
+use crate::common::{Backend, Session, TestApp, id};
+use crate::shop::bought;
+use alloy::primitives::{Address, U256};
+use alloy::signers::SignerSync;
+use cloud::chain::contract;
+use cloud::chain::worker::Minter;
+use cloud::config::{Config, Secret};
+use cloud::state::AppState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+macro_rules! chain_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+fn chain_config(c: &mut Config, url: &str, run_worker: bool) {
+    c.chain.rpc_url = url.into();
+    c.chain.chain_id = CHAIN_ID;
+    c.chain.minter_key = Secret::new(MINTER_KEY);
+    c.chain.poll_ms = 50;
+    c.chain.max_backoff_secs = 1;
+    c.chain.run_worker = run_worker;
+    c.chain.metadata_base_url = "http://127.0.0.1/nft/".into();
+}
+
+async fn spawn(backend: Backend, url: &str, run_worker: bool) -> TestApp {
+    let url = url.to_string();
+    TestApp::spawn(backend, move |c| chain_config(c, &url, run_worker)).await
+}
+
+/// Another process's view of the app's database: for workers the test drives.
+async fn worker_state(app: &TestApp, url: &str) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    c.database.url = Secret::new(app.database_url.clone());
+    c.auth.jwt_secret = Secret::new("test-jwt-secret-0123456789abcdef0123");
+    c.keys.master_key = Secret::new("00".repeat(32));
+    chain_config(&mut c, url, false);
+    (cloud::build_state(c).await.expect("worker state"), dir)
+}
+
+fn minter(state: &AppState) -> Minter {
+    Minter::new(state).unwrap().expect("a chain is configured")
+}
+
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1200 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+async fn mint_state(app: &TestApp, who: &Session, oid: &str) -> Value {
+    let (s, v) = app
+        .get(&format!("/orders/{oid}/mint-transactions"), &who.access)
+        .await;
+    assert_eq!(s, StatusCode::OK, "mint transactions: {v}");
+    v
+}
+
+async fn contract_of(app: &TestApp, org: &Session, eid: &str) -> Option<Address> {
+    let (s, v) = app.get(&format!("/events/{eid}/chain"), &org.access).await;
+    assert_eq!(s, StatusCode::OK, "event chain: {v}");
+    v["contract"].as_str().map(|a| a.parse().unwrap())
+}
+
+fn token(tid: &str) -> U256 {
+    contract::token_id(tid.parse().unwrap())
+}
+
+async fn custodial(app: &TestApp, who: &Session) -> (String, Address) {
+    let (s, v) = app
+        .get(&format!("/wallets/user/{}", who.user_id), &who.access)
+        .await;
+    assert_eq!(s, StatusCode::OK, "wallets: {v}");
+    let w = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "custodial")
+        .unwrap_or_else(|| panic!("a custodial wallet for {}: {v}", who.user_id));
+    (id(w), w["address"].as_str().unwrap().parse().unwrap())
+}
+
+async fn owner_on_chain(anvil: &Anvil, contract: Address, tid: &str) -> Option<Address> {
+    anvil
+        .client(MINTER_KEY)
+        .owner_of(contract, token(tid))
+        .await
+        .unwrap()
+}
+
+/// Mint Transfer logs (from zero) of one token, straight from the node.
+async fn mints_of(anvil: &Anvil, contract: Address, tid: &str) -> usize {
+    let c = anvil.client(MINTER_KEY);
+    let head = c.block_number().await.unwrap();
+    let logs = c.logs(&[contract], 0, head).await.unwrap();
+    let t = token(tid);
+    logs.iter()
+        .filter(|l| {
+            let topics = l.topics();
+            topics.len() == 4 && topics[1].is_zero() && U256::from_be_bytes(topics[3].0) == t
+        })
+        .count()
+}
+
+async fn minted(app: &TestApp, who: &Session, oid: &str) -> bool {
+    mint_state(app, who, oid).await["status"] == "minted"
+}
+
+async fn purchase_mints_transfers_move_and_refunds_burn(backend: Backend) {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(backend, &anvil.url, true).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let friend = app.register("friend@example.com").await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    eventually("the order's ticket is minted", || {
+        minted(&app, &buyer, &oid)
+    })
+    .await;
+    let c = contract_of(&app, &org, &eid)
+        .await
+        .expect("the event has a contract");
+    let (wid, waddr) = custodial(&app, &buyer).await;
+    assert_eq!(
+        owner_on_chain(&anvil, c, &tid).await,
+        Some(waddr),
+        "the buyer's custodial wallet owns the token"
+    );
+    assert_eq!(mints_of(&anvil, c, &tid).await, 1, "one token per ticket");
+    let st = mint_state(&app, &buyer, &oid).await;
+    let tx = &st["jobs"][0]["transactions"][0];
+    assert_eq!(tx["status"], "confirmed", "{st}");
+    let hash = tx["hash"].as_str().unwrap().parse().unwrap();
+    let m = anvil
+        .client(MINTER_KEY)
+        .receipt(hash)
+        .await
+        .unwrap()
+        .expect("the stored hash is on chain");
+    assert_eq!(Some(m.block as i64), tx["block_number"].as_i64());
+
+    eventually("the wallet shows the token from the index", || async {
+        let (_, v) = app
+            .get(&format!("/wallets/{wid}/nfts"), &buyer.access)
+            .await;
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|n| n["ticket_id"] == tid.as_str()))
+    })
+    .await;
+    let (s, v) = app
+        .get(&format!("/nft/{c:#x}/{}", token(&tid)), &buyer.access)
+        .await;
+    assert_eq!(s, StatusCode::OK, "metadata: {v}");
+    assert!(
+        v["name"].as_str().unwrap().contains("Harbour Lights"),
+        "{v}"
+    );
+
+    let (s, v) = app
+        .post(
+            &format!("/tickets/{tid}/transfer"),
+            Some(&buyer.access),
+            json!({"to_user_id": friend.user_id}),
+        )
+        .await;
+    assert!(s.is_success(), "transfer: {v}");
+    eventually(
+        "the friend's custodial wallet receives the token",
+        || async {
+            let (_, v) = app
+                .get(&format!("/wallets/user/{}", friend.user_id), &friend.access)
+                .await;
+            let fa = v
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|w| w["address"].as_str())
+                .and_then(|s| s.parse::<Address>().ok());
+            fa.is_some() && owner_on_chain(&anvil, c, &tid).await == fa
+        },
+    )
+    .await;
+    eventually(
+        "the buyer's history shows the mint and the send",
+        || async {
+            let (_, v) = app
+                .get(&format!("/wallets/{wid}/transactions"), &buyer.access)
+                .await;
+            let kinds: Vec<&str> = v
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t["type"].as_str()).collect())
+                .unwrap_or_default();
+            kinds.contains(&"mint") && kinds.contains(&"send")
+        },
+    )
+    .await;
+
+    let (oid2, tid2) = bought(&app, &org, &eid, &buyer).await;
+    eventually("the second ticket is minted", || {
+        minted(&app, &buyer, &oid2)
+    })
+    .await;
+    let (s, v) = app
+        .put(
+            &format!("/orders/{oid2}/status"),
+            &org.access,
+            json!({"status": "refunded"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "refund: {v}");
+    eventually("the refunded ticket's token is invalidated", || async {
+        anvil
+            .client(MINTER_KEY)
+            .status_of(c, &[token(&tid2)])
+            .await
+            .unwrap()[0]
+            .burned
+    })
+    .await;
+    assert_eq!(owner_on_chain(&anvil, c, &tid2).await, None);
+
+    let (s, _) = app.get(&format!("/wallets/{wid}"), &friend.access).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "only the owner and admins see a wallet"
+    );
+    let admin = app.admin().await;
+    let (s, v) = app.get(&format!("/wallets/{wid}"), &admin.access).await;
+    assert_eq!(s, StatusCode::OK, "admins see every wallet: {v}");
+    assert!(
+        v.get("sealed_key").is_none() && !v.to_string().contains("sealed"),
+        "the key never leaves: {v}"
+    );
+}
+chain_both!(purchase_mints_transfers_move_and_refunds_burn);
+
+/// Lets `m` deploy the event's contract, then sign (and not send) the
+/// first mint.
+async fn deploy_then_sign(app: &TestApp, org: &Session, eid: &str, m: &Minter) {
+    for _ in 0..400 {
+        let (_, v) = app.get(&format!("/events/{eid}/chain"), &org.access).await;
+        let ready = v["contract_status"] == "ready";
+        let d = m.dispatch(false).await.unwrap();
+        if ready && d.signed > 0 {
+            return;
+        }
+        if !ready {
+            m.track().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("the contract was not deployed");
+}
+
+async fn crashes_between_sign_broadcast_and_confirm_mint_once(backend: Backend) {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(backend, &anvil.url, false).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+
+    // Worker 1 deploys, then signs the mint and "crashes" before broadcasting.
+    let (s1, _d1) = worker_state(&app, &anvil.url).await;
+    let m1 = minter(&s1);
+    deploy_then_sign(&app, &org, &eid, &m1).await;
+    drop(m1);
+    let st = mint_state(&app, &buyer, &oid).await;
+    assert_eq!(st["jobs"][0]["status"], "sent", "{st}");
+    let stored = st["jobs"][0]["transactions"][0].clone();
+    assert_eq!(stored["status"], "signed", "stored before broadcast: {st}");
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    assert_eq!(
+        owner_on_chain(&anvil, c, &tid).await,
+        None,
+        "nothing reached the chain"
+    );
+
+    // Worker 2 (a restart) finds the stored transaction and sends the same bytes.
+    let (s2, _d2) = worker_state(&app, &anvil.url).await;
+    let m2 = minter(&s2);
+    assert_eq!(
+        m2.dispatch(true).await.unwrap().signed,
+        0,
+        "the job is in flight: no new transaction"
+    );
+    eventually("the stored transaction is confirmed", || async {
+        m2.track().await.unwrap();
+        minted(&app, &buyer, &oid).await
+    })
+    .await;
+    let st = mint_state(&app, &buyer, &oid).await;
+    let txs = st["jobs"][0]["transactions"].as_array().unwrap();
+    assert_eq!(txs.len(), 1, "one transaction: {st}");
+    assert_eq!(
+        txs[0]["hash"], stored["hash"],
+        "the same bytes, the same hash"
+    );
+    assert_eq!(mints_of(&anvil, c, &tid).await, 1);
+
+    // Second ticket: broadcast, then a crash before the confirmation is seen.
+    let (oid2, tid2) = bought(&app, &org, &eid, &buyer).await;
+    let (s3, _d3) = worker_state(&app, &anvil.url).await;
+    let m3 = minter(&s3);
+    assert_eq!(m3.dispatch(true).await.unwrap().signed, 1);
+    drop(m3);
+    let st = mint_state(&app, &buyer, &oid2).await;
+    assert_eq!(st["jobs"][0]["transactions"][0]["status"], "sent", "{st}");
+    let (s4, _d4) = worker_state(&app, &anvil.url).await;
+    let m4 = minter(&s4);
+    eventually(
+        "the broadcast transaction is confirmed after the restart",
+        || async {
+            m4.track().await.unwrap();
+            m4.dispatch(true).await.unwrap();
+            minted(&app, &buyer, &oid2).await
+        },
+    )
+    .await;
+    let st = mint_state(&app, &buyer, &oid2).await;
+    assert_eq!(
+        st["jobs"][0]["transactions"].as_array().unwrap().len(),
+        1,
+        "{st}"
+    );
+    assert_eq!(
+        mints_of(&anvil, c, &tid2).await,
+        1,
+        "exactly one token per ticket"
+    );
+    let (_, waddr) = custodial(&app, &buyer).await;
+    assert_eq!(owner_on_chain(&anvil, c, &tid2).await, Some(waddr));
+}
+chain_both!(crashes_between_sign_broadcast_and_confirm_mint_once);
+
+async fn two_workers_mint_each_ticket_once(backend: Backend) {
+    let anvil = Anvil::start(&["--block-time", "1"]).await;
+    let app = spawn(backend, &anvil.url, false).await;
+    let (org, eid, first) = crate::shop::setup(&app).await;
+    let buyers = [
+        first,
+        app.register("b2@example.com").await,
+        app.register("b3@example.com").await,
+    ];
+    let mut orders = Vec::new();
+    for i in 0..6 {
+        let v = app.order(&buyers[i % 3], &eid, 1, 5).await;
+        let (s, o) = app
+            .put(
+                &format!("/orders/{}/status", id(&v)),
+                &org.access,
+                json!({"status": "paid"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{o}");
+        orders.push(o);
+    }
+    let buyer = &org;
+    let (sa, _da) = worker_state(&app, &anvil.url).await;
+    let (sb, _db) = worker_state(&app, &anvil.url).await;
+    let a = tokio::spawn(minter(&sa).run());
+    let b = tokio::spawn(minter(&sb).run());
+    for o in &orders {
+        eventually("every order is minted", || {
+            minted(&app, buyer, o["id"].as_str().unwrap())
+        })
+        .await;
+    }
+    a.abort();
+    b.abort();
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    let mut n = 0;
+    for o in &orders {
+        for t in o["ticket_ids"].as_array().unwrap() {
+            assert_eq!(
+                mints_of(&anvil, c, t.as_str().unwrap()).await,
+                1,
+                "ticket {t} minted once"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 30);
+}
+chain_both!(two_workers_mint_each_ticket_once);
+
+async fn with_the_node_down_the_shop_sells_and_the_backlog_drains(backend: Backend) {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("anvil-state.json");
+    let url = format!("http://127.0.0.1:{port}");
+    let app = spawn(backend, &url, true).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid1, _) = bought(&app, &org, &eid, &buyer).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        mint_state(&app, &buyer, &oid1).await["status"],
+        "pending",
+        "no node: the job waits"
+    );
+
+    let mut anvil = Anvil::start_on(port, &["--state", state.to_str().unwrap()]).await;
+    eventually("the first ticket is minted once the node is up", || {
+        minted(&app, &buyer, &oid1)
+    })
+    .await;
+
+    anvil.stop();
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(bought(&app, &org, &eid, &buyer).await.0);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for o in &later {
+        assert_eq!(
+            mint_state(&app, &buyer, o).await["status"],
+            "pending",
+            "the node is down: jobs wait"
+        );
+    }
+    anvil.restart().await;
+    for o in &later {
+        eventually("the backlog drains", || minted(&app, &buyer, o)).await;
+    }
+}
+chain_both!(with_the_node_down_the_shop_sells_and_the_backlog_drains);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_transaction_is_replaced_with_a_higher_fee() {
+    let anvil = Anvil::start(&["--no-mining"]).await;
+    let app = spawn(Backend::Sqlite, &anvil.url, false).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    let (mut s, _d) = worker_state(&app, &anvil.url).await;
+    let mut config = (*s.config).clone();
+    config.chain.stuck_after_secs = 0;
+    s.config = std::sync::Arc::new(config);
+    let m = minter(&s);
+    eventually("the contract is deployed", || async {
+        m.dispatch(true).await.unwrap();
+        anvil.mine().await;
+        m.track().await.unwrap();
+        contract_of(&app, &org, &eid).await.is_some()
+            && app
+                .get(&format!("/events/{eid}/chain"), &org.access)
+                .await
+                .1["contract_status"]
+                == "ready"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(m.dispatch(true).await.unwrap().signed, 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    m.track().await.unwrap();
+    let st = mint_state(&app, &buyer, &oid).await;
+    let txs = st["jobs"][0]["transactions"].as_array().unwrap().clone();
+    assert_eq!(txs.len(), 2, "the pending mint was replaced: {st}");
+    assert_eq!(txs[0]["nonce"], txs[1]["nonce"], "same nonce");
+    let (p0, p1): (u128, u128) = (
+        txs[0]["gas_price"].as_str().unwrap().parse().unwrap(),
+        txs[1]["gas_price"].as_str().unwrap().parse().unwrap(),
+    );
+    assert!(p1 > p0, "higher fee: {p0} -> {p1}");
+    anvil.mine().await;
+    eventually("the replacement is mined", || async {
+        m.track().await.unwrap();
+        minted(&app, &buyer, &oid).await
+    })
+    .await;
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    assert_eq!(mints_of(&anvil, c, &tid).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_chain_mint_jobs_wait_and_the_shop_works() {
+    let app = TestApp::spawn(Backend::Sqlite, |_| {}).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, _) = bought(&app, &org, &eid, &buyer).await;
+    let st = mint_state(&app, &buyer, &oid).await;
+    assert_eq!(st["status"], "pending", "{st}");
+    assert_eq!(st["jobs"][0]["kind"], "mint");
+    let (s, v) = app
+        .post(
+            "/wallets",
+            Some(&buyer.access),
+            json!({"kind": "custodial"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, again) = app
+        .post(
+            "/wallets",
+            Some(&buyer.access),
+            json!({"kind": "custodial"}),
+        )
+        .await;
+    assert_eq!(
+        (s, &again["id"]),
+        (StatusCode::OK, &v["id"]),
+        "one custodial wallet per user"
+    );
+    let other = app.register("other@example.com").await;
+    let (s, _) = app
+        .post(
+            &format!("/orders/{oid}/mint-nft"),
+            Some(&other.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "only the organizer or an admin mints"
+    );
+    let (s, v) = app
+        .post(
+            &format!("/orders/{oid}/mint-nft"),
+            Some(&org.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/wallets",
+        "/wallets/{id}",
+        "/wallets/user/{user_id}",
+        "/wallets/{id}/nfts",
+        "/wallets/{id}/transactions",
+        "/orders/{id}/mint-nft",
+        "/orders/{id}/mint-transactions",
+        "/nft/{contract}/{token_id}",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} is in the OpenAPI document"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_wallet_is_linked_by_signature_and_receives_a_withdrawal() {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(Backend::Sqlite, &anvil.url, true).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let key: alloy::signers::local::PrivateKeySigner = HOLDER_KEY.parse().unwrap();
+    let addr = format!("{:#x}", key.address());
+    let (_, ch) = app
+        .get(&format!("/wallets/challenge?address={addr}"), &buyer.access)
+        .await;
+    let message = ch["message"].as_str().unwrap().to_string();
+    let other: alloy::signers::local::PrivateKeySigner = MINTER_KEY.parse().unwrap();
+    let forged = other.sign_message_sync(message.as_bytes()).unwrap();
+    let (s, v) = app
+        .post(
+            "/wallets",
+            Some(&buyer.access),
+            json!({"kind": "external", "address": addr, "signature": forged.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_proof")),
+        "{v}"
+    );
+    let sig = key.sign_message_sync(message.as_bytes()).unwrap();
+    let (s, ext) = app
+        .post(
+            "/wallets",
+            Some(&buyer.access),
+            json!({"kind": "external", "address": addr, "signature": sig.to_string()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ext}");
+
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    eventually("minted", || minted(&app, &buyer, &oid)).await;
+    let (wid, _) = custodial(&app, &buyer).await;
+    let send = json!({"type": "send", "ticket_id": tid, "to_wallet_id": id(&ext)});
+    let (s, v) = app
+        .post(
+            &format!("/wallets/{wid}/transactions"),
+            Some(&buyer.access),
+            send.clone(),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "the event does not allow withdrawals yet: {v}"
+    );
+    let (s, v) = app
+        .put(
+            &format!("/events/{eid}/chain"),
+            &org.access,
+            json!({"royalty_bps": 500, "withdrawals_allowed": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .post(
+            &format!("/wallets/{wid}/transactions"),
+            Some(&buyer.access),
+            send,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    eventually("the token reaches the external address", || async {
+        owner_on_chain(&anvil, c, &tid).await == Some(key.address())
+    })
+    .await;
+    let (s, t) = app.get(&format!("/tickets/{tid}"), &buyer.access).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        t["status"], "issued",
+        "the credential stays valid for the gates: {t}"
+    );
+    let (s, v) = app
+        .post(
+            &format!("/wallets/{wid}/transactions"),
+            Some(&buyer.access),
+            json!({"type": "mint", "ticket_id": tid, "to_wallet_id": id(&ext)}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "mints come from the chain only: {v}"
+    );
+}
+
+async fn wallet_tickets(app: &TestApp, who: &Session, wid: &str) -> Vec<String> {
+    let (_, v) = app.get(&format!("/wallets/{wid}/nfts"), &who.access).await;
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["ticket_id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_follows_a_reorg_back_to_what_the_chain_says() {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(Backend::Sqlite, &anvil.url, true).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    eventually("minted", || minted(&app, &buyer, &oid)).await;
+    let (wid, _) = custodial(&app, &buyer).await;
+    eventually("indexed", || async {
+        wallet_tickets(&app, &buyer, &wid).await == [tid.clone()]
+    })
+    .await;
+
+    let rpc = anvil.client(MINTER_KEY);
+    let snapshot: serde_json::Value =
+        alloy::providers::Provider::raw_request(rpc.provider(), "evm_snapshot".into(), ())
+            .await
+            .unwrap();
+    let (oid2, tid2) = bought(&app, &org, &eid, &buyer).await;
+    eventually("the second ticket is minted", || {
+        minted(&app, &buyer, &oid2)
+    })
+    .await;
+    eventually("and indexed", || async {
+        wallet_tickets(&app, &buyer, &wid).await.contains(&tid2)
+    })
+    .await;
+
+    // A re-org: the blocks with the second mint are replaced by empty ones.
+    let reverted: bool =
+        alloy::providers::Provider::raw_request(rpc.provider(), "evm_revert".into(), (snapshot,))
+            .await
+            .unwrap();
+    assert!(reverted);
+    for _ in 0..4 {
+        anvil.mine().await;
+    }
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    assert_eq!(
+        owner_on_chain(&anvil, c, &tid2).await,
+        None,
+        "the chain forgot the second mint"
+    );
+    eventually("the wallet shows what the chain now says", || async {
+        wallet_tickets(&app, &buyer, &wid).await == [tid.clone()]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_taken_by_another_transaction_is_reconciled_not_lost() {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(Backend::Sqlite, &anvil.url, false).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    let (s, _d) = worker_state(&app, &anvil.url).await;
+    let m = minter(&s);
+    deploy_then_sign(&app, &org, &eid, &m).await;
+    // Someone else spends the minter's next nonce before the stored mint goes out.
+    let intruder = anvil.client(MINTER_KEY);
+    crate::anvil::send(&intruder, Some(Address::repeat_byte(5)), Default::default()).await;
+    eventually(
+        "the lost nonce is noticed and the ticket minted anyway",
+        || async {
+            m.track().await.unwrap();
+            m.dispatch(true).await.unwrap();
+            minted(&app, &buyer, &oid).await
+        },
+    )
+    .await;
+    let st = mint_state(&app, &buyer, &oid).await;
+    let statuses: Vec<&str> = st["jobs"][0]["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["dropped", "confirmed"], "{st}");
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    assert_eq!(mints_of(&anvil, c, &tid).await, 1);
+}
