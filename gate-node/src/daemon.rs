@@ -174,7 +174,10 @@ pub async fn run(
     };
     tracing::info!(%addr, node = %identity.node_id, event = %identity.event_id, "gate node running");
     on_listening(addr);
-    crate::service::ready(&format!("admitting for event {} on {addr}", identity.event_id));
+    crate::service::ready(&format!(
+        "admitting for event {} on {addr}",
+        identity.event_id
+    ));
     // Pings start after READY=1: systemd's watchdog runs from readiness on.
     if let Some(every) = crate::service::watchdog_interval() {
         tasks.spawn(crate::service::watchdog(

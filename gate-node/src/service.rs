@@ -54,7 +54,9 @@ pub async fn watchdog(store: Arc<Store>, every: Duration, mut stop: watch::Recei
         let probe = store.clone();
         match tokio::task::spawn_blocking(move || probe.hlc_last()).await {
             Ok(Ok(_)) => notify(&[sd_notify::NotifyState::Watchdog]),
-            Ok(Err(e)) => tracing::error!(error = %e, "store check failed: not pinging the watchdog"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "store check failed: not pinging the watchdog")
+            }
             Err(e) => tracing::error!(error = %e, "store check panicked: not pinging the watchdog"),
         }
     }

@@ -17,6 +17,7 @@ mod events;
 pub mod inventory;
 mod manifest;
 mod market;
+pub mod migrate;
 mod orders;
 mod payments;
 mod records;

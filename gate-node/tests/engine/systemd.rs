@@ -48,7 +48,7 @@ fn the_daemon_says_ready_pings_the_watchdog_while_healthy_and_says_stopping() {
             .is_some_and(|m| m.lines().any(|l| l == "READY=1")),
         "the first message says ready: {first:?}"
     );
-    let pings = first.iter().filter(|m| m.as_str() == "WATCHDOG=1").count();
+    let pings = first.iter().filter(|m| m.trim() == "WATCHDOG=1").count();
     assert!(
         pings >= 4,
         "a healthy node pings the watchdog every half WatchdogSec (got {pings} in 1.5 s): {first:?}"
@@ -57,7 +57,7 @@ fn the_daemon_says_ready_pings_the_watchdog_while_healthy_and_says_stopping() {
     assert!(status.success(), "{status:?}");
     let last = messages_for(&socket, Duration::from_millis(200));
     assert!(
-        last.iter().any(|m| m == "STOPPING=1"),
+        last.iter().any(|m| m.trim() == "STOPPING=1"),
         "a node stopping on SIGTERM tells systemd: {last:?}"
     );
 }
@@ -76,6 +76,9 @@ fn without_a_watchdog_the_daemon_only_says_ready() {
     );
     let got = messages_for(&socket, Duration::from_millis(800));
     assert_eq!(got.len(), 1, "only the ready message: {got:?}");
-    assert!(got[0].contains("READY=1") && got[0].contains("STATUS=admitting for event"), "{got:?}");
+    assert!(
+        got[0].contains("READY=1") && got[0].contains("STATUS=admitting for event"),
+        "{got:?}"
+    );
     drop(node);
 }
