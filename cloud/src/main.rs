@@ -3,7 +3,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
+
+mod healthcheck;
 
 /// Gatehouse cloud: identity, events and analytics, ticketing, orders and payments.
 ///
@@ -28,6 +31,20 @@ enum Command {
     Config,
     /// Print a new random 256-bit key (for auth.jwt_secret or keys.master_key).
     Keygen,
+    /// Apply the database migrations and exit (a Kubernetes init container
+    /// or a release step). Safe to run from many replicas at once: they
+    /// take turns on a PostgreSQL advisory lock.
+    Migrate,
+    /// Probe the running service on this host (a container health check):
+    /// exit 0 if `PATH` at `server.bind` answers 200, else 1.
+    Healthcheck {
+        /// The path to probe: /healthz (alive) or /readyz (database too).
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 #[tokio::main]
@@ -43,6 +60,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Keygen => {
             println!("{}", cloud::generate_key()?.expose());
             Ok(())
+        }
+        Command::Migrate => {
+            init_tracing(&config.log);
+            let store = cloud::store::connect(&config.database_url(), 2)
+                .await
+                .context("migrating the database")?;
+            store.close().await;
+            tracing::info!(backend = store.backend(), "database is up to date");
+            Ok(())
+        }
+        Command::Healthcheck { path, timeout } => {
+            let addr = healthcheck::probe_addr(&config.server.bind)?;
+            healthcheck::check(addr, &path, Duration::from_secs(timeout.max(1)))
         }
         Command::Serve => {
             init_tracing(&config.log);

@@ -174,8 +174,21 @@ pub async fn run(
     };
     tracing::info!(%addr, node = %identity.node_id, event = %identity.event_id, "gate node running");
     on_listening(addr);
+    crate::service::ready(&format!(
+        "admitting for event {} on {addr}",
+        identity.event_id
+    ));
+    // Pings start after READY=1: systemd's watchdog runs from readiness on.
+    if let Some(every) = crate::service::watchdog_interval() {
+        tasks.spawn(crate::service::watchdog(
+            store.clone(),
+            every,
+            stop_rx.clone(),
+        ));
+    }
     let served = api::serve(listener, state, shutdown).await;
     tracing::info!("shutting down");
+    crate::service::stopping();
     stop_source.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {

@@ -15,7 +15,8 @@
 //! - [`time`]: the best time a gate has, and whether it is trusted.
 //! - [`peer`], [`discovery`]: LAN sync and mDNS.
 //! - [`cloud`], [`cloud_sync`]: the device API client and its sync loop.
-//! - [`api`]: the local HTTP API; [`daemon`]: `gate-node run`.
+//! - [`api`]: the local HTTP API; [`daemon`]: `gate-node run`;
+//!   [`service`]: systemd readiness and watchdog.
 //! - [`config`], [`provision`], [`fixture`]: configuration, offline
 //!   provisioning bundles, deterministic test events.
 
@@ -38,6 +39,7 @@ pub mod frames;
 pub mod corpus;
 pub mod peer;
 pub mod provision;
+pub mod service;
 pub mod source;
 pub mod store;
 pub mod time;

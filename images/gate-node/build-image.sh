@@ -1,81 +1,129 @@
 #!/usr/bin/env bash
-# Builds a bootable SD-card image for a Raspberry Pi 4/5 gate: Debian bookworm
-# arm64 with Debian's Pi kernel and firmware, chrony (NTP when the venue has
-# it), and gate-node cross-compiled from this repository, run by systemd.
+# Builds a flashable SD-card image for a Raspberry Pi 3/4 gate (arm64):
+# Debian bookworm from Debian's apt repositories (mmdebstrap), Debian's
+# arm64 kernel and raspi-firmware, and gate-node cross-built from this
+# repository, run by a hardened systemd unit.
 #
-#   sudo images/gate-node/build-image.sh [OUT_DIR]     # default images/out
+#   sudo images/gate-node/build-image.sh [--out DIR] [--binary FILE] [--mirror URL]
 #
-# Needs: root (debootstrap, loop devices), apt packages debootstrap
-# qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-# dosfstools e2fsprogs parted, and `rustup target add aarch64-unknown-linux-gnu`.
-# Output: gate-rootfs.tar.gz (for netboot or an existing card) and gate.img
-# (flash with `dd` or rpi-imager). After first boot: `gate-node enroll
-# --cloud URL --code CODE` as the gatehouse user, then the unit starts scanning.
+#   --out DIR      where gate.img (and its parts) go (default images/out)
+#   --binary FILE  an aarch64 gate-node binary (default: build one with
+#                  images/gate-node/cross-build.sh)
+#   --mirror URL   Debian mirror (default http://deb.debian.org/debian)
+#
+# The image: partition 1 FAT32 "RASPIFIRM" (firmware, kernel, config.txt,
+# cmdline.txt, and the operator's first-boot files), partition 2 ext4
+# "RASPIROOT" mounted read-only, partition 3 ext4 "GATEDATA" mounted on /var
+# (the scan log in /var/lib/gate-node, the journal, the clock file).
+# No file system is mounted to build it: mkfs.ext4 -d fills the ext4
+# partitions from folders, mtools writes the FAT one, sfdisk partitions the
+# image file. Package configuration runs arm64 code: through qemu-user-static
+# registered with binfmt_misc (checked below, with the fix).
+#
+# Needs root and Debian packages mmdebstrap qemu-user-static e2fsprogs
+# dosfstools mtools fdisk (and what cross-build.sh needs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out=${1:-$repo/images/out}
-suite=${SUITE:-bookworm}
-mirror=${MIRROR:-http://deb.debian.org/debian}
-target=aarch64-unknown-linux-gnu
-root="$out/rootfs"
-[ "$(id -u)" = 0 ] || { echo "run as root (debootstrap and loop devices)" >&2; exit 1; }
+out="$repo/images/out"
+binary=""
+mirror=http://deb.debian.org/debian
+suite=bookworm
+boot_mib=256
+root_mib=1400
+data_mib=300
+
+die_usage() {
+  echo "build-image.sh: $1 (see the header of $0)" >&2
+  exit 2
+}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) [ $# -ge 2 ] || die_usage "--out needs a directory"; out=$2; shift ;;
+    --binary) [ $# -ge 2 ] || die_usage "--binary needs a file"; binary=$2; shift ;;
+    --mirror) [ $# -ge 2 ] || die_usage "--mirror needs a URL"; mirror=$2; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    *) die_usage "unknown argument '$1'" ;;
+  esac
+  shift
+done
+
+missing() {
+  echo "build-image.sh: $1" >&2
+  exit 3
+}
+[ "$(id -u)" = 0 ] || missing "run as root (mmdebstrap needs it to set file owners)"
+for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk qemu-aarch64-static; do
+  command -v "$tool" >/dev/null ||
+    missing "$tool is missing: apt-get install mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-user-static"
+done
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  missing "arm64 programs cannot run here (no binfmt_misc handler), and package set-up needs them: as root run 'mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register'"
+fi
+
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
+started=$(date +%s)
+if [ -z "$binary" ]; then
+  "$here/cross-build.sh" --out "$out"
+  binary="$out/gate-node"
+fi
+[ -x "$binary" ] || missing "no gate-node binary at $binary"
+file -b "$binary" | grep -q aarch64 || missing "$binary is not an aarch64 program: $(file -b "$binary")"
 
-echo "== cross-compiling gate-node for $target"
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-(cd "$repo" && cargo build --release --locked -p gate-node --target "$target")
-bin="${CARGO_TARGET_DIR:-$repo/target}/$target/release/gate-node"
+work="$out/work"
+rm -rf "$work"
+mkdir -p "$work"
+root="$work/root"
 
-echo "== debootstrap $suite arm64 into $root"
-rm -rf "$root"
-debootstrap --arch=arm64 --foreign --variant=minbase \
-  --include=systemd,systemd-sysv,udev,dbus,chrony,ca-certificates,iproute2,ifupdown,isc-dhcp-client,openssh-server,linux-image-arm64,raspi-firmware,firmware-brcm80211 \
-  --components=main,non-free-firmware "$suite" "$root" "$mirror"
-cp /usr/bin/qemu-aarch64-static "$root/usr/bin/"
-chroot "$root" /debootstrap/debootstrap --second-stage
+echo "== mmdebstrap $suite arm64 into $root"
+# Everything the gate needs: systemd with journald, timesyncd (the Pi has
+# no battery clock), networkd + resolved (DHCP on the wired port), udev for
+# the camera and GPIO devices, the kernel and the Pi firmware, and an SSH
+# server that stays off until the operator supplies a key.
+mmdebstrap --arch=arm64 --variant=minbase --mode=root \
+  --components=main,non-free-firmware \
+  --include=systemd,systemd-sysv,udev,dbus,systemd-timesyncd,systemd-resolved,ca-certificates,iproute2,openssh-server,linux-image-arm64,raspi-firmware,firmware-brcm80211,initramfs-tools,kmod,file \
+  --essential-hook='mkdir -p "$1/boot/firmware"' \
+  --customize-hook="$here/image-customize.sh \"\$1\" \"$binary\" \"$repo\"" \
+  "$suite" "$root" "$mirror"
 
-echo "== installing gate-node"
-install -D -m 0755 "$bin" "$root/usr/local/bin/gate-node"
-install -D -m 0644 "$here/gate-node.service" "$root/etc/systemd/system/gate-node.service"
-install -D -m 0640 "$here/gate.toml" "$root/etc/gatehouse/gate.toml"
-install -D -m 0644 "$repo/docs/gate-node.md" "$root/usr/share/doc/gatehouse/gate-node.md"
-chroot "$root" /bin/sh -e <<'CHROOT'
-groupadd --system gpio 2>/dev/null || true
-useradd --system --home-dir /var/lib/gatehouse --shell /usr/sbin/nologin \
-  --groups video,gpio,dialout gatehouse
-chown root:gatehouse /etc/gatehouse/gate.toml
-# GPIO character devices belong to the gpio group.
-echo 'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"' \
-  > /etc/udev/rules.d/60-gpio.rules
-echo gate > /etc/hostname
-printf 'auto eth0\nallow-hotplug eth0\niface eth0 inet dhcp\n' > /etc/network/interfaces.d/eth0
-# The Pi has no battery clock: chrony steps the clock when a server is
-# reachable; gate-node keeps its own last-known-good time either way.
-systemctl enable gate-node.service chrony.service ssh.service
-CHROOT
-rm "$root/usr/bin/qemu-aarch64-static"
+echo "== file systems (no mounts)"
+boot="$work/boot.vfat"
+rootfs="$work/root.ext4"
+datafs="$work/data.ext4"
+# /var becomes its own partition; the root keeps an empty mount point.
+mv "$root/var" "$work/var"
+mkdir -m 0755 "$root/var"
+mv "$root/boot/firmware" "$work/firmware"
+mkdir -m 0755 "$root/boot/firmware"
+mkfs.ext4 -q -F -L RASPIROOT -d "$root" "$rootfs" "${root_mib}M"
+mkfs.ext4 -q -F -L GATEDATA -d "$work/var" "$datafs" "${data_mib}M"
+rm -f "$boot"
+mkfs.vfat -C -F 32 -n RASPIFIRM "$boot" $((boot_mib * 1024)) >/dev/null
+mcopy -s -i "$boot" "$work/firmware/"* ::/
 
-echo "== rootfs tarball"
-tar -C "$root" --numeric-owner -czf "$out/gate-rootfs.tar.gz" .
-
-echo "== SD-card image (256 MiB FAT firmware + ext4 root)"
+echo "== partition table and image"
 img="$out/gate.img"
+start=8 # MiB: leaves room for the partition table, aligned for SD cards
+total=$((start + boot_mib + root_mib + data_mib + 1))
 rm -f "$img"
-truncate -s 2G "$img"
-parted -s "$img" mklabel msdos mkpart primary fat32 4MiB 260MiB mkpart primary ext4 260MiB 100%
-loop=$(losetup --show -f -P "$img")
-trap 'umount -R "$out/mnt" 2>/dev/null || true; losetup -d "$loop"' EXIT
-mkfs.vfat -F 32 -n RASPIFIRM "${loop}p1"
-mkfs.ext4 -q -L RASPIROOT "${loop}p2"
-mkdir -p "$out/mnt"
-mount "${loop}p2" "$out/mnt"
-mkdir -p "$out/mnt/boot/firmware"
-mount "${loop}p1" "$out/mnt/boot/firmware"
-cp -a "$root/." "$out/mnt/"
-printf 'LABEL=RASPIROOT / ext4 rw,noatime 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw 0 2\n' > "$out/mnt/etc/fstab"
-# raspi-firmware's hook writes config.txt, cmdline.txt and the kernel to the FAT.
-chroot "$out/mnt" /etc/kernel/postinst.d/z50-raspi-firmware "$(ls "$out/mnt/lib/modules" | head -n1)" || true
-echo "image: $img"
+truncate -s "${total}M" "$img"
+sfdisk --quiet "$img" <<EOF
+label: dos
+${start}MiB,${boot_mib}MiB,c,*
+$((start + boot_mib))MiB,${root_mib}MiB,83
+$((start + boot_mib + root_mib))MiB,${data_mib}MiB,83
+EOF
+dd if="$boot" of="$img" bs=1M seek="$start" conv=notrunc status=none
+dd if="$rootfs" of="$img" bs=1M seek=$((start + boot_mib)) conv=notrunc status=none
+dd if="$datafs" of="$img" bs=1M seek=$((start + boot_mib + root_mib)) conv=notrunc status=none
+
+# The boot smoke test boots Debian's kernel directly under qemu -M virt.
+cp "$work/firmware/vmlinuz" "$out/vmlinuz" 2>/dev/null || cp "$root"/boot/vmlinuz-* "$out/vmlinuz"
+cp "$work/firmware/initrd.img" "$out/initrd.img" 2>/dev/null || cp "$root"/boot/initrd.img-* "$out/initrd.img"
+rm -rf "$work"
+sfdisk --dump "$img"
+echo "image: $img ($(du -h --apparent-size "$img" | cut -f1), built in $(($(date +%s) - started)) s)"
+echo "flash: dd if=$img of=/dev/sdX bs=4M conv=fsync status=progress"

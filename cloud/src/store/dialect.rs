@@ -14,6 +14,9 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     const ON_CONNECT: &'static [&'static str];
     /// Commerce statements (inventory claims, row locks).
     const COMMERCE: &'static super::inventory::CommerceSql;
+    /// Whether the backend has session advisory locks (migrations run
+    /// under one, see `store::migrate`).
+    const ADVISORY_LOCKS: bool;
     /// The embedded migrations.
     fn migrator() -> &'static Migrator;
 }
@@ -39,6 +42,7 @@ impl Dialect for Postgres {
     const LOCK_EVENT: &'static str = "SELECT status, ends_at, manifest_version, manifest_digest FROM events WHERE id = $1 FOR NO KEY UPDATE";
     const ON_CONNECT: &'static [&'static str] = &[];
     const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::POSTGRES;
+    const ADVISORY_LOCKS: bool = true;
     fn migrator() -> &'static Migrator {
         &PG_MIGRATOR
     }
@@ -59,6 +63,7 @@ impl Dialect for Sqlite {
         "PRAGMA busy_timeout = 10000",
     ];
     const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::SQLITE;
+    const ADVISORY_LOCKS: bool = false;
     fn migrator() -> &'static Migrator {
         &SQLITE_MIGRATOR
     }

@@ -22,6 +22,7 @@ mod manifest;
 mod market;
 #[cfg(test)]
 mod migration_drift;
+pub mod migrate;
 mod orders;
 mod payments;
 mod records;

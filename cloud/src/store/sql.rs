@@ -36,10 +36,7 @@ impl<D: Dialect> SqlStore<D> {
             .connect(url)
             .await
             .map_err(map_err)?;
-        D::migrator()
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Other(format!("migrations failed: {e}")))?;
+        super::migrate::run::<D>(url, &pool).await?;
         Ok(Self {
             pool,
             _dialect: PhantomData,

@@ -12,6 +12,7 @@ mod fake_cloud;
 mod harness;
 mod mdns;
 mod sources;
+mod systemd;
 mod vision;
 
 use gate_node::fixture::EventFixture;
