@@ -510,7 +510,7 @@ impl Minter {
                 Ok(())
             }
             // Another worker is deploying it.
-            Err(StoreError::Conflict(_)) => Ok(()),
+            Err(StoreError::Duplicate(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

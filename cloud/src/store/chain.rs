@@ -670,7 +670,7 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
             }
             let n = q.execute(&mut *tx).await.map_err(map_err)?.rows_affected();
             if n != chunk.len() as u64 {
-                return Err(StoreError::Conflict(
+                return Err(StoreError::Retryable(
                     "a chain job changed hands while it was being signed".into(),
                 ));
             }
@@ -1088,7 +1088,7 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
         .map_err(map_err)?
         .rows_affected();
         if n == 0 {
-            return Err(StoreError::Conflict(
+            return Err(StoreError::Gone(
                 "the ticket was already withdrawn".into(),
             ));
         }

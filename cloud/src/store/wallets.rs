@@ -213,13 +213,13 @@ impl<D: Dialect> WalletStore for SqlStore<D> {
             Err(e) => {
                 let err = map_err(e);
                 if w.kind == "custodial"
-                    && matches!(err, StoreError::Conflict(_))
+                    && matches!(err, StoreError::Duplicate(_))
                     && let Some(existing) = self.custodial_wallet(w.user_id).await?
                 {
                     return Ok(existing);
                 }
                 match err {
-                    StoreError::Conflict(_) => Err(StoreError::Conflict(
+                    StoreError::Duplicate(_) => Err(StoreError::Duplicate(
                         "this address is already registered".into(),
                     )),
                     other => Err(other),
