@@ -59,6 +59,8 @@ pub struct Config {
     pub commerce: crate::orders::config::CommerceConfig,
     /// Payment providers (Stripe) and their webhook.
     pub payments: crate::payments::config::PaymentsConfig,
+    /// Email, SMS, organizer webhooks and their outbox.
+    pub notifications: crate::notifications::config::NotificationsConfig,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             log: LogConfig::default(),
             commerce: Default::default(),
             payments: Default::default(),
+            notifications: Default::default(),
         }
     }
 }
@@ -235,6 +238,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "commerce",
     "payments",
+    "notifications",
 ];
 
 impl Config {
@@ -282,6 +286,7 @@ impl Config {
         }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
+        self.notifications.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -315,6 +320,8 @@ mod tests {
         c.database.url = Secret::new("postgres://u:pw@h/db");
         c.payments.stripe_secret_key = Secret::new("sk_test_do_not_print");
         c.payments.webhook_secret = Secret::new("whsec_do_not_print");
+        c.notifications.email.password = Secret::new("smtp_do_not_print");
+        c.notifications.sms.auth_token = Secret::new("twilio_do_not_print");
         let printed = format!("{c:?}{}", c.to_redacted_toml());
         assert!(!printed.contains("super-secret"), "{printed}");
         assert!(!printed.contains("pw@h"), "{printed}");

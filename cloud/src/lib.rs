@@ -22,6 +22,7 @@ pub mod events;
 pub mod http;
 pub mod market;
 pub mod model;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod state;
@@ -111,6 +112,7 @@ pub async fn serve(
     let (router, limiters) = http::app(state.clone());
     let upkeep = tokio::spawn(upkeep(state.clone(), limiters));
     let sweeper = tokio::spawn(orders::sweeper::run(state.clone()));
+    let notifier = notifications::worker::start(&state).map_err(ServeError::Startup)?;
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
     let served = axum::serve(
         listener,
@@ -120,6 +122,9 @@ pub async fn serve(
     .await;
     upkeep.abort();
     sweeper.abort();
+    if let Some(n) = notifier {
+        n.abort();
+    }
     state.views.flush(state.store.as_ref()).await;
     state.store.close().await;
     served.map_err(ServeError::Io)

@@ -27,6 +27,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "devices", description = "Gate device enrollment, listing, revocation"),
         (name = "device sync", description = "Manifests and check-in sync for enrolled devices (device token)"),
         (name = "check-in", description = "Ticket validation, online check-in, scans and door stats"),
+        (name = "notifications", description = "Email, SMS and signed organizer webhooks through the outbox; delivery status, preferences, branding"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

@@ -340,6 +340,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        super::outbox::event_status_changed(&mut tx, id, head.status, to, now).await?;
         if to == EventStatus::Cancelled {
             Self::cancel_all_tickets(&mut tx, id, &mut head, actor, now).await?;
         }

@@ -211,6 +211,7 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         )
         .await?;
         Self::append_manifest(&mut tx, t.event_id, &mut head, &[entry_for(&t)], now).await?;
+        super::outbox::ticket_transferred(&mut tx, t.id, c.from, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(t)
     }

@@ -17,6 +17,9 @@ mod events;
 pub mod inventory;
 mod manifest;
 mod market;
+pub mod notifications;
+mod notify_sql;
+pub mod outbox;
 mod orders;
 mod payments;
 mod records;
@@ -36,6 +39,7 @@ pub use devices::{
 };
 pub use dialect::{Dialect, Postgres, Sqlite};
 pub use manifest::{EventSigner, ManifestSnapshot};
+pub use notifications::NotificationStore;
 pub use records::*;
 pub use sql::SqlStore;
 
@@ -244,6 +248,7 @@ pub trait Store:
     + MarketStore
     + DeviceStore
     + CheckinStore
+    + NotificationStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).

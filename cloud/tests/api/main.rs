@@ -21,3 +21,4 @@ mod shop;
 mod tickets;
 mod transfers;
 mod webhooks;
+mod notify;

@@ -356,6 +356,7 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         let mut after = before.clone();
         if !fresh.is_empty() {
             Self::insert_records(&mut tx, &fresh, now_ms as i64).await?;
+            super::outbox::checked_in(&mut tx, event, &fresh, now_ms as i64).await?;
             let ceiling = Hlc::new(now_ms.saturating_add(MAX_HLC_LEAD_MS), u16::MAX);
             for r in &fresh {
                 after.add(&r.id);
