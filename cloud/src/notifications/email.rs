@@ -190,7 +190,8 @@ mod tests {
     #[test]
     fn ics_is_escaped_folded_and_timed() {
         let ev = serde_json::json!({"id": "e1", "name": "Rock, Paper; Scissors\nLive", "venue": "Pier 4",
-            "starts_at_ms": 1_937_844_000_000i64, "ends_at_ms": 1_937_863_800_000i64});
+            "starts_at_ms": time::macros::datetime!(2031-06-01 18:00 UTC).unix_timestamp() * 1000,
+            "ends_at_ms": time::macros::datetime!(2031-06-01 23:30 UTC).unix_timestamp() * 1000});
         let cal = ics(&ev, 0);
         assert!(cal.contains("SUMMARY:Rock\\, Paper\\; Scissors\\nLive\r\n"), "{cal}");
         assert!(cal.contains("DTSTART:20310601T180000Z"), "{cal}");

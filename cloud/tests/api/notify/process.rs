@@ -162,3 +162,54 @@ async fn kill_mid_delivery_loses_nothing(backend: Backend) {
     assert_eq!(got, mails, "every email arrived");
 }
 on_both!(kill_mid_delivery_loses_nothing);
+
+async fn two_replicas_send_each_message_once(backend: Backend) {
+    let sink = WebhookSink::start().await;
+    let app = TestApp::spawn(backend, fast).await;
+    // A second replica over the same database, with its own worker.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = cloud::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.database.url = cloud::config::Secret::new(app.database_url.clone());
+    config.database.max_connections = 4;
+    config.auth.jwt_secret = cloud::config::Secret::new("test-jwt-secret-0123456789abcdef0123");
+    config.keys.master_key = cloud::config::Secret::new("00".repeat(32));
+    config.rate_limit.enabled = false;
+    fast(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let replica = tokio::spawn(cloud::serve(config, listener, std::future::pending()));
+
+    let org = app.organizer("org@example.com").await;
+    let (st, v) = app
+        .post("/notifications/webhook-endpoints", Some(&org.access), json!({"url": sink.url("ok"), "event_types": ["*"]}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let ep = id(&v);
+    let n = 60;
+    for i in 0..n {
+        let (st, v) = app
+            .post("/notifications/webhook", Some(&org.access), json!({"endpoint_id": ep, "type": "test.ping", "data": {"n": i}}))
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    }
+    let got = sink.wait_for("ok", n).await;
+    for _ in 0..200 {
+        if open(&app).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = if sink.received("ok").len() > got.len() { sink.received("ok") } else { got };
+    let distinct: BTreeSet<String> = got.iter().map(|r| r.headers.get("webhook-id").unwrap().to_str().unwrap().to_string()).collect();
+    let workers = count(&app, "SELECT COUNT(DISTINCT worker) FROM notification_attempts", &[]).await;
+    assert_eq!(
+        (distinct.len(), got.len()),
+        (n, n),
+        "each message sent once although two workers ({workers} took part) claim from one outbox"
+    );
+    replica.abort();
+}
+on_both!(two_replicas_send_each_message_once);
