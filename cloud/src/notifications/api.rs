@@ -334,13 +334,12 @@ async fn check_target(state: &AppState, url: &str) -> ApiResult<String> {
     Ok(u.to_string())
 }
 
-fn new_secret(state: &AppState, id: Uuid, now: i64) -> ApiResult<(SealedSecret, String)> {
+fn new_secret(state: &AppState, id: Uuid) -> ApiResult<(SealedSecret, String)> {
     let key = random_bytes::<32>().map_err(|e| ApiError::Internal(e.to_string()))?;
     let sealed = state
         .vault
         .seal(&key, &secret_aad(id))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let _ = now;
     Ok((SealedSecret { sealed, expires_at: None }, webhook::encode_secret(&key)))
 }
 
@@ -361,7 +360,7 @@ async fn create_endpoint(
     let url = check_target(&state, &req.url).await?;
     let now = state.now_ms();
     let id = Uuid::now_v7();
-    let (sealed, secret) = new_secret(&state, id, now)?;
+    let (sealed, secret) = new_secret(&state, id)?;
     let e = WebhookEndpointRecord {
         id,
         owner_id: user.id,
@@ -439,7 +438,7 @@ async fn rotate_secret(State(state): State<AppState>, user: AuthUser, Path(id): 
     let mut e = owned_endpoint(&state, &user, id).await?;
     let now = state.now_ms();
     let overlap = (state.config.notifications.webhooks.rotation_overlap_secs as i64).saturating_mul(1000);
-    let (sealed, secret) = new_secret(&state, id, now)?;
+    let (sealed, secret) = new_secret(&state, id)?;
     let mut secrets = vec![sealed];
     for mut s in e.secrets.drain(..) {
         if s.expires_at.is_some_and(|x| x <= now) {

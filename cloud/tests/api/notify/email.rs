@@ -84,6 +84,8 @@ async fn order_confirmation_carries_scannable_qr_codes(backend: Backend) {
     assert_eq!(s["attempt_log"][0]["outcome"], "delivered", "{s}");
     let (st, v) = app.get(&format!("/notifications/{nid}/status"), &buyer.access).await;
     assert_error(st, &v, StatusCode::NOT_FOUND, "not_found");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("notifications_delivered_total{channel=\"email\"}"), "per-channel metrics: {metrics}");
 
     // Paying again changes nothing and sends nothing.
     let (st, _) = app.put(&format!("/orders/{oid}/status"), &org.access, json!({"status": "paid"})).await;

@@ -57,6 +57,10 @@ async fn organizers_reach_their_audience_only(backend: Backend) {
     let (st, v) = app.get(&format!("/notifications?event_id={eid}"), &rival.access).await;
     assert_error(st, &v, StatusCode::FORBIDDEN, "forbidden");
 
+    let doc = app.client.get(app.url("/openapi.json")).send().await.unwrap().text().await.unwrap();
+    for path in ["/notifications/email", "/notifications/sms", "/notifications/webhook", "/notifications/{id}/status"] {
+        assert!(doc.contains(&format!("\"{path}\"")), "{path} is in the OpenAPI document");
+    }
     let admin = app.admin().await;
     let (st, v) = app
         .post("/notifications/email", Some(&admin.access), json!({"to": ["ops@example.com"], "subject": "Maintenance", "text": "Tonight"}))

@@ -130,6 +130,9 @@ async fn signed_events_reach_the_organizer(backend: Backend) {
 
     // Another organizer sees none of it.
     let stranger = app.organizer("stranger@example.com").await;
+    let (st, mine) = app.get(&format!("/notifications/webhook-endpoints/{ep}"), &org.access).await;
+    assert_eq!(st, StatusCode::OK, "{mine}");
+    assert!(!mine.to_string().contains("whsec_"), "the secret is shown only on creation and rotation: {mine}");
     let (st, v) = app.get(&format!("/notifications/webhook-endpoints/{ep}"), &stranger.access).await;
     assert_error(st, &v, StatusCode::NOT_FOUND, "not_found");
     let (st, v) = app.post(&format!("/notifications/{first}/resend"), Some(&stranger.access), json!({})).await;
@@ -195,7 +198,6 @@ async fn internal_targets_are_refused(backend: Backend) {
             .post("/notifications/webhook-endpoints", Some(&org.access), json!({"url": url, "event_types": ["*"]}))
             .await;
         assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-        let _ = url;
     }
     let (st, v) = app
         .post("/notifications/webhook-endpoints", Some(&org.access), json!({"url": "https://hooks.example.com/x", "event_types": ["order.shipped"]}))
