@@ -27,11 +27,17 @@ const HOOKS: usize = 400;
 const ORDERS: usize = 40;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn maildir_count(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir.join("new")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(dir.join("new"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 struct Api {
@@ -40,8 +46,17 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Value) -> Value {
-        let mut r = self.http.request(method, format!("{}{path}", self.base)).json(&body);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Value {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .json(&body);
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
@@ -55,7 +70,13 @@ impl Api {
         self.call(reqwest::Method::POST, path, token, body).await
     }
     async fn login(&self, email: &str, password: &str) -> String {
-        let v = self.post("/auth/login", None, json!({"email": email, "password": password})).await;
+        let v = self
+            .post(
+                "/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
         v["access_token"].as_str().unwrap().to_string()
     }
 }
@@ -71,7 +92,15 @@ async fn main() {
     let maildir = tmp.path().join("maildir");
     let smtp_port = free_port();
     let _smtp = tokio::process::Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{smtp_port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{smtp_port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
         .arg(&maildir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -79,7 +108,10 @@ async fn main() {
         .spawn()
         .expect("python3 -m aiosmtpd (scripts/setup installs it)");
     for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", smtp_port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", smtp_port))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -87,26 +119,44 @@ async fn main() {
 
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
-    let hook_app = axum::Router::new().route("/hook", post(move || {
-        let h = h.clone();
-        async move {
-            h.fetch_add(1, Ordering::Relaxed);
-            axum::http::StatusCode::NO_CONTENT
-        }
-    }));
+    let hook_app = axum::Router::new().route(
+        "/hook",
+        post(move || {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
     let hl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_url = format!("http://{}/hook", hl.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(hl, hook_app).await });
 
     let (url, pg) = if postgres {
-        let base = std::env::var("DATABASE_URL_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut c = sqlx::PgConnection::connect(&base).await.expect("PostgreSQL");
-        sqlx::query("DROP DATABASE IF EXISTS gh_bench_notify WITH (FORCE)").execute(&mut c).await.unwrap();
-        sqlx::query("CREATE DATABASE gh_bench_notify").execute(&mut c).await.unwrap();
+        let base = std::env::var("DATABASE_URL_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut c = sqlx::PgConnection::connect(&base)
+            .await
+            .expect("PostgreSQL");
+        sqlx::query("DROP DATABASE IF EXISTS gh_bench_notify WITH (FORCE)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("CREATE DATABASE gh_bench_notify")
+            .execute(&mut c)
+            .await
+            .unwrap();
         let (b, _) = base.rsplit_once('/').unwrap();
         (format!("{b}/gh_bench_notify"), Some(base))
     } else {
-        (format!("sqlite://{}?mode=rwc", tmp.path().join("cloud.db").display()), None)
+        (
+            format!(
+                "sqlite://{}?mode=rwc",
+                tmp.path().join("cloud.db").display()
+            ),
+            None,
+        )
     };
     let mut config = Config {
         data_dir: tmp.path().to_path_buf(),
@@ -132,7 +182,13 @@ async fn main() {
     };
     let server = tokio::spawn(cloud::serve(config, listener, std::future::pending()));
     for _ in 0..400 {
-        if api.http.get(format!("{}/readyz", api.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+        if api
+            .http
+            .get(format!("{}/readyz", api.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -147,8 +203,15 @@ async fn main() {
     let base_count = maildir_count(&maildir);
     let t = Instant::now();
     for chunk in 0..EMAILS / 100 {
-        let to: Vec<String> = (0..100).map(|i| format!("r{chunk}-{i}@bench.test")).collect();
-        api.post("/notifications/email", Some(&admin), json!({"to": to, "subject": "Bench", "text": "Hello"})).await;
+        let to: Vec<String> = (0..100)
+            .map(|i| format!("r{chunk}-{i}@bench.test"))
+            .collect();
+        api.post(
+            "/notifications/email",
+            Some(&admin),
+            json!({"to": to, "subject": "Bench", "text": "Hello"}),
+        )
+        .await;
     }
     while maildir_count(&maildir) < base_count + EMAILS {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -157,12 +220,21 @@ async fn main() {
 
     // Webhook throughput (the admin is its own organizer here).
     let ep = api
-        .post("/notifications/webhook-endpoints", Some(&admin), json!({"url": hook_url, "event_types": ["*"]}))
+        .post(
+            "/notifications/webhook-endpoints",
+            Some(&admin),
+            json!({"url": hook_url, "event_types": ["*"]}),
+        )
         .await;
     let ep = ep["id"].as_str().unwrap().to_string();
     let t = Instant::now();
     for i in 0..HOOKS {
-        api.post("/notifications/webhook", Some(&admin), json!({"endpoint_id": ep, "type": "bench.ping", "data": {"i": i}})).await;
+        api.post(
+            "/notifications/webhook",
+            Some(&admin),
+            json!({"endpoint_id": ep, "type": "bench.ping", "data": {"i": i}}),
+        )
+        .await;
     }
     while hits.load(Ordering::Relaxed) < HOOKS {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -176,24 +248,48 @@ async fn main() {
             "tiers": [{"tier": 1, "name": "GA", "price_minor": 1000, "capacity": 1000, "zone_mask": 1, "zone": "Floor"}]}))
         .await;
     let eid = ev["id"].as_str().unwrap().to_string();
-    api.call(reqwest::Method::PATCH, &format!("/events/{eid}/status"), Some(&admin), json!({"status": "active"})).await;
+    api.call(
+        reqwest::Method::PATCH,
+        &format!("/events/{eid}/status"),
+        Some(&admin),
+        json!({"status": "active"}),
+    )
+    .await;
     let mut lat = Vec::new();
     for i in 0..ORDERS {
         let email = format!("buyer{i}@bench.test");
-        let reg = api.post("/auth/register", None, json!({"email": email, "password": "correct horse battery", "display_name": "B"})).await;
+        let reg = api
+            .post(
+                "/auth/register",
+                None,
+                json!({"email": email, "password": "correct horse battery", "display_name": "B"}),
+            )
+            .await;
         let token = reg["access_token"].as_str().unwrap().to_string();
-        let o = api.post("/orders", Some(&token), json!({"event_id": eid, "items": [{"tier": 1, "quantity": 1}]})).await;
+        let o = api
+            .post(
+                "/orders",
+                Some(&token),
+                json!({"event_id": eid, "items": [{"tier": 1, "quantity": 1}]}),
+            )
+            .await;
         let oid = o["id"].as_str().unwrap().to_string();
         // Let the welcome email land first, so the count below is the confirmation's.
         let before = loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let n = maildir_count(&maildir);
-            if n >= base_count + EMAILS + 2 * i + 1 {
+            if n > base_count + EMAILS + 2 * i {
                 break n;
             }
         };
         let t = Instant::now();
-        api.call(reqwest::Method::PUT, &format!("/orders/{oid}/status"), Some(&admin), json!({"status": "paid"})).await;
+        api.call(
+            reqwest::Method::PUT,
+            &format!("/orders/{oid}/status"),
+            Some(&admin),
+            json!({"status": "paid"}),
+        )
+        .await;
         while maildir_count(&maildir) <= before {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -212,6 +308,8 @@ async fn main() {
     if let Some(base) = pg
         && let Ok(mut c) = sqlx::PgConnection::connect(&base).await
     {
-        let _ = sqlx::query("DROP DATABASE IF EXISTS gh_bench_notify WITH (FORCE)").execute(&mut c).await;
+        let _ = sqlx::query("DROP DATABASE IF EXISTS gh_bench_notify WITH (FORCE)")
+            .execute(&mut c)
+            .await;
     }
 }

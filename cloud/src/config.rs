@@ -286,7 +286,9 @@ impl Config {
         }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
-        self.notifications.validate().map_err(ConfigError::Invalid)?;
+        self.notifications
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -52,19 +52,31 @@ async fn audience(
 ) -> ApiResult<Vec<AudienceMember>> {
     let event = event_id.ok_or_else(|| ApiError::Validation("event_id is required".into()))?;
     let event = state.store.event(event).await?;
-    user.require_manager(&event, "only the event's organizer or an admin may message its audience")?;
+    user.require_manager(
+        &event,
+        "only the event's organizer or an admin may message its audience",
+    )?;
     Ok(state.store.event_audience(event.id, user_ids).await?)
 }
 
 fn check_len(what: &str, s: &str, max: usize) -> ApiResult<()> {
     let n = s.chars().count();
     if n == 0 || n > max {
-        return Err(ApiError::Validation(format!("{what} must have 1 to {max} characters")));
+        return Err(ApiError::Validation(format!(
+            "{what} must have 1 to {max} characters"
+        )));
     }
     Ok(())
 }
 
-fn new_message(channel: Channel, user: &AuthUser, event: Option<crate::model::EventId>, to: String, member: Option<crate::model::UserId>, payload: String) -> NewNotification {
+fn new_message(
+    channel: Channel,
+    user: &AuthUser,
+    event: Option<crate::model::EventId>,
+    to: String,
+    member: Option<crate::model::UserId>,
+    payload: String,
+) -> NewNotification {
     NewNotification {
         channel,
         kind: "custom".into(),
@@ -97,26 +109,46 @@ async fn send_email(
         }
         None => serde_json::Value::Null,
     };
-    let payload = json!({"subject": req.subject, "text": req.text, "event": event_json}).to_string();
+    let payload =
+        json!({"subject": req.subject, "text": req.text, "event": event_json}).to_string();
     let mut msgs = Vec::new();
     if let Some(to) = &req.to {
         if !user.is_admin() {
             return Err(ApiError::Forbidden(NO_RELAY.into()));
         }
         if to.is_empty() || to.len() > 100 {
-            return Err(ApiError::Validation("to must list 1 to 100 addresses".into()));
+            return Err(ApiError::Validation(
+                "to must list 1 to 100 addresses".into(),
+            ));
         }
         for addr in to {
             addr.parse::<lettre::message::Mailbox>()
                 .map_err(|_| ApiError::Validation(format!("{addr:?} is not an email address")))?;
-            msgs.push(new_message(Channel::Email, &user, req.event_id, addr.clone(), None, payload.clone()));
+            msgs.push(new_message(
+                Channel::Email,
+                &user,
+                req.event_id,
+                addr.clone(),
+                None,
+                payload.clone(),
+            ));
         }
     } else {
         for m in audience(&state, &user, req.event_id, req.user_ids.as_deref()).await? {
-            msgs.push(new_message(Channel::Email, &user, req.event_id, m.email, Some(m.user_id), payload.clone()));
+            msgs.push(new_message(
+                Channel::Email,
+                &user,
+                req.event_id,
+                m.email,
+                Some(m.user_id),
+                payload.clone(),
+            ));
         }
     }
-    let ids = state.store.enqueue_notifications(&msgs, state.now_ms()).await?;
+    let ids = state
+        .store
+        .enqueue_notifications(&msgs, state.now_ms())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { ids })))
 }
 
@@ -142,22 +174,45 @@ async fn send_sms(
         }
         for n in to {
             if !is_e164(n) {
-                return Err(ApiError::Validation(format!("{n:?} is not an E.164 number like +14155550100")));
+                return Err(ApiError::Validation(format!(
+                    "{n:?} is not an E.164 number like +14155550100"
+                )));
             }
-            msgs.push(new_message(Channel::Sms, &user, req.event_id, n.clone(), None, payload.clone()));
+            msgs.push(new_message(
+                Channel::Sms,
+                &user,
+                req.event_id,
+                n.clone(),
+                None,
+                payload.clone(),
+            ));
         }
     } else {
         for m in audience(&state, &user, req.event_id, req.user_ids.as_deref()).await? {
             if let Some(phone) = m.prefs.phone.filter(|_| m.prefs.sms) {
-                msgs.push(new_message(Channel::Sms, &user, req.event_id, phone, Some(m.user_id), payload.clone()));
+                msgs.push(new_message(
+                    Channel::Sms,
+                    &user,
+                    req.event_id,
+                    phone,
+                    Some(m.user_id),
+                    payload.clone(),
+                ));
             }
         }
     }
-    let ids = state.store.enqueue_notifications(&msgs, state.now_ms()).await?;
+    let ids = state
+        .store
+        .enqueue_notifications(&msgs, state.now_ms())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { ids })))
 }
 
-async fn owned_endpoint(state: &AppState, user: &AuthUser, id: Uuid) -> ApiResult<WebhookEndpointRecord> {
+async fn owned_endpoint(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+) -> ApiResult<WebhookEndpointRecord> {
     let e = state.store.webhook_endpoint(id).await?;
     if e.owner_id != user.id && !user.is_admin() {
         return Err(ApiError::NotFound("webhook endpoint not found".into()));
@@ -176,14 +231,23 @@ async fn send_webhook(
 ) -> ApiResult<(StatusCode, Json<Queued>)> {
     let e = owned_endpoint(&state, &user, req.endpoint_id).await?;
     let k = &req.kind;
-    if k.is_empty() || k.len() > 64 || !k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_') {
-        return Err(ApiError::Validation("type must be 1 to 64 of a-z, 0-9, '.' and '_'".into()));
+    if k.is_empty()
+        || k.len() > 64
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+    {
+        return Err(ApiError::Validation(
+            "type must be 1 to 64 of a-z, 0-9, '.' and '_'".into(),
+        ));
     }
     if !req.data.is_object() {
         return Err(ApiError::Validation("data must be a JSON object".into()));
     }
     let now = state.now_ms();
-    let body = json!({"type": k, "timestamp": crate::store::outbox::rfc3339(now), "data": req.data}).to_string();
+    let body =
+        json!({"type": k, "timestamp": crate::store::outbox::rfc3339(now), "data": req.data})
+            .to_string();
     let msg = NewNotification {
         channel: Channel::Webhook,
         kind: k.clone(),
@@ -232,7 +296,13 @@ async fn status(
         return Err(ApiError::NotFound("notification not found".into()));
     }
     let mut v = NotificationStatus::from(&r);
-    v.attempt_log = state.store.notification_attempts(id).await?.iter().map(AttemptView::from).collect();
+    v.attempt_log = state
+        .store
+        .notification_attempts(id)
+        .await?
+        .iter()
+        .map(AttemptView::from)
+        .collect();
     Ok(Json(v))
 }
 
@@ -247,7 +317,10 @@ async fn list(
 ) -> ApiResult<Json<Vec<NotificationStatus>>> {
     if let Some(e) = q.event_id {
         let event = state.store.event(e).await?;
-        user.require_manager(&event, "only the event's organizer or an admin may list its messages")?;
+        user.require_manager(
+            &event,
+            "only the event's organizer or an admin may list its messages",
+        )?;
     } else if !user.is_admin() {
         return Err(ApiError::Validation("event_id is required".into()));
     }
@@ -280,12 +353,18 @@ async fn resend(
 ) -> ApiResult<Json<NotificationStatus>> {
     let r = state.store.notification(id).await?;
     let owner = match r.endpoint_id {
-        Some(e) => state.store.webhook_endpoint(e).await.is_ok_and(|ep| ep.owner_id == user.id),
+        Some(e) => state
+            .store
+            .webhook_endpoint(e)
+            .await
+            .is_ok_and(|ep| ep.owner_id == user.id),
         None => false,
     };
     if !user.is_admin() && !owner {
         return Err(if may_see(&state, &user, &r).await? {
-            ApiError::Forbidden("only admins re-send email and SMS; endpoint owners replay webhooks".into())
+            ApiError::Forbidden(
+                "only admins re-send email and SMS; endpoint owners replay webhooks".into(),
+            )
         } else {
             ApiError::NotFound("notification not found".into())
         });
@@ -297,7 +376,10 @@ async fn resend(
 /// Queues every undeliverable message again (after configuring a transport).
 #[utoipa::path(post, path = "/notifications/resend-undeliverable", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = Requeued), (status = 403, body = ErrorBody)))]
-async fn resend_undeliverable(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<Requeued>> {
+async fn resend_undeliverable(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> ApiResult<Json<Requeued>> {
     let _ = admin;
     let queued = state.store.resend_undeliverable(state.now_ms()).await?;
     Ok(Json(Requeued { queued }))
@@ -305,7 +387,9 @@ async fn resend_undeliverable(State(state): State<AppState>, admin: Admin) -> Ap
 
 fn check_types(types: &[String]) -> ApiResult<Vec<String>> {
     if types.is_empty() || types.len() > 20 {
-        return Err(ApiError::Validation("event_types must list 1 to 20 types".into()));
+        return Err(ApiError::Validation(
+            "event_types must list 1 to 20 types".into(),
+        ));
     }
     for t in types {
         if t != "*" && !EVENT_TYPES.contains(&t.as_str()) {
@@ -323,10 +407,13 @@ fn check_types(types: &[String]) -> ApiResult<Vec<String>> {
 
 async fn check_target(state: &AppState, url: &str) -> ApiResult<String> {
     if url.len() > 2_000 {
-        return Err(ApiError::Validation("url is longer than 2000 characters".into()));
+        return Err(ApiError::Validation(
+            "url is longer than 2000 characters".into(),
+        ));
     }
     let u = webhook::check_url(url).map_err(ApiError::Validation)?;
-    if let Err(why) = webhook::resolve(&u, &state.config.notifications.webhooks.allow_networks).await
+    if let Err(why) =
+        webhook::resolve(&u, &state.config.notifications.webhooks.allow_networks).await
         && why.starts_with("refused")
     {
         return Err(ApiError::Validation(why));
@@ -340,7 +427,13 @@ fn new_secret(state: &AppState, id: Uuid) -> ApiResult<(SealedSecret, String)> {
         .vault
         .seal(&key, &secret_aad(id))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((SealedSecret { sealed, expires_at: None }, webhook::encode_secret(&key)))
+    Ok((
+        SealedSecret {
+            sealed,
+            expires_at: None,
+        },
+        webhook::encode_secret(&key),
+    ))
 }
 
 /// Registers a webhook endpoint; the answer carries its signing secret once.
@@ -354,7 +447,10 @@ async fn create_endpoint(
 ) -> ApiResult<(StatusCode, Json<EndpointView>)> {
     if let Some(e) = req.event_id {
         let event = state.store.event(e).await?;
-        user.require_manager(&event, "only the event's organizer may register its webhooks")?;
+        user.require_manager(
+            &event,
+            "only the event's organizer may register its webhooks",
+        )?;
     }
     let event_types = check_types(&req.event_types)?;
     let url = check_target(&state, &req.url).await?;
@@ -382,18 +478,27 @@ async fn create_endpoint(
 /// Your endpoints (admin: everyone's).
 #[utoipa::path(get, path = "/notifications/webhook-endpoints", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = Vec<EndpointView>), (status = 403, body = ErrorBody)))]
-async fn list_endpoints(State(state): State<AppState>, Organizer(user): Organizer) -> ApiResult<Json<Vec<EndpointView>>> {
+async fn list_endpoints(
+    State(state): State<AppState>,
+    Organizer(user): Organizer,
+) -> ApiResult<Json<Vec<EndpointView>>> {
     let owner = (!user.is_admin()).then_some(user.id);
     let now = state.now_ms();
     let list = state.store.list_webhook_endpoints(owner).await?;
-    Ok(Json(list.iter().map(|e| EndpointView::of(e, now)).collect()))
+    Ok(Json(
+        list.iter().map(|e| EndpointView::of(e, now)).collect(),
+    ))
 }
 
 /// One endpoint.
 #[utoipa::path(get, path = "/notifications/webhook-endpoints/{id}", tag = "notifications", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)))]
-async fn get_endpoint(State(state): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> ApiResult<Json<EndpointView>> {
+async fn get_endpoint(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<EndpointView>> {
     let e = owned_endpoint(&state, &user, id).await?;
     Ok(Json(EndpointView::of(&e, state.now_ms())))
 }
@@ -434,10 +539,15 @@ async fn update_endpoint(
 #[utoipa::path(post, path = "/notifications/webhook-endpoints/{id}/rotate-secret", tag = "notifications", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)))]
-async fn rotate_secret(State(state): State<AppState>, user: AuthUser, Path(id): Path<Uuid>) -> ApiResult<Json<EndpointView>> {
+async fn rotate_secret(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<EndpointView>> {
     let mut e = owned_endpoint(&state, &user, id).await?;
     let now = state.now_ms();
-    let overlap = (state.config.notifications.webhooks.rotation_overlap_secs as i64).saturating_mul(1000);
+    let overlap =
+        (state.config.notifications.webhooks.rotation_overlap_secs as i64).saturating_mul(1000);
     let (sealed, secret) = new_secret(&state, id)?;
     let mut secrets = vec![sealed];
     for mut s in e.secrets.drain(..) {
@@ -467,7 +577,12 @@ async fn deliveries(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<NotificationStatus>>> {
     let e = owned_endpoint(&state, &user, id).await?;
-    let status = q.status.as_deref().map(str::parse::<DeliveryStatus>).transpose().map_err(ApiError::Validation)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<DeliveryStatus>)
+        .transpose()
+        .map_err(ApiError::Validation)?;
     let f = NotificationFilter {
         endpoint_id: Some(e.id),
         status,
@@ -484,7 +599,11 @@ async fn deliveries(
     responses((status = 200, body = Preferences)))]
 async fn get_prefs(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Preferences>> {
     let p = state.store.notification_prefs(user.id).await?;
-    Ok(Json(Preferences { reminders: p.reminders, phone: p.phone, sms: p.sms }))
+    Ok(Json(Preferences {
+        reminders: p.reminders,
+        phone: p.phone,
+        sms: p.sms,
+    }))
 }
 
 /// Sets your preferences: reminders on or off, SMS number and opt-in.
@@ -493,17 +612,30 @@ async fn get_prefs(State(state): State<AppState>, user: AuthUser) -> ApiResult<J
 #[utoipa::path(put, path = "/notifications/preferences", tag = "notifications", security(("bearer" = [])),
     request_body = Preferences,
     responses((status = 200, body = Preferences), (status = 422, body = ErrorBody)))]
-async fn put_prefs(State(state): State<AppState>, user: AuthUser, Json(p): Json<Preferences>) -> ApiResult<Json<Preferences>> {
+async fn put_prefs(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(p): Json<Preferences>,
+) -> ApiResult<Json<Preferences>> {
     if let Some(phone) = &p.phone
         && !is_e164(phone)
     {
-        return Err(ApiError::Validation("phone must be an E.164 number like +14155550100".into()));
+        return Err(ApiError::Validation(
+            "phone must be an E.164 number like +14155550100".into(),
+        ));
     }
     if p.sms && p.phone.is_none() {
         return Err(ApiError::Validation("sms needs a phone number".into()));
     }
-    let rec = PrefsRecord { reminders: p.reminders, phone: p.phone.clone(), sms: p.sms };
-    state.store.set_notification_prefs(user.id, &rec, state.now_ms()).await?;
+    let rec = PrefsRecord {
+        reminders: p.reminders,
+        phone: p.phone.clone(),
+        sms: p.sms,
+    };
+    state
+        .store
+        .set_notification_prefs(user.id, &rec, state.now_ms())
+        .await?;
     Ok(Json(p))
 }
 
@@ -515,16 +647,29 @@ fn is_colour(s: &str) -> bool {
 #[utoipa::path(put, path = "/notifications/branding/{id}", tag = "notifications", security(("bearer" = [])),
     params(("id" = String, Path, description = "event id")), request_body = Branding,
     responses((status = 200, body = Branding), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn put_branding(State(state): State<AppState>, m: ManagedEvent, Json(b): Json<Branding>) -> ApiResult<Json<Branding>> {
+async fn put_branding(
+    State(state): State<AppState>,
+    m: ManagedEvent,
+    Json(b): Json<Branding>,
+) -> ApiResult<Json<Branding>> {
     if !is_colour(&b.primary_color) || !is_colour(&b.accent_color) {
         return Err(ApiError::Validation("colours must be #rrggbb".into()));
     }
     if let Some(u) = &b.logo_url
         && (!u.starts_with("https://") || u.len() > 500 || reqwest::Url::parse(u).is_err())
     {
-        return Err(ApiError::Validation("logo_url must be an https URL of at most 500 characters".into()));
+        return Err(ApiError::Validation(
+            "logo_url must be an https URL of at most 500 characters".into(),
+        ));
     }
-    let rec = BrandingRecord { primary_color: b.primary_color.clone(), accent_color: b.accent_color.clone(), logo_url: b.logo_url.clone() };
-    state.store.set_event_branding(m.event.id, &rec, state.now_ms()).await?;
+    let rec = BrandingRecord {
+        primary_color: b.primary_color.clone(),
+        accent_color: b.accent_color.clone(),
+        logo_url: b.logo_url.clone(),
+    };
+    state
+        .store
+        .set_event_branding(m.event.id, &rec, state.now_ms())
+        .await?;
     Ok(Json(b))
 }

@@ -184,19 +184,19 @@ impl NotificationsConfig {
             return Err("notifications.outbox.max_attempts must be between 1 and 50".into());
         }
         if o.poll_ms < 10 || o.lease_ms < 1_000 || o.batch == 0 || o.batch > 500 {
-            return Err("notifications.outbox: poll_ms >= 10, lease_ms >= 1000, batch 1..=500".into());
+            return Err(
+                "notifications.outbox: poll_ms >= 10, lease_ms >= 1000, batch 1..=500".into(),
+            );
         }
         if o.backoff_base_ms == 0 || o.backoff_max_ms < o.backoff_base_ms {
             return Err("notifications.outbox: 0 < backoff_base_ms <= backoff_max_ms".into());
         }
         if !self.email.smtp_host.is_empty()
-            && self
-                .email
-                .from
-                .parse::<lettre::message::Mailbox>()
-                .is_err()
+            && self.email.from.parse::<lettre::message::Mailbox>().is_err()
         {
-            return Err("notifications.email.from must be an address like `Name <a@b.example>`".into());
+            return Err(
+                "notifications.email.from must be an address like `Name <a@b.example>`".into(),
+            );
         }
         let base = &self.sms.api_base;
         if !(base.starts_with("https://") || base.starts_with("http://")) {
@@ -205,7 +205,10 @@ impl NotificationsConfig {
         if !self.sms.account_sid.is_empty() && !crate::notifications::sms::is_e164(&self.sms.from) {
             return Err("notifications.sms.from must be an E.164 number like +14155550100".into());
         }
-        if self.webhooks.timeout_ms < 100 || self.email.timeout_ms < 100 || self.sms.timeout_ms < 100 {
+        if self.webhooks.timeout_ms < 100
+            || self.email.timeout_ms < 100
+            || self.sms.timeout_ms < 100
+        {
             return Err("notifications timeouts must be at least 100 ms".into());
         }
         Ok(())

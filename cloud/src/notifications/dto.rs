@@ -1,9 +1,7 @@
 //! Request and response bodies of the notification endpoints.
 
 use crate::model::{EventId, UserId, from_millis};
-use crate::store::notifications::{
-    AttemptRecord, NotificationRecord, WebhookEndpointRecord,
-};
+use crate::store::notifications::{AttemptRecord, NotificationRecord, WebhookEndpointRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -156,7 +154,8 @@ impl From<&NotificationRecord> for NotificationStatus {
             last_status_code: r.last_status_code,
             event_id: r.event_id,
             endpoint_id: r.endpoint_id,
-            next_attempt_at: (r.status.as_str() == "queued").then(|| from_millis(r.next_attempt_at)),
+            next_attempt_at: (r.status.as_str() == "queued")
+                .then(|| from_millis(r.next_attempt_at)),
             created_at: from_millis(r.created_at),
             delivered_at: r.delivered_at.map(from_millis),
             attempt_log: Vec::new(),
@@ -250,7 +249,11 @@ impl EndpointView {
             event_types: e.event_types.clone(),
             enabled: e.enabled,
             disabled_reason: e.disabled_reason.clone(),
-            live_secrets: e.secrets.iter().filter(|s| s.expires_at.is_none_or(|x| x > now)).count(),
+            live_secrets: e
+                .secrets
+                .iter()
+                .filter(|s| s.expires_at.is_none_or(|x| x > now))
+                .count(),
             secret: None,
         }
     }

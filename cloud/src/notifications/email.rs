@@ -34,7 +34,9 @@ pub struct Mailer {
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailer").field("from", &self.from.to_string()).finish_non_exhaustive()
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,11 +110,13 @@ pub fn build(
         r.html.clone(),
     ));
     for img in images {
-        related = related.singlepart(Attachment::new_inline(img.cid.clone()).body(img.png.clone(), png.clone()));
+        related = related
+            .singlepart(Attachment::new_inline(img.cid.clone()).body(img.png.clone(), png.clone()));
     }
     let mut mixed = MultiPart::mixed().multipart(related);
     for img in images {
-        mixed = mixed.singlepart(Attachment::new(img.filename.clone()).body(img.png.clone(), png.clone()));
+        mixed = mixed
+            .singlepart(Attachment::new(img.filename.clone()).body(img.png.clone(), png.clone()));
     }
     if let Some(ics) = ics {
         let cal = ContentType::parse("text/calendar; charset=utf-8; method=PUBLISH")
@@ -173,10 +177,22 @@ pub fn ics(event: &serde_json::Value, stamp_ms: i64) -> String {
         "BEGIN:VEVENT".into(),
         format!("UID:{}@gatehouse", event["id"].as_str().unwrap_or_default()),
         format!("DTSTAMP:{}", ics_time(stamp_ms)),
-        format!("DTSTART:{}", ics_time(event["starts_at_ms"].as_i64().unwrap_or_default())),
-        format!("DTEND:{}", ics_time(event["ends_at_ms"].as_i64().unwrap_or_default())),
-        format!("SUMMARY:{}", ics_escape(event["name"].as_str().unwrap_or_default())),
-        format!("LOCATION:{}", ics_escape(event["venue"].as_str().unwrap_or_default())),
+        format!(
+            "DTSTART:{}",
+            ics_time(event["starts_at_ms"].as_i64().unwrap_or_default())
+        ),
+        format!(
+            "DTEND:{}",
+            ics_time(event["ends_at_ms"].as_i64().unwrap_or_default())
+        ),
+        format!(
+            "SUMMARY:{}",
+            ics_escape(event["name"].as_str().unwrap_or_default())
+        ),
+        format!(
+            "LOCATION:{}",
+            ics_escape(event["venue"].as_str().unwrap_or_default())
+        ),
         "END:VEVENT".into(),
         "END:VCALENDAR".into(),
     ];
@@ -193,7 +209,10 @@ mod tests {
             "starts_at_ms": time::macros::datetime!(2031-06-01 18:00 UTC).unix_timestamp() * 1000,
             "ends_at_ms": time::macros::datetime!(2031-06-01 23:30 UTC).unix_timestamp() * 1000});
         let cal = ics(&ev, 0);
-        assert!(cal.contains("SUMMARY:Rock\\, Paper\\; Scissors\\nLive\r\n"), "{cal}");
+        assert!(
+            cal.contains("SUMMARY:Rock\\, Paper\\; Scissors\\nLive\r\n"),
+            "{cal}"
+        );
         assert!(cal.contains("DTSTART:20310601T180000Z"), "{cal}");
         assert!(cal.lines().all(|l| l.len() <= 75), "{cal}");
         let long = fold(&"x".repeat(200));

@@ -162,7 +162,10 @@ mod tests {
             retry_after("Wed, 21 Oct 2026 07:29:30 GMT", now),
             Some(Duration::from_secs(90))
         );
-        assert_eq!(retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(retry_after("soon", now), None);
     }
 }

@@ -33,7 +33,10 @@ pub struct Sms {
 
 impl std::fmt::Debug for Sms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sms").field("url", &self.url).field("from", &self.from).finish_non_exhaustive()
+        f.debug_struct("Sms")
+            .field("url", &self.url)
+            .field("from", &self.from)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,7 +79,10 @@ impl Sms {
             .client
             .post(&self.url)
             .basic_auth(&self.sid, Some(self.token.expose()))
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .body(form)
             .send()
             .await
@@ -94,7 +100,14 @@ mod tests {
         for ok in ["+14155550100", "+447700900123", "+4915123456789"] {
             assert!(is_e164(ok), "{ok}");
         }
-        for bad in ["14155550100", "+0155550100", "+1 415 555", "+1415", "+1234567890123456", "+14155550a00"] {
+        for bad in [
+            "14155550100",
+            "+0155550100",
+            "+1 415 555",
+            "+1415",
+            "+1234567890123456",
+            "+14155550a00",
+        ] {
             assert!(!is_e164(bad), "{bad}");
         }
     }

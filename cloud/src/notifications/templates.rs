@@ -15,15 +15,32 @@ macro_rules! templates {
 
 const FILES: &[(&str, &str)] = templates!(
     "layout.html",
-    "welcome.html", "welcome.txt", "welcome.subject.txt",
-    "order_confirmation.html", "order_confirmation.txt", "order_confirmation.subject.txt",
+    "welcome.html",
+    "welcome.txt",
+    "welcome.subject.txt",
+    "order_confirmation.html",
+    "order_confirmation.txt",
+    "order_confirmation.subject.txt",
     "order_confirmation.sms.txt",
-    "transfer_received.html", "transfer_received.txt", "transfer_received.subject.txt",
-    "transfer_sent.html", "transfer_sent.txt", "transfer_sent.subject.txt",
-    "refund.html", "refund.txt", "refund.subject.txt",
-    "event_reminder.html", "event_reminder.txt", "event_reminder.subject.txt",
-    "event_cancelled.html", "event_cancelled.txt", "event_cancelled.subject.txt",
-    "custom.html", "custom.txt", "custom.subject.txt", "custom.sms.txt",
+    "transfer_received.html",
+    "transfer_received.txt",
+    "transfer_received.subject.txt",
+    "transfer_sent.html",
+    "transfer_sent.txt",
+    "transfer_sent.subject.txt",
+    "refund.html",
+    "refund.txt",
+    "refund.subject.txt",
+    "event_reminder.html",
+    "event_reminder.txt",
+    "event_reminder.subject.txt",
+    "event_cancelled.html",
+    "event_cancelled.txt",
+    "event_cancelled.subject.txt",
+    "custom.html",
+    "custom.txt",
+    "custom.subject.txt",
+    "custom.sms.txt",
 );
 
 /// Kinds of email the templates cover.
@@ -74,7 +91,12 @@ pub struct Templates {
 fn money(minor: i64, currency: String) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let m = minor.unsigned_abs();
-    format!("{sign}{}.{:02} {}", m / 100, m % 100, currency.to_uppercase())
+    format!(
+        "{sign}{}.{:02} {}",
+        m / 100,
+        m % 100,
+        currency.to_uppercase()
+    )
 }
 
 impl Templates {
@@ -96,7 +118,12 @@ impl Templates {
     }
 
     /// Renders an email of `kind` from its payload variables.
-    pub fn email(&self, kind: &str, vars: &serde_json::Value, brand: &Brand) -> Result<Rendered, String> {
+    pub fn email(
+        &self,
+        kind: &str,
+        vars: &serde_json::Value,
+        brand: &Brand,
+    ) -> Result<Rendered, String> {
         if !EMAIL_KINDS.contains(&kind) {
             return Err(format!("no email template for {kind:?}"));
         }
@@ -124,16 +151,28 @@ impl Templates {
             ..base
         };
         Ok(Rendered {
-            text: self.render(&format!("{kind}.txt"), &ctx)?.trim().to_string() + "\n",
+            text: self
+                .render(&format!("{kind}.txt"), &ctx)?
+                .trim()
+                .to_string()
+                + "\n",
             html: self.render(&format!("{kind}.html"), &ctx)?,
             subject,
         })
     }
 
     /// Renders the SMS text of `kind`.
-    pub fn sms(&self, kind: &str, vars: &serde_json::Value, brand: &Brand) -> Result<String, String> {
+    pub fn sms(
+        &self,
+        kind: &str,
+        vars: &serde_json::Value,
+        brand: &Brand,
+    ) -> Result<String, String> {
         let ctx = context! { brand => brand, ..Value::from_serialize(vars) };
-        Ok(self.render(&format!("{kind}.sms.txt"), &ctx)?.trim().to_string())
+        Ok(self
+            .render(&format!("{kind}.sms.txt"), &ctx)?
+            .trim()
+            .to_string())
     }
 }
 
@@ -161,12 +200,19 @@ mod tests {
         for kind in EMAIL_KINDS {
             let r = t.email(kind, &vars, &brand()).unwrap();
             assert!(!r.subject.is_empty() && !r.text.trim().is_empty(), "{kind}");
-            assert!(r.html.contains("#112233"), "{kind} carries the event's colour");
+            assert!(
+                r.html.contains("#112233"),
+                "{kind} carries the event's colour"
+            );
         }
         let r = t.email("order_confirmation", &vars, &brand()).unwrap();
         assert!(r.text.contains("25.00 EUR"), "{}", r.text);
         assert!(r.html.contains("cid:qr-t1"), "the QR code is inline");
-        assert!(t.sms("order_confirmation", &vars, &brand()).unwrap().contains("o1"));
+        assert!(
+            t.sms("order_confirmation", &vars, &brand())
+                .unwrap()
+                .contains("o1")
+        );
     }
 
     #[test]
@@ -176,9 +222,16 @@ mod tests {
         let r = t.email("custom", &vars, &brand()).unwrap();
         assert!(!r.html.contains("<script>"), "{}", r.html);
         assert!(r.html.contains("&lt;script&gt;"), "{}", r.html);
-        assert!(r.html.contains("Harbour &lt;Lights&gt;"), "branding is escaped too");
+        assert!(
+            r.html.contains("Harbour &lt;Lights&gt;"),
+            "branding is escaped too"
+        );
         assert!(r.text.contains("<script>alert(1)</script> & more"));
-        assert!(!r.subject.contains('\n') && !r.subject.contains('\r'), "{:?}", r.subject);
+        assert!(
+            !r.subject.contains('\n') && !r.subject.contains('\r'),
+            "{:?}",
+            r.subject
+        );
         assert!(t.email("nope", &vars, &brand()).is_err());
     }
 }

@@ -111,7 +111,9 @@ pub async fn resolve(url: &reqwest::Url, allow: &[IpNet]) -> Result<SocketAddr, 
         .await
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .collect();
-    let first = *addrs.first().ok_or_else(|| format!("{host} has no address"))?;
+    let first = *addrs
+        .first()
+        .ok_or_else(|| format!("{host} has no address"))?;
     for a in &addrs {
         if is_internal(a.ip()) && !allow.iter().any(|n| n.contains(&a.ip())) {
             return Err(format!(
@@ -150,7 +152,10 @@ pub async fn deliver(
         .header("content-type", "application/json")
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature_header(keys, id, timestamp, body))
+        .header(
+            "webhook-signature",
+            signature_header(keys, id, timestamp, body),
+        )
         .body(body.to_string())
         .send()
         .await
@@ -195,8 +200,18 @@ mod tests {
     #[test]
     fn internal_addresses_are_recognised() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip} is internal");
         }
@@ -213,7 +228,10 @@ mod tests {
         let allow: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
         assert!(resolve(&url, &allow).await.is_ok());
         let url = check_url("http://localhost:9/hook").unwrap();
-        assert!(resolve(&url, &[]).await.is_err(), "a name resolving to loopback too");
+        assert!(
+            resolve(&url, &[]).await.is_err(),
+            "a name resolving to loopback too"
+        );
         assert!(check_url("ftp://example.com/").is_err());
         assert!(check_url("http://user:pw@example.com/").is_err());
     }

@@ -45,19 +45,28 @@ impl Transports {
 /// The retry delay after `attempt` failed: `base * 2^(attempt-1)`, capped,
 /// with equal jitter (between half and all of it), and never sooner than
 /// the receiver asked.
-pub fn backoff(cfg: &super::config::OutboxConfig, attempt: u32, asked: Option<Duration>, random: u64) -> Duration {
+pub fn backoff(
+    cfg: &super::config::OutboxConfig,
+    attempt: u32,
+    asked: Option<Duration>,
+    random: u64,
+) -> Duration {
     let exp = cfg
         .backoff_base_ms
         .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
         .min(cfg.backoff_max_ms);
     let half = exp / 2;
     let jittered = half + random % (exp - half + 1);
-    let asked = asked.map_or(0, |d| d.as_millis().min(u128::from(cfg.backoff_max_ms)) as u64);
+    let asked = asked.map_or(0, |d| {
+        d.as_millis().min(u128::from(cfg.backoff_max_ms)) as u64
+    });
     Duration::from_millis(jittered.max(asked))
 }
 
 fn random_u64() -> u64 {
-    crate::crypto::random_bytes::<8>().map(u64::from_le_bytes).unwrap_or(0)
+    crate::crypto::random_bytes::<8>()
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
 }
 
 /// Starts the worker when `notifications.outbox.enabled`.
@@ -88,7 +97,13 @@ pub async fn run(state: AppState, transports: Arc<Transports>) {
             let lease = now + cfg.outbox.lease_ms as i64;
             let batch = match state
                 .store
-                .claim_notifications(&worker, now, lease, cfg.outbox.max_attempts, cfg.outbox.batch)
+                .claim_notifications(
+                    &worker,
+                    now,
+                    lease,
+                    cfg.outbox.max_attempts,
+                    cfg.outbox.batch,
+                )
                 .await
             {
                 Ok(b) => b,
@@ -100,7 +115,8 @@ pub async fn run(state: AppState, transports: Arc<Transports>) {
             let full = batch.len() as u32 == cfg.outbox.batch;
             let mut set = tokio::task::JoinSet::new();
             for rec in batch {
-                let (state, transports, worker) = (state.clone(), transports.clone(), worker.clone());
+                let (state, transports, worker) =
+                    (state.clone(), transports.clone(), worker.clone());
                 set.spawn(async move { process(&state, &transports, &worker, rec).await });
             }
             while set.join_next().await.is_some() {}
@@ -114,7 +130,8 @@ pub async fn run(state: AppState, transports: Arc<Transports>) {
 async fn chores(state: &AppState) {
     if let Ok(counts) = state.store.outbox_counts().await {
         for (channel, status, n) in counts {
-            metrics::gauge!("notifications_outbox", "channel" => channel, "status" => status).set(n as f64);
+            metrics::gauge!("notifications_outbox", "channel" => channel, "status" => status)
+                .set(n as f64);
         }
     }
     let r = &state.config.notifications.reminders;
@@ -159,12 +176,14 @@ pub async fn process(state: &AppState, t: &Transports, worker: &str, rec: Notifi
             r.status_code = a.status_code;
             metrics::counter!("notifications_delivered_total", "channel" => channel).increment(1);
             let latency = (now - rec.created_at).max(0) as f64 / 1000.0;
-            metrics::histogram!("notifications_delivery_latency_seconds", "channel" => channel).record(latency);
+            metrics::histogram!("notifications_delivery_latency_seconds", "channel" => channel)
+                .record(latency);
         }
         Ok(Sent::NoTransport(why)) => {
             r.status = DeliveryStatus::Undeliverable;
             r.error = Some(why);
-            metrics::counter!("notifications_undeliverable_total", "channel" => channel).increment(1);
+            metrics::counter!("notifications_undeliverable_total", "channel" => channel)
+                .increment(1);
         }
         Err(f) => {
             r.error = Some(f.message.clone());
@@ -187,8 +206,12 @@ pub async fn process(state: &AppState, t: &Transports, worker: &str, rec: Notifi
     }
     match state.store.finish_notification(&r, now).await {
         Ok(true) => {}
-        Ok(false) => tracing::warn!(id = %rec.id, "outbox: lease lost before the result was recorded"),
-        Err(e) => tracing::warn!(id = %rec.id, error = %e, "outbox: cannot record the result; the lease will expire and it is retried"),
+        Ok(false) => {
+            tracing::warn!(id = %rec.id, "outbox: lease lost before the result was recorded")
+        }
+        Err(e) => {
+            tracing::warn!(id = %rec.id, error = %e, "outbox: cannot record the result; the lease will expire and it is retried")
+        }
     }
 }
 
@@ -224,7 +247,9 @@ async fn send(state: &AppState, t: &Transports, rec: &NotificationRecord) -> Res
             let body = if rec.kind == "custom" {
                 payload["text"].as_str().unwrap_or_default().to_string()
             } else {
-                t.templates.sms(&rec.kind, &payload, &brand).map_err(Failure::permanent)?
+                t.templates
+                    .sms(&rec.kind, &payload, &brand)
+                    .map_err(Failure::permanent)?
             };
             sms.send(&rec.recipient, &body).await.map(Sent::Delivered)
         }
@@ -238,7 +263,10 @@ async fn brand(state: &AppState, rec: &NotificationRecord, payload: &Value) -> B
         None => Default::default(),
     };
     Brand {
-        name: payload["event"]["name"].as_str().unwrap_or("Gatehouse").to_string(),
+        name: payload["event"]["name"]
+            .as_str()
+            .unwrap_or("Gatehouse")
+            .to_string(),
         primary_color: b.primary_color,
         accent_color: b.accent_color,
         logo_url: b.logo_url,
@@ -276,12 +304,23 @@ async fn compose_email(
         .map_err(Failure::permanent)?;
     let ics = (WITH_ICS.contains(&rec.kind.as_str()) && payload["event"].is_object())
         .then(|| email::ics(&payload["event"], rec.created_at));
-    email::build(mailer.from(), &rec.recipient, &rec.id.to_string(), &rendered, &images, ics)
-        .map_err(Failure::permanent)
+    email::build(
+        mailer.from(),
+        &rec.recipient,
+        &rec.id.to_string(),
+        &rendered,
+        &images,
+        ics,
+    )
+    .map_err(Failure::permanent)
 }
 
 /// The raw keys of an endpoint's live secrets (newest first).
-pub fn live_keys(state: &AppState, e: &WebhookEndpointRecord, now: i64) -> Result<Vec<Vec<u8>>, String> {
+pub fn live_keys(
+    state: &AppState,
+    e: &WebhookEndpointRecord,
+    now: i64,
+) -> Result<Vec<Vec<u8>>, String> {
     e.secrets
         .iter()
         .enumerate()
@@ -308,23 +347,37 @@ async fn send_webhook(state: &AppState, rec: &NotificationRecord) -> Result<Atte
     if !e.enabled {
         return Err(Failure::permanent(format!(
             "the endpoint is disabled{}",
-            e.disabled_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            e.disabled_reason
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
         )));
     }
     let keys = live_keys(state, &e, state.now_ms()).map_err(Failure::permanent)?;
     let cfg = &state.config.notifications.webhooks;
-    webhook::deliver(cfg, &e.url, &keys, &rec.id.to_string(), state.now_secs() as i64, &rec.payload).await
+    webhook::deliver(
+        cfg,
+        &e.url,
+        &keys,
+        &rec.id.to_string(),
+        state.now_secs() as i64,
+        &rec.payload,
+    )
+    .await
 }
 
 async fn disable_endpoint(state: &AppState, rec: &NotificationRecord, why: &str) {
     let Some(id) = rec.endpoint_id else { return };
-    let Ok(mut e) = state.store.webhook_endpoint(id).await else { return };
+    let Ok(mut e) = state.store.webhook_endpoint(id).await else {
+        return;
+    };
     e.enabled = false;
     e.disabled_reason = Some(why.chars().take(200).collect());
     e.updated_at = state.now_ms();
     match state.store.update_webhook_endpoint(&e).await {
         Ok(()) => tracing::warn!(endpoint = %id, "webhook endpoint disabled: it answered 410 Gone"),
-        Err(err) => tracing::warn!(endpoint = %id, error = %err, "could not disable the webhook endpoint"),
+        Err(err) => {
+            tracing::warn!(endpoint = %id, error = %err, "could not disable the webhook endpoint")
+        }
     }
 }
 
@@ -343,10 +396,21 @@ mod tests {
             let full = 1_000u64 << (attempt - 1);
             let lo = backoff(&cfg, attempt, None, 0).as_millis() as u64;
             let hi = backoff(&cfg, attempt, None, u64::MAX - 7).as_millis() as u64;
-            assert!(lo >= full / 2 && hi <= full, "attempt {attempt}: {lo}..{hi} within [{}, {full}]", full / 2);
+            assert!(
+                lo >= full / 2 && hi <= full,
+                "attempt {attempt}: {lo}..{hi} within [{}, {full}]",
+                full / 2
+            );
         }
         assert!(backoff(&cfg, 30, None, 5).as_millis() <= 60_000, "capped");
-        assert_eq!(backoff(&cfg, 1, Some(Duration::from_secs(30)), 0), Duration::from_secs(30));
-        assert_eq!(backoff(&cfg, 1, Some(Duration::from_secs(9_999)), 0), Duration::from_secs(60), "Retry-After capped");
+        assert_eq!(
+            backoff(&cfg, 1, Some(Duration::from_secs(30)), 0),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            backoff(&cfg, 1, Some(Duration::from_secs(9_999)), 0),
+            Duration::from_secs(60),
+            "Retry-After capped"
+        );
     }
 }

@@ -329,8 +329,11 @@ pub trait NotificationStore: Send + Sync {
     async fn notification_attempts(&self, id: Uuid) -> StoreResult<Vec<AttemptRecord>>;
     /// Queues a finished message again with fresh attempts (`Conflict`
     /// while it is queued or sending).
-    async fn resend_notification(&self, id: Uuid, now: UnixMillis)
-    -> StoreResult<NotificationRecord>;
+    async fn resend_notification(
+        &self,
+        id: Uuid,
+        now: UnixMillis,
+    ) -> StoreResult<NotificationRecord>;
     /// Queues every undeliverable message again; returns how many.
     async fn resend_undeliverable(&self, now: UnixMillis) -> StoreResult<u64>;
     /// `(channel, status, count)` over the outbox.

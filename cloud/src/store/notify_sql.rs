@@ -16,7 +16,8 @@ use uuid::Uuid;
 const COLS: &str = "id, channel, kind, status, event_id, endpoint_id, user_id, recipient, payload, created_by, \
      attempts, max_attempts, next_attempt_at, last_error, last_status_code, created_at, updated_at, delivered_at";
 
-const DUE: &str = "(status = 'queued' AND next_attempt_at <= $4) OR (status = 'sending' AND lease_until < $4)";
+const DUE: &str =
+    "(status = 'queued' AND next_attempt_at <= $4) OR (status = 'sending' AND lease_until < $4)";
 
 fn claim_sql<D: Dialect>() -> String {
     let lock = if D::NAME == "postgres" {
@@ -85,8 +86,7 @@ fn secrets_from_json(text: &str) -> StoreResult<Vec<SealedSecret>> {
         .collect()
 }
 
-const ENDPOINT_COLS: &str =
-    "id, owner_id, event_id, url, event_types, secrets, enabled, disabled_reason, created_at, updated_at";
+const ENDPOINT_COLS: &str = "id, owner_id, event_id, url, event_types, secrets, enabled, disabled_reason, created_at, updated_at";
 
 fn endpoint(row: &AnyRow) -> StoreResult<WebhookEndpointRecord> {
     let types: String = col(row, "event_types")?;
@@ -96,7 +96,11 @@ fn endpoint(row: &AnyRow) -> StoreResult<WebhookEndpointRecord> {
         owner_id: parsed(row, "owner_id")?,
         event_id: parsed_opt(row, "event_id")?,
         url: col(row, "url")?,
-        event_types: types.split(' ').filter(|t| !t.is_empty()).map(String::from).collect(),
+        event_types: types
+            .split(' ')
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
         secrets: secrets_from_json(&secrets)?,
         enabled: col::<i64>(row, "enabled")? != 0,
         disabled_reason: col(row, "disabled_reason")?,
@@ -347,10 +351,12 @@ impl<D: Dialect> NotificationStore for SqlStore<D> {
     }
 
     async fn outbox_counts(&self) -> StoreResult<Vec<(String, String, i64)>> {
-        let rows = sqlx::query("SELECT channel, status, COUNT(*) AS n FROM notifications GROUP BY channel, status")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let rows = sqlx::query(
+            "SELECT channel, status, COUNT(*) AS n FROM notifications GROUP BY channel, status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
         rows.iter()
             .map(|r| Ok((col(r, "channel")?, col(r, "status")?, col(r, "n")?)))
             .collect()
@@ -424,12 +430,16 @@ impl<D: Dialect> NotificationStore for SqlStore<D> {
     }
 
     async fn notification_prefs(&self, user: UserId) -> StoreResult<PrefsRecord> {
-        let row = sqlx::query("SELECT reminders, phone, sms FROM notification_prefs WHERE user_id = $1")
-            .bind(user.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(prefs).transpose().map(Option::unwrap_or_default)
+        let row =
+            sqlx::query("SELECT reminders, phone, sms FROM notification_prefs WHERE user_id = $1")
+                .bind(user.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        row.as_ref()
+            .map(prefs)
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 
     async fn set_notification_prefs(
@@ -534,7 +544,9 @@ impl<D: Dialect> NotificationStore for SqlStore<D> {
         .map_err(map_err)?;
         let mut n = 0;
         for id in due {
-            let Ok(event) = id.parse::<EventId>() else { continue };
+            let Ok(event) = id.parse::<EventId>() else {
+                continue;
+            };
             n += self.remind(event, now).await?;
         }
         Ok(n)

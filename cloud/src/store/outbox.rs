@@ -7,9 +7,9 @@
 //! into a resent order confirmation). Dedupe keys make replayed business
 //! events (a webhook delivered twice) enqueue once.
 
+use super::StoreResult;
 use super::notifications::{Channel, NewNotification};
 use super::sql::{col, map_err};
-use super::StoreResult;
 use crate::model::{EventId, EventStatus, OrderId, TicketId, UnixMillis, UserId};
 use serde_json::{Value, json};
 use sqlx::any::AnyRow;
@@ -227,20 +227,28 @@ const TICKETS: &str = "SELECT t.id, t.tier, tr.name AS tier_name, t.holder_name,
 pub(super) async fn user_registered(tx: &mut Tx, user: UserId, now: UnixMillis) -> StoreResult<()> {
     let p = person(tx, user).await?;
     let payload = json!({"name": p.name});
-    email_to(tx, &p, "welcome", None, payload, format!("welcome:{user}"), now).await?;
+    email_to(
+        tx,
+        &p,
+        "welcome",
+        None,
+        payload,
+        format!("welcome:{user}"),
+        now,
+    )
+    .await?;
     Ok(())
 }
 
 /// A paid order: confirmation with its tickets' QR codes (email, and SMS
 /// when the buyer asked for it), `order.paid` and `ticket.issued` webhooks.
 pub(super) async fn order_paid(tx: &mut Tx, order: OrderId, now: UnixMillis) -> StoreResult<()> {
-    let row = sqlx::query(
-        "SELECT event_id, buyer_id, total_minor, currency FROM orders WHERE id = $1",
-    )
-    .bind(order.to_string())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    let row =
+        sqlx::query("SELECT event_id, buyer_id, total_minor, currency FROM orders WHERE id = $1")
+            .bind(order.to_string())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
     let event: EventId = super::sql::parsed(&row, "event_id")?;
     let buyer: Option<UserId> = super::sql::parsed_opt(&row, "buyer_id")?;
     let total: i64 = col(&row, "total_minor")?;
@@ -253,19 +261,49 @@ pub(super) async fn order_paid(tx: &mut Tx, order: OrderId, now: UnixMillis) -> 
     .fetch_all(&mut **tx)
     .await
     .map_err(map_err)?;
-    let tickets: Vec<Value> = tickets.iter().map(ticket_json).collect::<StoreResult<_>>()?;
+    let tickets: Vec<Value> = tickets
+        .iter()
+        .map(ticket_json)
+        .collect::<StoreResult<_>>()?;
     let order_json = json!({"id": order.to_string(), "total_minor": total, "currency": currency});
     if let Some(buyer) = buyer {
         let p = person(tx, buyer).await?;
-        let payload = json!({"name": p.name, "event": event_json, "order": order_json, "tickets": tickets});
+        let payload =
+            json!({"name": p.name, "event": event_json, "order": order_json, "tickets": tickets});
         let dedupe = format!("order_confirmation:{order}");
-        email_to(tx, &p, "order_confirmation", Some(event), payload.clone(), dedupe, now).await?;
-        sms_to(tx, &p, "order_confirmation", Some(event), payload, format!("order_sms:{order}"), now)
-            .await?;
+        email_to(
+            tx,
+            &p,
+            "order_confirmation",
+            Some(event),
+            payload.clone(),
+            dedupe,
+            now,
+        )
+        .await?;
+        sms_to(
+            tx,
+            &p,
+            "order_confirmation",
+            Some(event),
+            payload,
+            format!("order_sms:{order}"),
+            now,
+        )
+        .await?;
     }
     let ids: Vec<&Value> = tickets.iter().map(|t| &t["id"]).collect();
     let data = json!({"order": order_json, "event_id": event.to_string(), "buyer_id": buyer.map(|b| b.to_string()), "ticket_ids": ids});
-    webhooks(tx, event, organizer, "order.paid", data, &format!("order.paid:{order}"), now).await?;
+    webhooks(
+        tx,
+        event,
+        organizer,
+        "order.paid",
+        data,
+        &format!("order.paid:{order}"),
+        now,
+    )
+    .await?;
     for t in &tickets {
         let data = json!({"ticket_id": t["id"], "order_id": order.to_string(), "event_id": event.to_string(), "tier": t["tier"]});
         let dedupe = format!("ticket.issued:{}", t["id"].as_str().unwrap_or_default());
@@ -282,10 +320,10 @@ pub(super) async fn ticket_transferred(
     from: UserId,
     now: UnixMillis,
 ) -> StoreResult<()> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sqlx::query(
         "SELECT t.id, t.tier, tr.name AS tier_name, t.holder_name, t.credential, t.event_id, t.owner_id, t.generation \
          FROM tickets t JOIN tiers tr ON tr.id = t.tier_id WHERE t.id = $1"
-    )))
+    )
     .bind(ticket.to_string())
     .fetch_one(&mut **tx)
     .await
@@ -298,44 +336,95 @@ pub(super) async fn ticket_transferred(
     let sender = person(tx, from).await?;
     if let Some(to) = to {
         let p = person(tx, to).await?;
-        let payload = json!({"name": p.name, "from_name": sender.name, "event": event_json, "tickets": [t]});
+        let payload =
+            json!({"name": p.name, "from_name": sender.name, "event": event_json, "tickets": [t]});
         let dedupe = format!("transfer_received:{ticket}:{generation}");
-        email_to(tx, &p, "transfer_received", Some(event), payload, dedupe, now).await?;
+        email_to(
+            tx,
+            &p,
+            "transfer_received",
+            Some(event),
+            payload,
+            dedupe,
+            now,
+        )
+        .await?;
         let payload = json!({"name": sender.name, "to_name": p.name, "event": event_json, "ticket_id": ticket.to_string()});
         let dedupe = format!("transfer_sent:{ticket}:{generation}");
-        email_to(tx, &sender, "transfer_sent", Some(event), payload, dedupe, now).await?;
+        email_to(
+            tx,
+            &sender,
+            "transfer_sent",
+            Some(event),
+            payload,
+            dedupe,
+            now,
+        )
+        .await?;
     }
     let data = json!({"ticket_id": ticket.to_string(), "event_id": event.to_string(), "from_user_id": from.to_string(),
         "to_user_id": to.map(|u| u.to_string()), "generation": generation});
     let dedupe = format!("ticket.transferred:{ticket}:{generation}");
-    webhooks(tx, event, organizer, "ticket.transferred", data, &dedupe, now).await
+    webhooks(
+        tx,
+        event,
+        organizer,
+        "ticket.transferred",
+        data,
+        &dedupe,
+        now,
+    )
+    .await
 }
 
 /// A refunded order: confirmation to the buyer, `ticket.refunded` webhook.
-pub(super) async fn order_refunded(tx: &mut Tx, order: OrderId, now: UnixMillis) -> StoreResult<()> {
-    let row = sqlx::query("SELECT event_id, buyer_id, total_minor, currency FROM orders WHERE id = $1")
-        .bind(order.to_string())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(map_err)?;
+pub(super) async fn order_refunded(
+    tx: &mut Tx,
+    order: OrderId,
+    now: UnixMillis,
+) -> StoreResult<()> {
+    let row =
+        sqlx::query("SELECT event_id, buyer_id, total_minor, currency FROM orders WHERE id = $1")
+            .bind(order.to_string())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
     let event: EventId = super::sql::parsed(&row, "event_id")?;
     let buyer: Option<UserId> = super::sql::parsed_opt(&row, "buyer_id")?;
     let order_json = json!({"id": order.to_string(), "total_minor": col::<i64>(&row, "total_minor")?,
         "currency": col::<String>(&row, "currency")?});
     let (organizer, event_json) = event_info(tx, event).await?;
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tickets WHERE order_id = $1 ORDER BY id")
-        .bind(order.to_string())
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM tickets WHERE order_id = $1 ORDER BY id")
+            .bind(order.to_string())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(map_err)?;
     if let Some(buyer) = buyer {
         let p = person(tx, buyer).await?;
         let payload = json!({"name": p.name, "event": event_json, "order": order_json});
-        email_to(tx, &p, "refund", Some(event), payload, format!("refund:{order}"), now).await?;
+        email_to(
+            tx,
+            &p,
+            "refund",
+            Some(event),
+            payload,
+            format!("refund:{order}"),
+            now,
+        )
+        .await?;
     }
     let data = json!({"order": order_json, "event_id": event.to_string(), "ticket_ids": ids});
-    webhooks(tx, event, organizer, "ticket.refunded", data, &format!("ticket.refunded:{order}"), now)
-        .await
+    webhooks(
+        tx,
+        event,
+        organizer,
+        "ticket.refunded",
+        data,
+        &format!("ticket.refunded:{order}"),
+        now,
+    )
+    .await
 }
 
 /// An event's lifecycle step: `event.status_changed`, and when it is
@@ -359,16 +448,35 @@ pub(super) async fn event_status_changed(
         .await
         .map_err(map_err)?;
         for h in holders {
-            let Ok(user) = h.parse::<UserId>() else { continue };
+            let Ok(user) = h.parse::<UserId>() else {
+                continue;
+            };
             let p = person(tx, user).await?;
             let payload = json!({"name": p.name, "event": event_json});
-            email_to(tx, &p, "event_cancelled", Some(event), payload, format!("event_cancelled:{event}:{user}"), now)
-                .await?;
+            email_to(
+                tx,
+                &p,
+                "event_cancelled",
+                Some(event),
+                payload,
+                format!("event_cancelled:{event}:{user}"),
+                now,
+            )
+            .await?;
         }
     }
     let data = json!({"event_id": event.to_string(), "from": from.as_str(), "to": to.as_str()});
     let dedupe = format!("event.status_changed:{event}:{}:{now}", to.as_str());
-    webhooks(tx, event, organizer, "event.status_changed", data, &dedupe, now).await
+    webhooks(
+        tx,
+        event,
+        organizer,
+        "event.status_changed",
+        data,
+        &dedupe,
+        now,
+    )
+    .await
 }
 
 /// Scans a device synced: `ticket.checked_in` in batches of at most
@@ -407,7 +515,16 @@ pub(super) async fn checked_in(
         let first = chunk[0].id;
         let dedupe = format!("ticket.checked_in:{event}:{}:{}", first.node, first.seq);
         let data = json!({"event_id": event.to_string(), "count": list.len(), "scans": list});
-        webhooks(tx, event, organizer, "ticket.checked_in", data, &dedupe, now).await?;
+        webhooks(
+            tx,
+            event,
+            organizer,
+            "ticket.checked_in",
+            data,
+            &dedupe,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -55,5 +55,10 @@ pub fn mail(c: &mut Config, port: u16) {
 
 /// The outbox id in a `Message-ID` (`<id@gatehouse>`).
 pub fn outbox_id(message_id: &str) -> String {
-    message_id.trim_matches(['<', '>']).split('@').next().unwrap_or_default().to_string()
+    message_id
+        .trim_matches(['<', '>'])
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }

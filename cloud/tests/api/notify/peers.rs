@@ -49,28 +49,43 @@ pub struct Part {
 
 impl Mail {
     fn parsed(&self) -> mail_parser::Message<'_> {
-        MessageParser::default().parse(&self.raw).expect("a parseable message")
+        MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parseable message")
     }
     pub fn subject(&self) -> String {
         self.parsed().subject().unwrap_or_default().to_string()
     }
     pub fn to(&self) -> String {
         let m = self.parsed();
-        m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string()
+        m.to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string()
     }
     /// Envelope recipients, as the server saw them (aiosmtpd's X-RcptTo).
     pub fn rcpt_to(&self) -> String {
         let m = self.parsed();
-        m.header("X-RcptTo").and_then(|h| h.as_text()).unwrap_or_default().to_string()
+        m.header("X-RcptTo")
+            .and_then(|h| h.as_text())
+            .unwrap_or_default()
+            .to_string()
     }
     pub fn message_id(&self) -> String {
         self.parsed().message_id().unwrap_or_default().to_string()
     }
     pub fn html(&self) -> String {
-        self.parsed().body_html(0).map(|c| c.to_string()).unwrap_or_default()
+        self.parsed()
+            .body_html(0)
+            .map(|c| c.to_string())
+            .unwrap_or_default()
     }
     pub fn text(&self) -> String {
-        self.parsed().body_text(0).map(|c| c.to_string()).unwrap_or_default()
+        self.parsed()
+            .body_text(0)
+            .map(|c| c.to_string())
+            .unwrap_or_default()
     }
     pub fn parts(&self) -> Vec<Part> {
         let m = self.parsed();
@@ -104,20 +119,38 @@ impl SmtpSink {
         for _ in 0..5 {
             let port = free_port();
             let mut child = tokio::process::Command::new("python3")
-                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+                .args([
+                    "-m",
+                    "aiosmtpd",
+                    "-n",
+                    "-l",
+                    &format!("127.0.0.1:{port}"),
+                    "-c",
+                    "aiosmtpd.handlers.Mailbox",
+                ])
                 .arg(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
-                .unwrap_or_else(|e| panic!("python3 with aiosmtpd is required (scripts/setup installs it): {e}"));
+                .unwrap_or_else(|e| {
+                    panic!("python3 with aiosmtpd is required (scripts/setup installs it): {e}")
+                });
             for _ in 0..200 {
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!("aiosmtpd exited ({status}); is it installed? run scripts/setup");
                 }
-                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                    return Self { port, dir, _child: child, _tmp: tmp };
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return Self {
+                        port,
+                        dir,
+                        _child: child,
+                        _tmp: tmp,
+                    };
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -148,7 +181,11 @@ impl SmtpSink {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let subjects: Vec<String> = self.messages().iter().map(|m| format!("{} -> {}", m.subject(), m.to())).collect();
+        let subjects: Vec<String> = self
+            .messages()
+            .iter()
+            .map(|m| format!("{} -> {}", m.subject(), m.to()))
+            .collect();
         panic!("no email {what} arrived in 30 s; received: {subjects:?}");
     }
 }
@@ -181,22 +218,41 @@ pub struct WebhookSink {
     _closer: tokio::task::JoinHandle<()>,
 }
 
-async fn hook(State(r): State<Recorder>, Path(path): Path<String>, headers: HeaderMap, body: String) -> Response {
+async fn hook(
+    State(r): State<Recorder>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let n = {
         let mut c = r.counts.lock().unwrap();
         let n = c.entry(path.clone()).or_default();
         *n += 1;
         *n
     };
-    r.seen.lock().unwrap().push(Received { path: path.clone(), headers, body, at: std::time::Instant::now() });
+    r.seen.lock().unwrap().push(Received {
+        path: path.clone(),
+        headers,
+        body,
+        at: std::time::Instant::now(),
+    });
     let delay = *r.delay_ms.lock().unwrap();
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     match path.as_str() {
-        "flaky" if n <= 2 => (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "busy").into_response(),
+        "flaky" if n <= 2 => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            "busy",
+        )
+            .into_response(),
         "gone" => (StatusCode::GONE, "no longer here").into_response(),
-        "redirect" => (StatusCode::FOUND, [("location", "http://127.0.0.1:9/elsewhere")]).into_response(),
+        "redirect" => (
+            StatusCode::FOUND,
+            [("location", "http://127.0.0.1:9/elsewhere")],
+        )
+            .into_response(),
         "slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             StatusCode::OK.into_response()
@@ -209,7 +265,9 @@ async fn hook(State(r): State<Recorder>, Path(path): Path<String>, headers: Head
 impl WebhookSink {
     pub async fn start() -> Self {
         let rec = Recorder::default();
-        let app = axum::Router::new().route("/{path}", post(hook)).with_state(rec.clone());
+        let app = axum::Router::new()
+            .route("/{path}", post(hook))
+            .with_state(rec.clone());
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -222,7 +280,13 @@ impl WebhookSink {
                 drop(s);
             }
         });
-        Self { addr, close_addr, rec, _server: server, _closer: closer }
+        Self {
+            addr,
+            close_addr,
+            rec,
+            _server: server,
+            _closer: closer,
+        }
     }
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
@@ -232,7 +296,14 @@ impl WebhookSink {
         *self.rec.delay_ms.lock().unwrap() = ms;
     }
     pub fn received(&self, path: &str) -> Vec<Received> {
-        self.rec.seen.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+        self.rec
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
     }
     pub async fn wait_for(&self, path: &str, n: usize) -> Vec<Received> {
         for _ in 0..600 {
@@ -242,7 +313,10 @@ impl WebhookSink {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("{path}: expected {n} deliveries in 30 s, got {}", self.received(path).len());
+        panic!(
+            "{path}: expected {n} deliveries in 30 s, got {}",
+            self.received(path).len()
+        );
     }
 }
 
@@ -263,36 +337,79 @@ struct Twilio {
 }
 
 fn e164(s: &str) -> bool {
-    s.strip_prefix('+').is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    s.strip_prefix('+')
+        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
-async fn messages(State(t): State<Twilio>, Path(sid): Path<String>, headers: HeaderMap, body: String) -> Response {
+async fn messages(
+    State(t): State<Twilio>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     use base64::Engine as _;
     let calls = {
         let mut c = t.calls.lock().unwrap();
         *c += 1;
         *c
     };
-    let want = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", t.sid, t.token)));
-    if sid != t.sid || headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate"}))).into_response();
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", t.sid, t.token))
+    );
+    if sid != t.sid
+        || headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"code": 20003, "message": "Authenticate"})),
+        )
+            .into_response();
     }
-    if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/x-www-form-urlencoded") {
+    if headers.get("content-type").and_then(|v| v.to_str().ok())
+        != Some("application/x-www-form-urlencoded")
+    {
         return (StatusCode::BAD_REQUEST, "form expected").into_response();
     }
-    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-    let (Some(to), Some(from), Some(text)) = (form.get("To"), form.get("From"), form.get("Body")) else {
-        return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": 21604, "message": "To, From and Body are required"}))).into_response();
+    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let (Some(to), Some(from), Some(text)) = (form.get("To"), form.get("From"), form.get("Body"))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                serde_json::json!({"code": 21604, "message": "To, From and Body are required"}),
+            ),
+        )
+            .into_response();
     };
     if !e164(to) || !e164(from) || text.is_empty() {
-        return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": 21211, "message": "invalid number"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"code": 21211, "message": "invalid number"})),
+        )
+            .into_response();
     }
     // Twilio throttles: the first accepted request of the run is told to wait.
     if calls == 1 {
-        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "slow down",
+        )
+            .into_response();
     }
-    t.seen.lock().unwrap().push(SmsSeen { to: to.clone(), from: from.clone(), body: text.clone() });
-    (StatusCode::CREATED, axum::Json(serde_json::json!({"sid": format!("SM{calls:032}"), "status": "queued"}))).into_response()
+    t.seen.lock().unwrap().push(SmsSeen {
+        to: to.clone(),
+        from: from.clone(),
+        body: text.clone(),
+    });
+    (
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({"sid": format!("SM{calls:032}"), "status": "queued"})),
+    )
+        .into_response()
 }
 
 /// A Twilio Messages API look-alike that checks requests as Twilio does.
@@ -308,7 +425,12 @@ pub const TWILIO_FROM: &str = "+14155550100";
 
 impl TwilioSink {
     pub async fn start() -> Self {
-        let t = Twilio { sid: TWILIO_SID.into(), token: TWILIO_TOKEN.into(), seen: Default::default(), calls: Default::default() };
+        let t = Twilio {
+            sid: TWILIO_SID.into(),
+            token: TWILIO_TOKEN.into(),
+            seen: Default::default(),
+            calls: Default::default(),
+        };
         let seen = t.seen.clone();
         let app = axum::Router::new()
             .route("/2010-04-01/Accounts/{sid}/Messages.json", post(messages))
@@ -318,7 +440,11 @@ impl TwilioSink {
         let server = tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
         });
-        Self { base, seen, _server: server }
+        Self {
+            base,
+            seen,
+            _server: server,
+        }
     }
     pub fn seen(&self) -> Vec<SmsSeen> {
         self.seen.lock().unwrap().clone()

@@ -51,7 +51,10 @@ async fn start(app: &TestApp, dir: &std::path::Path, smtp: Option<u16>) -> Binar
         .expect("the cloud binary starts");
     let client = reqwest::Client::new();
     for _ in 0..600 {
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
             && r.status() == StatusCode::OK
         {
             return Binary { child };
@@ -62,7 +65,12 @@ async fn start(app: &TestApp, dir: &std::path::Path, smtp: Option<u16>) -> Binar
 }
 
 async fn open(app: &TestApp) -> i64 {
-    count(app, "SELECT COUNT(*) FROM notifications WHERE status IN ('queued', 'sending')", &[]).await
+    count(
+        app,
+        "SELECT COUNT(*) FROM notifications WHERE status IN ('queued', 'sending')",
+        &[],
+    )
+    .await
 }
 
 async fn ids(app: &TestApp, channel: &str) -> BTreeSet<String> {
@@ -100,25 +108,47 @@ async fn kill_mid_delivery_loses_nothing(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let undeliverable = count(&app, "SELECT COUNT(*) FROM notifications WHERE status = 'undeliverable'", &[]).await;
-    assert!(undeliverable >= 5, "welcome emails wait as undeliverable: {undeliverable}");
+    let undeliverable = count(
+        &app,
+        "SELECT COUNT(*) FROM notifications WHERE status = 'undeliverable'",
+        &[],
+    )
+    .await;
+    assert!(
+        undeliverable >= 5,
+        "welcome emails wait as undeliverable: {undeliverable}"
+    );
     bin.child.kill().await.unwrap();
 
     // With SMTP configured, an admin re-sends them; webhooks go out too, and
     // the binary is killed while receivers are still answering.
     let (st, v) = app
-        .post("/notifications/webhook-endpoints", Some(&org.access), json!({"url": sink.url("ok"), "event_types": ["*"]}))
+        .post(
+            "/notifications/webhook-endpoints",
+            Some(&org.access),
+            json!({"url": sink.url("ok"), "event_types": ["*"]}),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let ep = id(&v);
     sink.set_delay(400);
     for i in 0..24 {
         let (st, v) = app
-            .post("/notifications/webhook", Some(&org.access), json!({"endpoint_id": ep, "type": "test.ping", "data": {"n": i}}))
+            .post(
+                "/notifications/webhook",
+                Some(&org.access),
+                json!({"endpoint_id": ep, "type": "test.ping", "data": {"n": i}}),
+            )
             .await;
         assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     }
-    let (st, v) = app.post("/notifications/resend-undeliverable", Some(&admin.access), json!({})).await;
+    let (st, v) = app
+        .post(
+            "/notifications/resend-undeliverable",
+            Some(&admin.access),
+            json!({}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["queued"].as_i64(), Some(undeliverable), "{v}");
     let mut bin = start(&app, dir.path(), Some(smtp.port)).await;
@@ -134,16 +164,31 @@ async fn kill_mid_delivery_loses_nothing(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(open(&app).await, 0, "every message finished after the restart");
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM notifications WHERE status <> 'delivered'", &[]).await,
+        open(&app).await,
+        0,
+        "every message finished after the restart"
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM notifications WHERE status <> 'delivered'",
+            &[]
+        )
+        .await,
         0,
         "every message was delivered"
     );
     let hooks = ids(&app, "webhook").await;
     let mut per_id: HashMap<String, usize> = HashMap::new();
     for r in sink.received("ok") {
-        let wid = r.headers.get("webhook-id").unwrap().to_str().unwrap().to_string();
+        let wid = r
+            .headers
+            .get("webhook-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(hooks.contains(&wid), "{wid} is an outbox id");
         *per_id.entry(wid).or_default() += 1;
     }
@@ -183,14 +228,22 @@ async fn two_replicas_send_each_message_once(backend: Backend) {
 
     let org = app.organizer("org@example.com").await;
     let (st, v) = app
-        .post("/notifications/webhook-endpoints", Some(&org.access), json!({"url": sink.url("ok"), "event_types": ["*"]}))
+        .post(
+            "/notifications/webhook-endpoints",
+            Some(&org.access),
+            json!({"url": sink.url("ok"), "event_types": ["*"]}),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let ep = id(&v);
     let n = 60;
     for i in 0..n {
         let (st, v) = app
-            .post("/notifications/webhook", Some(&org.access), json!({"endpoint_id": ep, "type": "test.ping", "data": {"n": i}}))
+            .post(
+                "/notifications/webhook",
+                Some(&org.access),
+                json!({"endpoint_id": ep, "type": "test.ping", "data": {"n": i}}),
+            )
             .await;
         assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     }
@@ -202,9 +255,28 @@ async fn two_replicas_send_each_message_once(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let got = if sink.received("ok").len() > got.len() { sink.received("ok") } else { got };
-    let distinct: BTreeSet<String> = got.iter().map(|r| r.headers.get("webhook-id").unwrap().to_str().unwrap().to_string()).collect();
-    let workers = count(&app, "SELECT COUNT(DISTINCT worker) FROM notification_attempts", &[]).await;
+    let got = if sink.received("ok").len() > got.len() {
+        sink.received("ok")
+    } else {
+        got
+    };
+    let distinct: BTreeSet<String> = got
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("webhook-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let workers = count(
+        &app,
+        "SELECT COUNT(DISTINCT worker) FROM notification_attempts",
+        &[],
+    )
+    .await;
     assert_eq!(
         (distinct.len(), got.len()),
         (n, n),

@@ -21,35 +21,93 @@ async fn sms_reaches_buyers_who_asked_for_it(backend: Backend) {
     })
     .await;
     let (org, eid, buyer) = setup(&app).await;
-    let (st, v) = app.put("/notifications/preferences", &buyer.access, json!({"reminders": true, "phone": "0041 79", "sms": true})).await;
-    assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let (st, v) = app.put("/notifications/preferences", &buyer.access, json!({"reminders": true, "phone": "+41791234567", "sms": true})).await;
+    let (st, v) = app
+        .put(
+            "/notifications/preferences",
+            &buyer.access,
+            json!({"reminders": true, "phone": "0041 79", "sms": true}),
+        )
+        .await;
+    assert_error(
+        st,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (st, v) = app
+        .put(
+            "/notifications/preferences",
+            &buyer.access,
+            json!({"reminders": true, "phone": "+41791234567", "sms": true}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (oid, _) = bought(&app, &org, &eid, &buyer).await;
     let seen = twilio.wait_for(1).await;
-    assert_eq!((seen[0].to.as_str(), seen[0].from.as_str()), ("+41791234567", TWILIO_FROM));
+    assert_eq!(
+        (seen[0].to.as_str(), seen[0].from.as_str()),
+        ("+41791234567", TWILIO_FROM)
+    );
     assert!(seen[0].body.contains(&oid), "{}", seen[0].body);
-    let (st, list) = app.get(&format!("/notifications?event_id={eid}"), &org.access).await;
+    let (st, list) = app
+        .get(&format!("/notifications?event_id={eid}"), &org.access)
+        .await;
     assert_eq!(st, StatusCode::OK);
-    let sms = list.as_array().unwrap().iter().find(|n| n["channel"] == "sms").expect("the SMS row").clone();
+    let sms = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["channel"] == "sms")
+        .expect("the SMS row")
+        .clone();
     let mut s = serde_json::Value::Null;
     for _ in 0..100 {
-        s = app.get(&format!("/notifications/{}/status", sms["id"].as_str().unwrap()), &org.access).await.1;
+        s = app
+            .get(
+                &format!("/notifications/{}/status", sms["id"].as_str().unwrap()),
+                &org.access,
+            )
+            .await
+            .1;
         if s["status"] == "delivered" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!((s["status"].as_str(), s["attempts"].as_u64()), (Some("delivered"), Some(2)), "the 429 was retried: {s}");
+    assert_eq!(
+        (s["status"].as_str(), s["attempts"].as_u64()),
+        (Some("delivered"), Some(2)),
+        "the 429 was retried: {s}"
+    );
     assert_eq!(s["attempt_log"][0]["status_code"], 429, "{s}");
 
     let admin = app.admin().await;
-    let (st, v) = app.post("/notifications/sms", Some(&admin.access), json!({"to": ["+447700900123"], "text": "Gates open"})).await;
+    let (st, v) = app
+        .post(
+            "/notifications/sms",
+            Some(&admin.access),
+            json!({"to": ["+447700900123"], "text": "Gates open"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     let seen = twilio.wait_for(2).await;
-    assert_eq!((seen[1].to.as_str(), seen[1].body.as_str()), ("+447700900123", "Gates open"));
-    let (st, v) = app.post("/notifications/sms", Some(&admin.access), json!({"to": ["447700900123"], "text": "x"})).await;
-    assert_error(st, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        (seen[1].to.as_str(), seen[1].body.as_str()),
+        ("+447700900123", "Gates open")
+    );
+    let (st, v) = app
+        .post(
+            "/notifications/sms",
+            Some(&admin.access),
+            json!({"to": ["447700900123"], "text": "x"}),
+        )
+        .await;
+    assert_error(
+        st,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
 }
 on_both!(sms_reaches_buyers_who_asked_for_it);
 
@@ -65,14 +123,29 @@ async fn a_wrong_token_fails_without_retrying(backend: Backend) {
     })
     .await;
     let admin = app.admin().await;
-    let (st, v) = app.post("/notifications/sms", Some(&admin.access), json!({"to": ["+447700900123"], "text": "x"})).await;
+    let (st, v) = app
+        .post(
+            "/notifications/sms",
+            Some(&admin.access),
+            json!({"to": ["+447700900123"], "text": "x"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     let nid = v["ids"][0].as_str().unwrap().to_string();
     for _ in 0..100 {
-        let (_, s) = app.get(&format!("/notifications/{nid}/status"), &admin.access).await;
+        let (_, s) = app
+            .get(&format!("/notifications/{nid}/status"), &admin.access)
+            .await;
         if s["status"] == "failed" {
-            assert_eq!((s["attempts"].as_u64(), s["last_status_code"].as_u64()), (Some(1), Some(401)), "a 4xx is final: {s}");
-            assert!(!s.to_string().contains("wrong-token"), "the token is never shown: {s}");
+            assert_eq!(
+                (s["attempts"].as_u64(), s["last_status_code"].as_u64()),
+                (Some(1), Some(401)),
+                "a 4xx is final: {s}"
+            );
+            assert!(
+                !s.to_string().contains("wrong-token"),
+                "the token is never shown: {s}"
+            );
             assert!(twilio.seen().is_empty());
             return;
         }
