@@ -429,3 +429,67 @@ async fn internal_targets_are_refused(backend: Backend) {
     assert_error(st, &v, StatusCode::FORBIDDEN, "forbidden");
 }
 on_both!(internal_targets_are_refused);
+
+async fn gate_syncs_become_batched_checkin_webhooks(backend: Backend) {
+    use crate::devices::{device_call, enroll, record, sell};
+    use sync_protocol::checkin::Summary;
+    use sync_protocol::{NodeId, SyncMessage};
+    let sink = WebhookSink::start().await;
+    let app = TestApp::spawn(backend, fast).await;
+    let org = app.organizer("org@example.com").await;
+    let eid = id(&app.active_event(&org).await);
+    let (_, secret) = endpoint(&app, &org, &sink.url("ok"), json!(["ticket.checked_in"])).await;
+    let tickets = sell(&app, &org, &eid, 1).await;
+    let gate = enroll(&app, &org, &eid).await;
+    let relayed = NodeId::from_bytes([0x42; 16]);
+    let n = 1_200u64;
+    let records: Vec<_> = (1..=n)
+        .map(|seq| record(relayed, seq, &eid, &tickets[0].0, 1_000 + seq))
+        .collect();
+    let body = SyncMessage {
+        event_id: eid.parse().unwrap(),
+        have: Summary::default(),
+        records,
+    }
+    .encode();
+    let (st, reply, _) = device_call(
+        &app,
+        Some(&gate.token),
+        &format!("/sync/events/{eid}/checkins"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&reply));
+    let got = sink.wait_for("ok", 3).await;
+    let verifier = Webhook::new(&secret).unwrap();
+    let mut total = 0;
+    for r in &got {
+        verifier.verify(r.body.as_bytes(), &r.headers).unwrap();
+        let b: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(b["type"], "ticket.checked_in");
+        let k = b["data"]["scans"].as_array().unwrap().len();
+        assert!(k <= 500, "at most 500 scans per delivery, got {k}");
+        total += k;
+    }
+    assert_eq!(
+        (got.len(), total),
+        (3, n as usize),
+        "1200 scans of one sync: three deliveries, not 1200"
+    );
+    // A retried sync adds nothing new and sends nothing.
+    let (st, _, _) = device_call(
+        &app,
+        Some(&gate.token),
+        &format!("/sync/events/{eid}/checkins"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.received("ok").len(),
+        3,
+        "a replayed batch is not announced again"
+    );
+}
+on_both!(gate_syncs_become_batched_checkin_webhooks);
