@@ -228,13 +228,23 @@ async fn main() {
         .await;
     let ep = ep["id"].as_str().unwrap().to_string();
     let t = Instant::now();
-    for i in 0..HOOKS {
-        api.post(
-            "/notifications/webhook",
-            Some(&admin),
-            json!({"endpoint_id": ep, "type": "bench.ping", "data": {"i": i}}),
-        )
-        .await;
+    let api = Arc::new(api);
+    let mut senders = Vec::new();
+    for w in 0..8 {
+        let (api, admin, ep) = (api.clone(), admin.clone(), ep.clone());
+        senders.push(tokio::spawn(async move {
+            for i in (w..HOOKS).step_by(8) {
+                api.post(
+                    "/notifications/webhook",
+                    Some(&admin),
+                    json!({"endpoint_id": ep, "type": "bench.ping", "data": {"i": i}}),
+                )
+                .await;
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
     }
     while hits.load(Ordering::Relaxed) < HOOKS {
         tokio::time::sleep(Duration::from_millis(10)).await;

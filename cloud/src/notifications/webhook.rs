@@ -17,7 +17,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use sha2::Sha256;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Prefix of a Standard Webhooks secret.
@@ -126,6 +128,33 @@ pub async fn resolve(url: &reqwest::Url, allow: &[IpNet]) -> Result<SocketAddr, 
     Ok(first)
 }
 
+/// Clients pinned to a checked address, reused across deliveries (a client
+/// per delivery would set up TLS and a connection pool every time).
+static CLIENTS: std::sync::OnceLock<Mutex<HashMap<(String, SocketAddr), reqwest::Client>>> =
+    std::sync::OnceLock::new();
+
+fn client_for(host: &str, addr: SocketAddr, timeout_ms: u64) -> Result<reqwest::Client, Failure> {
+    let cache = CLIENTS.get_or_init(Default::default);
+    let key = (host.to_string(), addr);
+    if let Some(c) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(c);
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(timeout_ms))
+        .resolve(host, addr)
+        .user_agent("Gatehouse-Webhooks/1")
+        .build()
+        .map_err(|e| Failure::retry(format!("HTTP client: {e}")))?;
+    if let Ok(mut m) = cache.lock() {
+        if m.len() >= 256 {
+            m.clear();
+        }
+        m.insert(key, client.clone());
+    }
+    Ok(client)
+}
+
 /// Sends one signed delivery.
 pub async fn deliver(
     cfg: &WebhookConfig,
@@ -140,13 +169,7 @@ pub async fn deliver(
         .await
         .map_err(Failure::permanent)?;
     let host = url.host_str().unwrap_or_default().to_string();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_millis(cfg.timeout_ms))
-        .resolve(&host, addr)
-        .user_agent("Gatehouse-Webhooks/1")
-        .build()
-        .map_err(|e| Failure::retry(format!("HTTP client: {e}")))?;
+    let client = client_for(&host, addr, cfg.timeout_ms)?;
     let resp = client
         .post(url)
         .header("content-type", "application/json")
