@@ -61,6 +61,8 @@ pub struct Config {
     pub payments: crate::payments::config::PaymentsConfig,
     /// Email, SMS, organizer webhooks and their outbox.
     pub notifications: crate::notifications::config::NotificationsConfig,
+    /// The web console: Stripe.js for the shop, the fleet's offline threshold.
+    pub console: crate::console::config::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             commerce: Default::default(),
             payments: Default::default(),
             notifications: Default::default(),
+            console: Default::default(),
         }
     }
 }
@@ -239,6 +242,7 @@ const SECTIONS: &[&str] = &[
     "commerce",
     "payments",
     "notifications",
+    "console",
 ];
 
 impl Config {
@@ -289,6 +293,7 @@ impl Config {
         self.notifications
             .validate()
             .map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

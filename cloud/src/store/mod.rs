@@ -11,8 +11,10 @@
 
 mod checkins;
 mod commerce;
+mod console;
 mod devices;
 mod dialect;
+mod doors;
 mod events;
 pub mod inventory;
 mod manifest;
@@ -34,10 +36,12 @@ mod users;
 
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
 pub use commerce::*;
+pub use console::{ConsoleStore, EventOrderFilter, OrderWithBuyer, PublicEventFilter};
 pub use devices::{
     DeviceRecord, DeviceStore, EnrollmentCodeRecord, GateSetup, direction_str, parse_direction,
 };
 pub use dialect::{Dialect, Postgres, Sqlite};
+pub use doors::{DoorsStore, FleetRow, GateReport};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use notifications::NotificationStore;
 pub use records::*;
@@ -249,6 +253,8 @@ pub trait Store:
     + DeviceStore
     + CheckinStore
     + NotificationStore
+    + ConsoleStore
+    + DoorsStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).
