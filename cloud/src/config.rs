@@ -61,6 +61,8 @@ pub struct Config {
     pub payments: crate::payments::config::PaymentsConfig,
     /// The EVM chain: node, minter key, confirmations (empty: no chain).
     pub chain: crate::chain::config::ChainConfig,
+    /// Email, SMS, organizer webhooks and their outbox.
+    pub notifications: crate::notifications::config::NotificationsConfig,
     /// The web console: Stripe.js for the shop, the fleet's offline threshold.
     pub console: crate::console::config::ConsoleConfig,
 }
@@ -78,6 +80,7 @@ impl Default for Config {
             commerce: Default::default(),
             payments: Default::default(),
             chain: Default::default(),
+            notifications: Default::default(),
             console: Default::default(),
         }
     }
@@ -241,6 +244,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "commerce",
     "payments",
+    "notifications",
     "console",
 ];
 
@@ -290,6 +294,9 @@ impl Config {
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
         self.chain.validate().map_err(ConfigError::Invalid)?;
+        self.notifications
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         self.console.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
@@ -324,6 +331,8 @@ mod tests {
         c.database.url = Secret::new("postgres://u:pw@h/db");
         c.payments.stripe_secret_key = Secret::new("sk_test_do_not_print");
         c.payments.webhook_secret = Secret::new("whsec_do_not_print");
+        c.notifications.email.password = Secret::new("smtp_do_not_print");
+        c.notifications.sms.auth_token = Secret::new("twilio_do_not_print");
         let printed = format!("{c:?}{}", c.to_redacted_toml());
         assert!(!printed.contains("super-secret"), "{printed}");
         assert!(!printed.contains("pw@h"), "{printed}");

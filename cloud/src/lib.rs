@@ -24,6 +24,7 @@ pub mod events;
 pub mod http;
 pub mod market;
 pub mod model;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod state;
@@ -119,6 +120,7 @@ pub async fn serve(
         .map_err(ServeError::Startup)?
         .filter(|_| state.config.chain.run_worker)
         .map(|m| tokio::spawn(m.run()));
+    let notifier = notifications::worker::start(&state).map_err(ServeError::Startup)?;
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
     let served = axum::serve(
         listener,
@@ -130,6 +132,9 @@ pub async fn serve(
     sweeper.abort();
     if let Some(m) = minter {
         m.abort();
+    }
+    if let Some(n) = notifier {
+        n.abort();
     }
     state.views.flush(state.store.as_ref()).await;
     state.store.close().await;

@@ -58,6 +58,7 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         .merge(crate::checkin::router())
         .merge(crate::wallets::router())
         .merge(crate::chain::http::router())
+        .merge(crate::notifications::router())
         .merge(crate::console::router());
     let (api, doc) = api.split_for_parts();
     let (health, health_doc) = health::router().split_for_parts();

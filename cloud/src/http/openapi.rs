@@ -29,6 +29,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "check-in", description = "Ticket validation, online check-in, scans and door stats"),
         (name = "chain", description = "NFT minting: mint jobs and their transactions, event contracts, token metadata"),
         (name = "wallets", description = "Custodial and external wallets, their tokens and history as the chain says"),
+        (name = "notifications", description = "Email, SMS and signed organizer webhooks through the outbox; delivery status, preferences, branding"),
         (name = "operations", description = "Health and metrics"),
         (name = "console", description = "What the web console needs beyond the rest of the API"),
     )

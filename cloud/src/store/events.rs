@@ -319,6 +319,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        super::outbox::event_status_changed(&mut tx, id, head.status, to, now).await?;
         // Cancelling revokes every ticket in the same version that tells the
         // gates the door state.
         let revoked = if to == EventStatus::Cancelled {

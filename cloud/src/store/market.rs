@@ -198,6 +198,7 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         )
         .await?;
         Self::append_manifest(&mut tx, t.event_id, &mut head, &[entry], now).await?;
+        super::outbox::ticket_transferred(&mut tx, t.id, c.from, now).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(t)
     }

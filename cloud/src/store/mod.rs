@@ -23,7 +23,10 @@ mod market;
 #[cfg(test)]
 mod migration_drift;
 pub mod migrate;
+pub mod notifications;
+mod notify_sql;
 mod orders;
+pub mod outbox;
 mod payments;
 mod records;
 mod refund;
@@ -48,6 +51,7 @@ pub use devices::{
 pub use dialect::{Dialect, Postgres, Sqlite};
 pub use doors::{DoorsStore, FleetRow, GateReport};
 pub use manifest::{EventSigner, ManifestSnapshot};
+pub use notifications::NotificationStore;
 pub use records::*;
 pub use sql::SqlStore;
 pub use staff::{StaffRecord, StaffStore};
@@ -326,6 +330,7 @@ pub trait Store:
     + StaffStore
     + ChainStore
     + WalletStore
+    + NotificationStore
     + ConsoleStore
     + DoorsStore
     + std::fmt::Debug

@@ -126,6 +126,7 @@ impl<D: Dialect> SqlStore<D> {
         .map_err(map_err)?;
         inventory::uncount_purchase(&mut tx, order.event_id, order.buyer_id, order.quantity)
             .await?;
+        super::outbox::order_refunded(&mut tx, order.id, now).await?;
         tx.commit().await.map_err(map_err)?;
         order.status = OrderStatus::Refunded;
         order.updated_at = now;

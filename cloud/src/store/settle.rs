@@ -462,6 +462,7 @@ impl<D: Dialect> SqlStore<D> {
             now,
         )
         .await?;
+        super::outbox::order_paid(&mut tx, order.id, now).await?;
         tx.commit().await.map_err(map_err)?;
         order.status = OrderStatus::Paid;
         order.paid_at = Some(now);

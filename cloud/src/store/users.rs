@@ -70,6 +70,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait]
 impl<D: Dialect> UserStore for SqlStore<D> {
     async fn create_user(&self, u: &UserRecord) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, display_name, role, country, birth_year, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -83,13 +84,14 @@ impl<D: Dialect> UserStore for SqlStore<D> {
         .bind(u.birth_year.map(i64::from))
         .bind(u.created_at)
         .bind(u.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match map_err(e) {
             StoreError::Duplicate(_) => StoreError::Duplicate("email is already registered".into()),
             other => other,
         })?;
-        Ok(())
+        super::outbox::user_registered(&mut tx, u.id, u.created_at).await?;
+        tx.commit().await.map_err(map_err)
     }
 
     async fn user(&self, id: UserId) -> StoreResult<UserRecord> {

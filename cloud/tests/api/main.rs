@@ -22,6 +22,7 @@ mod gateway;
 mod healthcheck;
 mod manifest;
 mod market;
+mod notify;
 mod order_guards;
 mod orders;
 mod payments;

@@ -356,6 +356,7 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         let mut after = before.clone();
         if !fresh.is_empty() {
             Self::insert_records(&mut tx, &fresh, now_ms as i64).await?;
+            super::outbox::checked_in(&mut tx, event, &fresh, now_ms as i64).await?;
             let ceiling = Hlc::new(now_ms.saturating_add(MAX_HLC_LEAD_MS), u16::MAX);
             for r in &fresh {
                 after.add(&r.id);
@@ -439,6 +440,7 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
             .validate()
             .map_err(|e| StoreError::Other(format!("cloud scan record: {e}")))?;
         Self::insert_records(&mut tx, &[&record], now_ms as i64).await?;
+        super::outbox::checked_in(&mut tx, event, &[&record], now_ms as i64).await?;
         // The cloud's own records are contiguous: its prefix is its last seq.
         sqlx::query(
             "INSERT INTO checkin_prefix (event_id, node_id, prefix) VALUES ($1, $2, $3) \
