@@ -55,8 +55,10 @@ pub struct RegisterRequest {
     /// Email (case-insensitive, unique).
     pub email: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Shown name, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: String,
 }
 

@@ -72,6 +72,7 @@ pub const DEFAULT_PAGE: u32 = 50;
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Id of the last item of the previous page.
     pub cursor: Option<uuid::Uuid>,

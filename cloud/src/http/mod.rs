@@ -5,6 +5,7 @@
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod openapi_complete;
 pub mod ratelimit;
 pub mod unread;
 
@@ -74,10 +75,13 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     // Device sync is authenticated per device, not limited per address:
     // a venue's gates share one NAT address.
     let (device_sync, sync_doc) = crate::device_sync::router(&state).split_for_parts();
+    use openapi_complete::{Gateway, complete};
     let mut doc = doc;
-    doc.merge(health_doc);
-    doc.merge(webhook_doc);
-    doc.merge(sync_doc);
+    complete(&mut doc, Gateway { rate_limited: true });
+    for mut part in [health_doc, webhook_doc, sync_doc] {
+        complete(&mut part, Gateway { rate_limited: false });
+        doc.merge(part);
+    }
 
     let mut router = api.merge(openapi::routes(doc));
     if rl.enabled {
