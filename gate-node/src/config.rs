@@ -202,7 +202,8 @@ impl Config {
             }
         }
         if let Some(url) = &self.cloud_url {
-            crate::cloud::check_base_url(url).map_err(|e| ConfigError(format!("cloud_url: {e}")))?;
+            crate::cloud::check_base_url(url)
+                .map_err(|e| ConfigError(format!("cloud_url: {e}")))?;
         }
         if self.sync.batch == 0 || self.sync.batch > sync_protocol::sync::MAX_RECORDS_PER_MESSAGE {
             return Err(ConfigError("sync.batch must be 1..=10000".into()));

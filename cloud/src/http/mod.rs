@@ -79,7 +79,12 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     let mut doc = doc;
     complete(&mut doc, Gateway { rate_limited: true });
     for mut part in [health_doc, webhook_doc, sync_doc] {
-        complete(&mut part, Gateway { rate_limited: false });
+        complete(
+            &mut part,
+            Gateway {
+                rate_limited: false,
+            },
+        );
         doc.merge(part);
     }
 

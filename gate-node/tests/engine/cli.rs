@@ -91,11 +91,12 @@ fn check_decides_only_and_scan_records() {
     assert_eq!(v["decision"], "admit");
     assert_eq!(v["reason"], serde_json::Value::Null);
     assert_eq!(v["ticket_id"], f.ticket(2).to_string());
-    assert_eq!(v["scan_id"], serde_json::Value::Null, "check records nothing");
-    let v = json(
-        cli(dir.path(), &["check", "--text", &text, "--json"]),
-        0,
+    assert_eq!(
+        v["scan_id"],
+        serde_json::Value::Null,
+        "check records nothing"
     );
+    let v = json(cli(dir.path(), &["check", "--text", &text, "--json"]), 0);
     assert_eq!(v["decision"], "admit", "checking twice still admits");
     let v = json(cli(dir.path(), &["scan", "--text", &text, "--json"]), 0);
     assert_eq!(
@@ -122,9 +123,12 @@ fn check_decides_only_and_scan_records() {
         "REJECT already_inside"
     );
     let status = json(cli(dir.path(), &["status"]), 0);
-    assert_eq!(status["records"], 1);
     assert_eq!(
-        status["pending"]["pending"], 1,
+        status["records"], 2,
+        "the two scans (admit, then already_inside) are recorded; the checks are not"
+    );
+    assert_eq!(
+        status["pending"]["pending"], 2,
         "not yet acknowledged by any cloud"
     );
 }
@@ -133,7 +137,11 @@ fn check_decides_only_and_scan_records() {
 fn status_and_check_without_a_store_say_so_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("not-there");
-    for args in [&["status"][..], &["check", "--text", "TK1:x"], &["scan", "--text", "TK1:x"]] {
+    for args in [
+        &["status"][..],
+        &["check", "--text", "TK1:x"],
+        &["scan", "--text", "TK1:x"],
+    ] {
         let out = std::process::Command::new(crate::harness::BIN)
             .args(args)
             .env("GATE_DATA_DIR", &data)
@@ -143,7 +151,10 @@ fn status_and_check_without_a_store_say_so_and_create_nothing() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         let err = stderr(&out);
         assert!(err.contains("not enrolled"), "{args:?}: {err}");
-        assert!(err.contains(&data.join("gate.db").display().to_string()), "{err}");
+        assert!(
+            err.contains(&data.join("gate.db").display().to_string()),
+            "{err}"
+        );
         assert!(!data.exists(), "{args:?} created {}", data.display());
     }
 }
@@ -160,7 +171,10 @@ fn enroll_without_a_scheme_says_the_url_needs_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = stderr(&out);
-    assert!(err.contains("needs a scheme") && err.contains("http://127.0.0.1:3902"), "{err}");
+    assert!(
+        err.contains("needs a scheme") && err.contains("http://127.0.0.1:3902"),
+        "{err}"
+    );
     assert!(!err.contains("builder error"), "{err}");
     assert!(!data.exists(), "a refused URL creates no store");
 }

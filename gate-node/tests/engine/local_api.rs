@@ -14,7 +14,9 @@ async fn refusal(resp: reqwest::Response, status: StatusCode, code: &str) {
         .unwrap_or_else(|_| panic!("the {code} answer is JSON in the error shape: {text:?}"));
     assert_eq!(v["error"]["code"], code, "{v}");
     assert!(
-        v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "a message says what went wrong: {v}"
     );
 }
@@ -32,7 +34,12 @@ async fn framework_refusals_use_the_error_shape() {
         .send()
         .await
         .unwrap();
-    refusal(resp, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    refusal(
+        resp,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
     let resp = http
         .post(node.url("/scan"))
         .header("content-type", "application/json")
