@@ -77,6 +77,8 @@ pub struct Config {
     pub commerce: crate::orders::config::CommerceConfig,
     /// Payment providers (Stripe) and their webhook.
     pub payments: crate::payments::config::PaymentsConfig,
+    /// The web console: Stripe.js for the shop, the fleet's offline threshold.
+    pub console: crate::console::config::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -91,6 +93,7 @@ impl Default for Config {
             log: LogConfig::default(),
             commerce: Default::default(),
             payments: Default::default(),
+            console: Default::default(),
         }
     }
 }
@@ -265,6 +268,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "commerce",
     "payments",
+    "console",
 ];
 
 impl Config {
@@ -315,6 +319,7 @@ impl Config {
         }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
