@@ -24,16 +24,34 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// What printed configuration shows: `unset` when empty (so an
+    /// operator sees what is missing), `<redacted>` otherwise.
+    pub fn shown(&self) -> &'static str {
+        if self.0.is_empty() {
+            "unset"
+        } else {
+            "<redacted>"
+        }
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
+        f.write_str(self.shown())
     }
 }
 
 impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
+        s.serialize_str(self.shown())
     }
+}
+
+/// Prints an optional secret as `unset` when absent (TOML would otherwise
+/// leave the key out, and the operator could not tell it is missing).
+fn shown_option<S: serde::Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_ref().map_or("unset", Secret::shown))
 }
 
 /// The whole configuration.
@@ -151,6 +169,7 @@ pub struct AuthConfig {
     /// Created at start-up as an admin if no account has this email.
     pub bootstrap_admin_email: Option<String>,
     /// Password of the bootstrap admin.
+    #[serde(serialize_with = "shown_option")]
     pub bootstrap_admin_password: Option<Secret>,
     /// Most argon2 hashes computed at once (each takes 19 MiB).
     pub max_concurrent_hashes: usize,
@@ -186,8 +205,16 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     /// Every request.
     pub global_per_minute: u32,
-    /// `/auth/*`.
+    /// `POST /auth/register`.
     pub auth_per_minute: u32,
+    /// `POST /auth/refresh` and `POST /auth/logout` (a separate bucket from
+    /// registration and login: they carry a token, not a guess).
+    pub refresh_per_minute: u32,
+    /// Failed logins per client address (successful logins do not count,
+    /// so staff behind one NAT address are not locked out).
+    pub login_failures_per_address_per_minute: u32,
+    /// Failed logins per account, from any address.
+    pub login_failures_per_account_per_minute: u32,
     /// `/tickets*`, `/orders*`, `/market*` (payments and orders).
     pub tickets_per_minute: u32,
 }
@@ -198,6 +225,9 @@ impl Default for RateLimitConfig {
             enabled: true,
             global_per_minute: 100,
             auth_per_minute: 5,
+            refresh_per_minute: 60,
+            login_failures_per_address_per_minute: 20,
+            login_failures_per_account_per_minute: 5,
             tickets_per_minute: 30,
         }
     }
@@ -278,6 +308,9 @@ impl Config {
         if self.rate_limit.enabled
             && (self.rate_limit.global_per_minute == 0
                 || self.rate_limit.auth_per_minute == 0
+                || self.rate_limit.refresh_per_minute == 0
+                || self.rate_limit.login_failures_per_address_per_minute == 0
+                || self.rate_limit.login_failures_per_account_per_minute == 0
                 || self.rate_limit.tickets_per_minute == 0)
         {
             return bad("rate limits must be at least 1 per minute (or set enabled = false)");
@@ -338,6 +371,40 @@ mod tests {
         assert!(!printed.contains("pw@h"), "{printed}");
         assert!(!printed.contains("do_not_print"), "{printed}");
         assert!(printed.contains("<redacted>"));
+    }
+
+    #[test]
+    fn printed_secrets_say_unset_or_redacted() {
+        let mut c = Config::default();
+        c.payments.stripe_secret_key = Secret::new("sk_test_do_not_print");
+        let printed = c.to_redacted_toml();
+        let line = |key: &str| {
+            printed
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} =")))
+                .unwrap_or_else(|| panic!("{key} is printed: {printed}"))
+                .to_string()
+        };
+        assert_eq!(
+            line("stripe_secret_key"),
+            "stripe_secret_key = \"<redacted>\""
+        );
+        assert_eq!(
+            line("webhook_secret"),
+            "webhook_secret = \"unset\"",
+            "empty is not redacted"
+        );
+        assert_eq!(line("jwt_secret"), "jwt_secret = \"unset\"");
+        assert_eq!(
+            line("bootstrap_admin_password"),
+            "bootstrap_admin_password = \"unset\""
+        );
+        c.auth.bootstrap_admin_password = Some(Secret::new("admin-password-1"));
+        assert!(
+            c.to_redacted_toml()
+                .contains("bootstrap_admin_password = \"<redacted>\"")
+        );
+        assert_eq!(format!("{:?}", Secret::default()), "unset");
     }
 
     #[test]

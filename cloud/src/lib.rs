@@ -27,6 +27,7 @@ pub mod model;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod startup;
 pub mod state;
 pub mod store;
 pub mod tickets;
@@ -71,10 +72,13 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
     config.validate()?;
     let mut config = config;
     let secret_dir = config.data_dir.clone();
+    let mut keys = startup::KeyFiles::default();
     if config.auth.jwt_secret.expose().is_empty() {
+        keys.jwt = Some(startup::key_file(&secret_dir, "jwt.key"));
         config.auth.jwt_secret = load_or_create_secret::<32>(&secret_dir, "jwt.key")?;
     }
     if config.keys.master_key.expose().is_empty() {
+        keys.master = Some(startup::key_file(&secret_dir, "master.key"));
         config.keys.master_key = load_or_create_secret::<32>(&secret_dir, "master.key")?;
     }
     let url = config.database_url();
@@ -88,7 +92,9 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
         .map_err(|e| ServeError::Startup(e.to_string()))?;
     let stripe = payments::stripe::StripeGateway::from_config(&config.payments)
         .map_err(ServeError::Startup)?;
+    let login_guard = Arc::new(auth::guard::LoginGuard::new(&config.rate_limit));
     let state = AppState {
+        login_guard,
         config: Arc::new(config),
         store,
         vault,
@@ -99,9 +105,10 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
         metrics: http::health::prometheus(),
         stripe,
     };
-    auth::bootstrap_admin(&state)
+    let admin = auth::bootstrap_admin(&state)
         .await
         .map_err(|e| ServeError::Startup(format!("bootstrap admin: {e}")))?;
+    startup::log(&state.config, state.store.backend(), &keys, &admin);
     Ok(state)
 }
 
@@ -153,8 +160,9 @@ async fn upkeep(state: AppState, limiters: http::Limiters) {
         n += 1;
         if n.is_multiple_of(60) {
             for l in &limiters.0 {
-                l.limiter().retain_recent();
+                l.retain_recent();
             }
+            state.login_guard.purge(std::time::Instant::now());
             state.metrics.run_upkeep();
         }
     }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Stripe, when configured.
     pub stripe: Option<crate::payments::stripe::StripeGateway>,
+    /// Failed-login counters (per address and per account).
+    pub login_guard: Arc<crate::auth::guard::LoginGuard>,
 }
 
 impl AppState {

@@ -48,7 +48,7 @@ async fn main() {
         })
         .await;
         refund.push(start.elapsed());
-        let again = a.cli(&["scan", "--text", &t[0].1, "--json"]);
+        let again = a.cli(&["check", "--text", &t[0].1, "--json"]);
         let r: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
         assert_decision(&r, "reject", Some("revoked"), "refunded");
     }

@@ -12,6 +12,7 @@ use crate::peer::{PeerError, PeerHub, PeerState, TIME_HEADER};
 use crate::store::{CloudBacklog, ManifestInfo, StoreError};
 use crate::time::BestTime;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,12 +40,29 @@ pub struct AppState {
     pub scan_endpoint: bool,
 }
 
-/// One error answer: `{"error": {"code", "message"}}`.
+/// One error answer: `{"error": {"code", "message"}}`, the cloud's shape,
+/// for every refusal including the framework's own (bad JSON, wrong content
+/// type, unknown route, wrong method).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 `invalid_json`: the body is not JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// 404 `not_found` for a path this API does not serve.
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+    /// 405.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// 413.
+    #[error("request body is larger than this endpoint accepts")]
+    PayloadTooLarge,
+    /// 415.
+    #[error("expected a request with `Content-Type: application/json`")]
+    UnsupportedMediaType,
     /// 401.
     #[error("{0}")]
     Unauthorized(String),
@@ -66,7 +84,11 @@ impl ApiError {
     /// HTTP status.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -77,6 +99,11 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::NoRoute(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
@@ -94,6 +121,46 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
         (self.status_code(), Json(body)).into_response()
     }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match &r {
+            JsonRejection::JsonDataError(e) => {
+                ApiError::Unprocessable(format!("invalid request body: {}", e.body_text()))
+            }
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::InvalidJson(format!("malformed JSON: {}", e.body_text()))
+            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::BadRequest(r.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(format!("invalid query: {}", r.body_text()))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest(r.body_text())
+        }
+    }
+}
+
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 impl From<StoreError> for ApiError {
@@ -229,15 +296,20 @@ struct RecentQuery {
 
 async fn recent(
     State(s): State<AppState>,
-    Query(q): Query<RecentQuery>,
+    q: Result<Query<RecentQuery>, QueryRejection>,
 ) -> Result<Json<Vec<RecentScan>>, ApiError> {
+    let Query(q) = q?;
     let limit = q.limit.unwrap_or(50).min(10_000);
     let engine = s.engine.clone();
     let records = blocking(move || Ok(engine.store().recent(limit)?)).await?;
     Ok(Json(records.into_iter().map(RecentScan::from).collect()))
 }
 
-async fn peer_sync(State(s): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn peer_sync(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
     let reply = s.peers.handle(body.to_vec()).await.inspect_err(|e| {
         tracing::warn!(error = %e, "peer sync message refused");
     })?;
@@ -275,11 +347,12 @@ struct ScanRequest {
 
 async fn scan(
     State(s): State<AppState>,
-    Json(req): Json<ScanRequest>,
+    req: Result<Json<ScanRequest>, JsonRejection>,
 ) -> Result<Json<ScanReport>, ApiError> {
     if !s.scan_endpoint {
         return Err(ApiError::NotFound);
     }
+    let Json(req) = req?;
     let engine = s.engine.clone();
     let report = blocking(move || {
         engine.scan_text(&req.text).map_err(|e| match e {
@@ -301,6 +374,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(metrics))
         .route("/scan", post(scan).layer(DefaultBodyLimit::max(4096)))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
 }
 

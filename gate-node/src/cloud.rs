@@ -46,6 +46,9 @@ pub enum CloudError {
     /// An answer that does not follow the contract.
     #[error("cloud sent an invalid answer: {0}")]
     BadResponse(String),
+    /// The cloud URL given is not an http(s) URL.
+    #[error("{0}")]
+    InvalidUrl(String),
 }
 
 impl CloudError {
@@ -112,6 +115,7 @@ pub struct CloudClient {
 impl CloudClient {
     /// A client for `base` (e.g. `https://cloud.example`).
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Result<Self, CloudError> {
+        check_base_url(base)?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -123,6 +127,11 @@ impl CloudClient {
             http,
             time: None,
         })
+    }
+
+    /// The base URL (no trailing slash).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Feeds the cloud's clock to `time` on every answer.
@@ -343,5 +352,48 @@ mod tests {
             matches!(err, CloudError::BadResponse(_)),
             "an enrollment without a token is no enrollment: {err}"
         );
+    }
+}
+
+/// Refuses a cloud URL without an http(s) scheme with a message that says
+/// how to write it (`127.0.0.1:3902` would otherwise fail at the first
+/// request as a bare "builder error").
+pub fn check_base_url(base: &str) -> Result<(), CloudError> {
+    let fix = || {
+        CloudError::InvalidUrl(format!(
+            "the cloud URL {base:?} needs a scheme: write it as http://{base} (or https://{base})"
+        ))
+    };
+    match reqwest::Url::parse(base) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Err(CloudError::InvalidUrl(
+            format!("the cloud URL {base:?} has no host, e.g. http://127.0.0.1:3000"),
+        )),
+        Ok(_) | Err(_) if !base.contains("://") => Err(fix()),
+        Ok(url) => Err(CloudError::InvalidUrl(format!(
+            "the cloud URL {base:?} uses {}: only http:// and https:// are spoken",
+            url.scheme()
+        ))),
+        Err(e) => Err(CloudError::InvalidUrl(format!(
+            "the cloud URL {base:?} is not a URL ({e}), e.g. http://127.0.0.1:3000"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_cloud_url_without_a_scheme_says_how_to_write_it() {
+        for bad in ["127.0.0.1:3902", "localhost:3902", "cloud.example.com"] {
+            let e = CloudClient::new(bad, None, Duration::from_secs(1))
+                .expect_err("no scheme")
+                .to_string();
+            assert!(e.contains("needs a scheme"), "{bad}: {e}");
+            assert!(e.contains(&format!("http://{bad}")), "{bad}: {e}");
+        }
+        assert!(CloudClient::new("ftp://x", None, Duration::from_secs(1)).is_err());
+        assert!(CloudClient::new("http://127.0.0.1:3902/", None, Duration::from_secs(1)).is_ok());
     }
 }

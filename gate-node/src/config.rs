@@ -201,6 +201,10 @@ impl Config {
                 return Err(ConfigError(format!("peer {p:?} is not an http(s) URL")));
             }
         }
+        if let Some(url) = &self.cloud_url {
+            crate::cloud::check_base_url(url)
+                .map_err(|e| ConfigError(format!("cloud_url: {e}")))?;
+        }
         if self.sync.batch == 0 || self.sync.batch > sync_protocol::sync::MAX_RECORDS_PER_MESSAGE {
             return Err(ConfigError("sync.batch must be 1..=10000".into()));
         }
@@ -304,6 +308,23 @@ mod tests {
         });
     }
 
+    #[test]
+    fn the_shipped_desktop_config_loads_without_pi_hardware() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gate.toml",
+                include_str!("../../images/gate-node/gate.desktop.toml"),
+            )?;
+            let c = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.gpio, None, "no relay on a desktop");
+            assert!(!c.require_gpio);
+            assert_eq!(c.source.kind, SourceKind::Stdin);
+            assert!(c.data_dir.is_relative(), "no /var/lib on a desktop");
+            assert!(c.listen.ip().is_loopback());
+            Ok(())
+        });
+    }
+
     /// Loads `toml` and checks the error message names `key`.
     fn refused(toml: &str, key: &str) {
         figment::Jail::expect_with(|jail| {
@@ -333,6 +354,7 @@ mod tests {
         refused("[gpio]\nrelay_pin = 27\ngreen_pin = 27", "gpio");
         refused("[gpio]\nrealy_pin = 5", "realy_pin");
         refused("require_gpio = true", "[gpio]");
+        refused("cloud_url = \"127.0.0.1:3902\"", "cloud_url");
         refused("[gpio]\nbuzzer_pin = \"off\"", "buzzer_pin");
     }
 

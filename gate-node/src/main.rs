@@ -1,10 +1,11 @@
 //! `gate-node`: the Raspberry Pi gate daemon and its CLI. Parses arguments,
 //! reads the config and calls the library; all behaviour lives there.
 //!
-//! Exit codes: 0 success (`scan`: admitted); 1 an error (bad config,
-//! unreadable image, store failure, missing required hardware); 2 a usage
-//! error (clap); 3 no QR code in the image (`decode`, `scan --image`);
-//! 4 rejected (`scan`; the output says why).
+//! Exit codes: 0 success (`check`, `scan`: admitted); 1 an error (bad
+//! config, unreadable image, store failure, missing required hardware); 2 a
+//! usage error (clap); 3 no QR code in the image (`decode`, `check
+//! --image`, `scan --image`); 4 rejected (`check`, `scan`; the output says
+//! why).
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -20,7 +21,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `decode` / `scan --image`: the image holds no readable QR code.
+/// `decode` / `check --image` / `scan --image`: the image holds no
+/// readable QR code.
 const EXIT_NO_CODE: u8 = 3;
 /// `scan`: the ticket was rejected.
 const EXIT_REJECTED: u8 = 4;
@@ -78,24 +80,29 @@ enum Command {
         #[arg(long)]
         image: PathBuf,
     },
-    /// Decide on one image or text against the store and print the
-    /// decision (exit 0 admit, 4 reject, 3 no QR code in the image).
-    Scan {
-        /// Image file with a QR code.
-        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
-        image: Option<PathBuf>,
-        /// Scanned text.
-        #[arg(long)]
-        text: Option<String>,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Record the scan in the log (a real admission), not only decide.
-        #[arg(long)]
-        record: bool,
-    },
+    /// Admit or refuse one image or text as the gate does: the decision
+    /// is recorded in the scan log (scanning the same ticket twice refuses
+    /// the second time as already inside). Exit 0 admit, 4 reject, 3 no QR
+    /// code in the image.
+    Scan(ScanArgs),
+    /// Decide on one image or text without recording anything (what
+    /// `scan` would answer now). Exit codes as `scan`.
+    Check(ScanArgs),
     /// Print the effective configuration.
     PrintConfig,
+}
+
+#[derive(clap::Args, Debug)]
+struct ScanArgs {
+    /// Image file with a QR code.
+    #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+    image: Option<PathBuf>,
+    /// Scanned text.
+    #[arg(long)]
+    text: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -125,12 +132,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run => run(config),
         Command::Status => status(&config),
         Command::Decode { image } => decode(&config, &image),
-        Command::Scan {
-            image,
-            text,
-            json,
-            record,
-        } => scan(&config, image, text, json, record),
+        Command::Scan(args) => scan(&config, args, true),
+        Command::Check(args) => scan(&config, args, false),
         Command::PrintConfig => {
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(ExitCode::SUCCESS)
@@ -150,6 +153,22 @@ fn open_store(config: &Config) -> Result<Store> {
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))
 }
 
+/// The store of an enrolled or provisioned node, never created: commands
+/// that only read it (`status`, `check`) or need its identity (`scan`) must
+/// not leave an empty `gate.db` behind (e.g. in `/var/lib/gatehouse` when
+/// run without `--config`).
+fn open_existing_store(config: &Config) -> Result<Store> {
+    let path = config.data_dir.join("gate.db");
+    if !path.exists() {
+        bail!(
+            "no gate store at {}: this node is not enrolled yet (run `gate-node -c gate.toml enroll` or `provision`), \
+             or the config names another data_dir (pass --config, or set data_dir / GATE_DATA_DIR)",
+            path.display()
+        );
+    }
+    open_store(config)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,6 +177,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn enroll(config: &Config, cloud: &str, code: &str, name: &str) -> Result<ExitCode> {
+    gate_node::cloud::check_base_url(cloud)?;
     let store = Arc::new(open_store(config)?);
     if let Some(id) = store.identity() {
         bail!(
@@ -243,11 +263,15 @@ fn import(config: &Config, manifest: Option<PathBuf>, delta: Option<PathBuf>) ->
 fn run(config: Config) -> Result<ExitCode> {
     let actuator = gate_node::actuator::from_config(config.gpio.as_ref(), config.require_gpio)
         .context(if config.require_gpio {
-            "gate hardware is required (require_gpio = true)"
+            "gate hardware is required (require_gpio = true): on a machine without GPIO set \
+             require_gpio = false and remove [gpio], as in images/gate-node/gate.desktop.toml"
         } else {
             "setting up the gate hardware"
         })?;
-    let source = ScanSource::from_config(&config.source).context("opening the scan source")?;
+    let source = ScanSource::from_config(&config.source).context(
+        "opening the scan source (change source.kind, or its source.path / source.device / \
+         source.camera.index; images/gate-node/gate.desktop.toml runs without camera or GPIO)",
+    )?;
     runtime()?.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
@@ -276,7 +300,7 @@ fn run(config: Config) -> Result<ExitCode> {
 }
 
 fn status(config: &Config) -> Result<ExitCode> {
-    let store = open_store(config)?;
+    let store = open_existing_store(config)?;
     let id = store.require_identity()?;
     let out = serde_json::json!({
         "node_id": id.node_id,
@@ -315,13 +339,8 @@ fn decode(config: &Config, image: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn scan(
-    config: &Config,
-    image: Option<PathBuf>,
-    text: Option<String>,
-    json: bool,
-    record: bool,
-) -> Result<ExitCode> {
+fn scan(config: &Config, args: ScanArgs, record: bool) -> Result<ExitCode> {
+    let ScanArgs { image, text, json } = args;
     let text = match (text, image) {
         (Some(t), _) => t,
         (None, Some(p)) => match read_qr(config, &p)?.into_iter().next() {
@@ -333,7 +352,7 @@ fn scan(
         },
         (None, None) => bail!("give --image or --text"),
     };
-    let store = Arc::new(open_store(config)?);
+    let store = Arc::new(open_existing_store(config)?);
     let time = Arc::new(TimeSource::new(
         Arc::new(SystemClock::new()),
         config.trust_system_clock,

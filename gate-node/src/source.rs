@@ -59,14 +59,16 @@ impl std::fmt::Debug for ScanSource {
     }
 }
 
-/// The configured source could not be opened.
+/// The configured source could not be opened. The cause is part of the
+/// message and deliberately not an error `source()`: printing the chain
+/// (`{:#}`) would otherwise say it twice.
 #[derive(Debug, thiserror::Error)]
-#[error("scan source {name}: {source}")]
+#[error("scan source {name}: {reason}")]
 pub struct SourceError {
     /// Which source.
     pub name: String,
     /// Why.
-    pub source: FrameError,
+    pub reason: FrameError,
 }
 
 /// Consecutive I/O errors after which a device counts as gone (about a
@@ -93,9 +95,9 @@ impl ScanSource {
         mut open: impl FnMut() -> Result<Input, FrameError> + Send + 'static,
     ) -> Result<Self, SourceError> {
         let name = name.into();
-        let input = open().map_err(|source| SourceError {
+        let input = open().map_err(|reason| SourceError {
             name: name.clone(),
-            source,
+            reason,
         })?;
         Ok(Self {
             name,
@@ -127,19 +129,19 @@ impl ScanSource {
                 let name = format!("images {}", path.display());
                 let meta = std::fs::metadata(&path).map_err(|e| SourceError {
                     name: name.clone(),
-                    source: FrameError::Io(e.to_string()),
+                    reason: FrameError::Io(e.to_string()),
                 })?;
                 let frames: Box<dyn FrameSource> = if meta.is_dir() {
-                    Box::new(DirectorySource::open(&path).map_err(|source| SourceError {
+                    Box::new(DirectorySource::open(&path).map_err(|reason| SourceError {
                         name: name.clone(),
-                        source,
+                        reason,
                     })?)
                 } else {
                     Box::new(ImageFileSource::new(&path))
                 };
-                let decoder = decoder_for().map_err(|source| SourceError {
+                let decoder = decoder_for().map_err(|reason| SourceError {
                     name: name.clone(),
-                    source,
+                    reason,
                 })?;
                 Self::new(name, Input::Frames(frames, decoder))
             }

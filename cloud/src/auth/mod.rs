@@ -4,27 +4,46 @@
 //! and the first admin comes from configuration (see [`bootstrap_admin`]).
 
 pub mod extract;
+pub mod guard;
 pub mod jwt;
 pub mod password;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::Json;
+use crate::http::ratelimit::{ClientIp, retry_after_secs};
 use crate::model::{Role, SessionId, UserId};
 use crate::state::AppState;
 use crate::store::{RefreshOutcome, StoreError, UserRecord};
 use crate::users::UserView;
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Routes under `/auth`.
+/// Routes under `/auth`, in their three rate-limit groups.
 pub fn router() -> OpenApiRouter<AppState> {
+    registration_router()
+        .merge(login_router())
+        .merge(session_router())
+}
+
+/// `POST /auth/register` (limited per address).
+pub fn registration_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register))
+}
+
+/// `POST /auth/login` (limited by failed logins, see [`guard`]).
+pub fn login_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login))
+}
+
+/// `POST /auth/refresh` and `POST /auth/logout` (their own bucket).
+pub fn session_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(register))
-        .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
 }
@@ -36,8 +55,10 @@ pub struct RegisterRequest {
     /// Email (case-insensitive, unique).
     pub email: String,
     /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Shown name, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: String,
 }
 
@@ -175,9 +196,14 @@ async fn register(
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let email = req.email.trim().to_lowercase();
+    let ip = ip.map(|Extension(ClientIp(ip))| ip);
+    if let Some(wait) = state.login_guard.blocked(ip, &email, Instant::now()) {
+        return Err(ApiError::TooManyRequests(retry_after_secs(wait)));
+    }
     let user = match state.store.user_by_email(&email).await {
         Ok(u) => Some(u),
         Err(StoreError::NotFound(_)) => None,
@@ -192,11 +218,17 @@ async fn login(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match user {
-        Some(user) if ok => Ok(Json(start_session(&state, &user).await?)),
-        _ => Err(ApiError::unauthorized(
-            "invalid_credentials",
-            "email or password is wrong",
-        )),
+        Some(user) if ok => {
+            state.login_guard.succeeded(&email);
+            Ok(Json(start_session(&state, &user).await?))
+        }
+        _ => {
+            state.login_guard.failed(ip, &email, Instant::now());
+            Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "email or password is wrong",
+            ))
+        }
     }
 }
 
@@ -265,17 +297,28 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What start-up did about the bootstrap admin (it is logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootstrapAdmin {
+    /// `auth.bootstrap_admin_email`/`_password` are not both set.
+    NotConfigured,
+    /// The account was created now.
+    Created(String),
+    /// An account with that email already exists (left as it is).
+    Exists(String),
+}
+
 /// Creates the configured bootstrap admin if no account has its email yet.
-pub async fn bootstrap_admin(state: &AppState) -> Result<(), ApiError> {
+pub async fn bootstrap_admin(state: &AppState) -> Result<BootstrapAdmin, ApiError> {
     let (Some(email), Some(password)) = (
         state.config.auth.bootstrap_admin_email.as_deref(),
         state.config.auth.bootstrap_admin_password.as_ref(),
     ) else {
-        return Ok(());
+        return Ok(BootstrapAdmin::NotConfigured);
     };
     let email = normalize_email(email)?;
     match state.store.user_by_email(&email).await {
-        Ok(_) => return Ok(()),
+        Ok(_) => return Ok(BootstrapAdmin::Exists(email)),
         Err(StoreError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
@@ -283,7 +326,7 @@ pub async fn bootstrap_admin(state: &AppState) -> Result<(), ApiError> {
     let now = state.now_ms();
     let user = UserRecord {
         id: UserId::new(),
-        email,
+        email: email.clone(),
         password_hash: state
             .passwords
             .hash(password.expose())
@@ -297,7 +340,8 @@ pub async fn bootstrap_admin(state: &AppState) -> Result<(), ApiError> {
         updated_at: now,
     };
     match state.store.create_user(&user).await {
-        Ok(()) | Err(StoreError::Duplicate(_)) => Ok(()),
+        Ok(()) => Ok(BootstrapAdmin::Created(email)),
+        Err(StoreError::Duplicate(_)) => Ok(BootstrapAdmin::Exists(email)),
         Err(e) => Err(e.into()),
     }
 }

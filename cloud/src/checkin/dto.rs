@@ -58,6 +58,7 @@ pub struct ValidateQuery {
 #[serde(deny_unknown_fields)]
 pub struct ScanPage {
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `scan_id` of the last item of the previous page.
     pub cursor: Option<String>,

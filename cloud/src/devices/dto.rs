@@ -47,6 +47,7 @@ pub struct CreateEnrollmentCode {
     /// Gate label, 1 to 64 bytes, e.g. "North 2".
     pub gate: String,
     /// Zone the gate guards (0 to 31); null admits tickets of any zone.
+    #[schema(maximum = 31)]
     pub zone: Option<u8>,
     /// `entry` or `exit`.
     pub direction: GateDirection,

@@ -16,11 +16,13 @@ pub struct TierInput {
     pub tier: u16,
     /// Name (unique per event).
     pub name: String,
-    /// Price in minor units (e.g. cents).
+    /// Price in minor units (e.g. cents), 0 to 100,000,000,000.
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub price_minor: i64,
     /// ISO 4217; must equal the event's currency (default: the event's).
     pub currency: Option<String>,
     /// Most tickets (0 to 1,000,000).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub capacity: i64,
     /// Zone bit mask carried in the credential (bit z = zone z); default 1.
     pub zone_mask: Option<u32>,

@@ -72,6 +72,7 @@ pub struct TicketSale {
     /// Tier number.
     pub tier: u16,
     /// 1 to 50 tickets.
+    #[schema(minimum = 1, maximum = 50)]
     pub quantity: u32,
     /// Name on the tickets.
     pub holder_name: String,

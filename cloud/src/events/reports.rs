@@ -58,9 +58,22 @@ pub struct CreateReport {
 pub struct ReportTable {
     /// Column names.
     pub columns: Vec<String>,
-    /// Rows of values (strings and numbers).
-    #[schema(value_type = Vec<Vec<Object>>)]
+    /// Rows of values (strings and numbers; null where a value is missing).
+    #[schema(schema_with = report_rows)]
     pub rows: Vec<Vec<Value>>,
+}
+
+/// `rows`: arrays of string, number or null cells.
+fn report_rows() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let cell = ObjectBuilder::new().schema_type(SchemaType::from_iter([
+        Type::String,
+        Type::Number,
+        Type::Null,
+    ]));
+    ArrayBuilder::new()
+        .items(ArrayBuilder::new().items(cell))
+        .build()
 }
 
 /// A stored report.

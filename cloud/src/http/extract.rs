@@ -1,16 +1,48 @@
 //! Extractors whose rejections use the API's error shape, and pagination.
 
 use crate::error::ApiError;
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 /// `axum::Json` with rejections mapped to [`ApiError`] (bad JSON 400, wrong
 /// types and unknown fields 422, wrong content type 415, too large 413).
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// Every request body of this API is a JSON object: serde would otherwise
+/// also fill a struct from an array of its fields in order
+/// (`["a@b.c","pw"]` as a login), which the schema does not allow.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::Validation(format!(
+                "the request body must be a JSON object, not {}",
+                json_kind(&value)
+            )));
+        }
+        T::deserialize(value)
+            .map(Json)
+            .map_err(|e| ApiError::Validation(format!("invalid request body: {e}")))
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -40,6 +72,7 @@ pub const DEFAULT_PAGE: u32 = 50;
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Id of the last item of the previous page.
     pub cursor: Option<uuid::Uuid>,

@@ -5,7 +5,9 @@
 pub mod extract;
 pub mod health;
 pub mod openapi;
+pub mod openapi_complete;
 pub mod ratelimit;
+pub mod unread;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,6 +20,7 @@ use ratelimit::{ClientKey, Limiter};
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -40,16 +43,26 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     let mut limiters = Limiters::default();
     let mut limited = |router: OpenApiRouter<AppState>, per_minute: u32| {
         if rl.enabled {
-            let l = ratelimit::limiter(per_minute, key);
-            let router = router.layer(ratelimit::layer(&l));
+            let l = Limiter::new(per_minute);
+            let router = router.layer(middleware::from_fn_with_state(l.clone(), ratelimit::limit));
             limiters.0.push(l);
             router
         } else {
             router
         }
     };
+    // Logins are limited by their failures (see `auth::guard`), refresh and
+    // logout by their own bucket: a token holder is not a password guesser.
     let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(limited(crate::auth::router(), rl.auth_per_minute))
+        .merge(limited(
+            crate::auth::registration_router(),
+            rl.auth_per_minute,
+        ))
+        .merge(crate::auth::login_router())
+        .merge(limited(
+            crate::auth::session_router(),
+            rl.refresh_per_minute,
+        ))
         .merge(crate::users::router())
         .merge(crate::events::router())
         .merge(limited(commerce_routes(), rl.tickets_per_minute))
@@ -66,15 +79,26 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     // Device sync is authenticated per device, not limited per address:
     // a venue's gates share one NAT address.
     let (device_sync, sync_doc) = crate::device_sync::router(&state).split_for_parts();
+    use openapi_complete::{Gateway, complete};
     let mut doc = doc;
-    doc.merge(health_doc);
-    doc.merge(webhook_doc);
-    doc.merge(sync_doc);
+    complete(&mut doc, Gateway { rate_limited: true });
+    for mut part in [health_doc, webhook_doc, sync_doc] {
+        complete(
+            &mut part,
+            Gateway {
+                rate_limited: false,
+            },
+        );
+        doc.merge(part);
+    }
 
     let mut router = api.merge(openapi::routes(doc));
     if rl.enabled {
-        let global = ratelimit::limiter(rl.global_per_minute, key);
-        router = router.layer(ratelimit::layer(&global));
+        let global = Limiter::new(rl.global_per_minute);
+        router = router.layer(middleware::from_fn_with_state(
+            global.clone(),
+            ratelimit::limit,
+        ));
         limiters.0.push(global);
     }
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
@@ -88,13 +112,16 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn(health::track))
+        .layer(middleware::from_fn_with_state(key, ratelimit::client_ip))
+        .layer(middleware::from_fn(unread::announce_close))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
                     tracing::info_span!("http", method = %req.method(), uri = %req.uri().path(), request_id = %id)
-                }).on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis)))
+                }).on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis))
+                  .on_failure(log_failure))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(cors(&state.config.server.cors_allowed_origins)),
         )
@@ -132,6 +159,21 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
         .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600))
+}
+
+/// Server errors are ERRORs, except 503: an expected answer (Stripe not
+/// configured, the database away for a moment) that the client is told to
+/// retry, and nothing an operator must wake up for.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let ms = latency.as_millis();
+    match class {
+        ServerErrorsFailureClass::StatusCode(s)
+            if s == axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            tracing::warn!(status = s.as_u16(), latency_ms = %ms, "service unavailable")
+        }
+        other => tracing::error!(classification = %other, latency_ms = %ms, "response failed"),
+    }
 }
 
 /// Answers 408 in the API's shape when a request runs too long.

@@ -14,6 +14,7 @@ pub struct OrderItemInput {
     /// Tier number.
     pub tier: u16,
     /// 1 to 50 tickets.
+    #[schema(minimum = 1, maximum = 50)]
     pub quantity: u32,
 }
 
@@ -25,6 +26,7 @@ pub struct CreateOrder {
     #[schema(value_type = String, format = Uuid)]
     pub event_id: EventId,
     /// Lines, one per tier (1 to 10).
+    #[schema(min_items = 1, max_items = 10)]
     pub items: Vec<OrderItemInput>,
 }
 

@@ -344,12 +344,47 @@ pub trait Store:
 }
 
 /// Opens the backend named by the URL scheme and runs its migrations.
+/// The file a `sqlite:` URL names (none for in-memory databases).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path == ":memory:" || query.contains("mode=memory");
+    (!memory).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates the database file readable by its owner only (0600, like the
+/// keys beside it) before SQLite would create it with the umask's 0644;
+/// SQLite gives its `-wal` and `-shm` files the database file's mode.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Other(format!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Connects to the database the URL names, creating a SQLite file 0600.
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(
             SqlStore::<Postgres>::connect(url, max_connections).await?,
         ))
     } else if url.starts_with("sqlite:") {
+        if let Some(path) = sqlite_file(url) {
+            create_private(&path)?;
+        }
         Ok(Arc::new(
             SqlStore::<Sqlite>::connect(url, max_connections).await?,
         ))

@@ -120,6 +120,7 @@ pub struct TicketQuery {
 #[serde(deny_unknown_fields)]
 pub struct QrQuery {
     /// `png` (default) or `svg`.
+    #[param(inline)]
     pub format: Option<QrFormat>,
 }
 

@@ -125,6 +125,9 @@ impl TestApp {
         config.auth.bootstrap_admin_password = Some(Secret::new(ADMIN_PASSWORD));
         config.rate_limit.global_per_minute = 100_000;
         config.rate_limit.auth_per_minute = 100_000;
+        config.rate_limit.refresh_per_minute = 100_000;
+        config.rate_limit.login_failures_per_address_per_minute = 100_000;
+        config.rate_limit.login_failures_per_account_per_minute = 100_000;
         config.rate_limit.tickets_per_minute = 100_000;
         config.server.cors_allowed_origins = vec!["https://app.gatehouse.test".into()];
         config.server.view_flush_ms = 50;

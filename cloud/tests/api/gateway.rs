@@ -6,45 +6,6 @@ use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-async fn auth_rate_limit_answers_429_with_retry_after(app: TestApp) {
-    let body = json!({"email": "nobody@example.com", "password": "whatever1"});
-    for _ in 0..3 {
-        let (st, _) = app.post("/auth/login", None, body.clone()).await;
-        assert_eq!(st, StatusCode::UNAUTHORIZED);
-    }
-    let resp = app
-        .client
-        .post(app.url("/auth/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry), "Retry-After is {retry}");
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        &v,
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-    );
-    // Other route groups keep their own budget.
-    let (st, _) = app.call(Method::GET, "/events", None, None).await;
-    assert_eq!(
-        st,
-        StatusCode::UNAUTHORIZED,
-        "the auth limit does not spill onto other routes"
-    );
-}
-both!(auth_rate_limit_answers_429_with_retry_after, |c| {
-    c.rate_limit.auth_per_minute = 3;
-});
-
 async fn ticket_and_global_rate_limits(app: TestApp) {
     let admin = app.admin().await;
     let mut statuses = Vec::new();

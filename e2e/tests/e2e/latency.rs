@@ -14,8 +14,8 @@ async fn a_refund_in_the_cloud_revokes_the_credential_at_the_gates() {
     let v = Venue::open(2, Timings::fast(), false).await;
     let tickets = v.cloud.sell(&v.event, 1).await;
     v.manifests_reach(1).await;
-    let dry = v.nodes[0].cli(&["scan", "--text", &tickets[0].1, "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("scan --json");
+    let dry = v.nodes[0].cli(&["check", "--text", &tickets[0].1, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("check --json");
     assert_decision(&report, "admit", None, "valid before the refund (dry run)");
 
     let start = Instant::now();

@@ -30,8 +30,8 @@ async fn online_orders_transfers_and_refunds_reach_the_gates() {
     );
     let old = v.cloud.credential(&buyer, &t1).await;
     let q2 = v.cloud.credential(&buyer, &t2).await;
-    let dry = a.cli(&["scan", "--text", &old, "--json"]);
-    let r: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("scan --json");
+    let dry = a.cli(&["check", "--text", &old, "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("check --json");
     assert_decision(&r, "admit", None, "a paid online order is listed (dry run)");
 
     // Transfer → the old QR is superseded, the recipient's admitted.

@@ -9,7 +9,7 @@
 //!
 //! Concurrency: one connection behind a mutex per process; every write is a
 //! `BEGIN IMMEDIATE` transaction, so a CLI process writing to the same file
-//! (provisioning, `import`, `scan --record`) is serialised by SQLite. Only the
+//! (provisioning, `import`, `scan`) is serialised by SQLite. Only the
 //! identity and key ring are cached, and they are reloaded whenever
 //! `PRAGMA data_version` shows that another connection committed.
 

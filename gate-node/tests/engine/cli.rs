@@ -1,6 +1,6 @@
-//! The CLI on a provisioned store: `decode`, `scan --image/--text --json`,
-//! `status`, and their exit codes (0 admit, 1 error, 3 no QR code,
-//! 4 rejected).
+//! The CLI on a provisioned store: `decode`, `check` and `scan`
+//! (`--image/--text --json`), `status`, and their exit codes (0 admit,
+//! 1 error, 3 no QR code, 4 rejected).
 
 use crate::harness::{cli, provision};
 use gate_node::fixture::EventFixture;
@@ -58,7 +58,7 @@ fn decode_refuses_unreadable_images_with_a_clear_error() {
         (wide, "too large"),
         (dir.path().join("missing.png"), "missing.png"),
     ] {
-        for cmd in ["decode", "scan"] {
+        for cmd in ["decode", "check", "scan"] {
             let out = cli(dir.path(), &[cmd, "--image", path.to_str().unwrap()]);
             assert_eq!(
                 out.status.code(),
@@ -71,7 +71,7 @@ fn decode_refuses_unreadable_images_with_a_clear_error() {
 }
 
 #[test]
-fn scan_prints_one_json_decision_and_records_only_when_asked() {
+fn check_decides_only_and_scan_records() {
     let f = EventFixture::new(52, 3);
     let dir = tempfile::tempdir().unwrap();
     provision(dir.path(), &f, 1, &[]);
@@ -84,21 +84,26 @@ fn scan_prints_one_json_decision_and_records_only_when_asked() {
     let v = json(
         cli(
             dir.path(),
-            &["scan", "--image", png.to_str().unwrap(), "--json"],
+            &["check", "--image", png.to_str().unwrap(), "--json"],
         ),
         0,
     );
     assert_eq!(v["decision"], "admit");
     assert_eq!(v["reason"], serde_json::Value::Null);
     assert_eq!(v["ticket_id"], f.ticket(2).to_string());
-    let v = json(
-        cli(dir.path(), &["scan", "--text", &text, "--json", "--record"]),
-        0,
+    assert_eq!(
+        v["scan_id"],
+        serde_json::Value::Null,
+        "check records nothing"
     );
+    let v = json(cli(dir.path(), &["check", "--text", &text, "--json"]), 0);
+    assert_eq!(v["decision"], "admit", "checking twice still admits");
+    let v = json(cli(dir.path(), &["scan", "--text", &text, "--json"]), 0);
     assert_eq!(
         v["decision"], "admit",
-        "a dry run recorded nothing, so this admits"
+        "a check recorded nothing, so the real scan admits"
     );
+    assert!(v["scan_id"].is_string(), "scan records: {v}");
     let v = json(cli(dir.path(), &["scan", "--text", &text, "--json"]), 4);
     assert_eq!(
         (v["decision"].as_str(), v["reason"].as_str()),
@@ -106,21 +111,70 @@ fn scan_prints_one_json_decision_and_records_only_when_asked() {
         "a rejection is exit 4 with the reason in the JSON"
     );
     let v = json(
-        cli(dir.path(), &["scan", "--text", "nonsense", "--json"]),
+        cli(dir.path(), &["check", "--text", "nonsense", "--json"]),
         4,
     );
     assert_eq!(v["reason"], "malformed");
     assert_eq!(v["ticket_id"], serde_json::Value::Null);
-    let out = cli(dir.path(), &["scan", "--image", png.to_str().unwrap()]);
+    let out = cli(dir.path(), &["check", "--image", png.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "REJECT already_inside"
     );
     let status = json(cli(dir.path(), &["status"]), 0);
-    assert_eq!(status["records"], 1);
     assert_eq!(
-        status["pending"]["pending"], 1,
+        status["records"], 2,
+        "the two scans (admit, then already_inside) are recorded; the checks are not"
+    );
+    assert_eq!(
+        status["pending"]["pending"], 2,
         "not yet acknowledged by any cloud"
     );
+}
+
+#[test]
+fn status_and_check_without_a_store_say_so_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("not-there");
+    for args in [
+        &["status"][..],
+        &["check", "--text", "TK1:x"],
+        &["scan", "--text", "TK1:x"],
+    ] {
+        let out = std::process::Command::new(crate::harness::BIN)
+            .args(args)
+            .env("GATE_DATA_DIR", &data)
+            .env("GATE_LOG", "warn")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = stderr(&out);
+        assert!(err.contains("not enrolled"), "{args:?}: {err}");
+        assert!(
+            err.contains(&data.join("gate.db").display().to_string()),
+            "{err}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+}
+
+#[test]
+fn enroll_without_a_scheme_says_the_url_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["enroll", "--cloud", "127.0.0.1:3902", "--code", "ABCD-EFGH"])
+        .env("GATE_DATA_DIR", &data)
+        .env("GATE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("needs a scheme") && err.contains("http://127.0.0.1:3902"),
+        "{err}"
+    );
+    assert!(!err.contains("builder error"), "{err}");
+    assert!(!data.exists(), "a refused URL creates no store");
 }

@@ -10,6 +10,7 @@ mod cli;
 mod cloud;
 mod fake_cloud;
 mod harness;
+mod local_api;
 mod mdns;
 mod sources;
 mod systemd;

@@ -108,13 +108,10 @@ fn gate(root: &Path, f: &EventFixture, n: u8) -> std::path::PathBuf {
 }
 
 fn decision(dir: &Path, text: &str, record: bool) -> serde_json::Value {
-    let mut args = vec!["scan", "--text", text, "--json"];
-    if record {
-        args.push("--record");
-    }
-    let out = cli(dir, &args);
+    let command = if record { "scan" } else { "check" };
+    let out = cli(dir, &[command, "--text", text, "--json"]);
     serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("scan --json prints JSON ({e}): {out:?}"))
+        .unwrap_or_else(|e| panic!("{command} --json prints JSON ({e}): {out:?}"))
 }
 
 #[test]

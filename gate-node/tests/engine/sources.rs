@@ -56,7 +56,7 @@ async fn a_directory_of_camera_frames_admits_rejects_and_debounces() {
         f.credential(f.ticket(3)),
     );
     let forged = f.credential_with(&sync_protocol::SecretKey::from_seed([9; 32]), f.ticket(4));
-    let out = cli(dir.path(), &["scan", "--text", &t3, "--record"]);
+    let out = cli(dir.path(), &["scan", "--text", &t3]);
     assert!(out.status.success(), "ticket 3 is inside before: {out:?}");
 
     let frames = dir.path().join("frames");
