@@ -202,9 +202,13 @@ impl Device {
     fn view(&self, report: &ScanReport, direction: Direction) -> Result<ScanView, AppError> {
         let mut ctx = Context::default();
         if let Some(ticket) = report.ticket_id {
-            let entry = self.store.manifest_entry(&ticket)?;
-            ctx.tier = entry.as_ref().map(|e| e.tier);
-            ctx.zones = entry.as_ref().map(|e| e.zones);
+            // Manifest facts only for a credential that verified (the
+            // decision then names the holder): a forgery learns nothing.
+            if report.display_name.is_some() || report.admitted() {
+                let entry = self.store.manifest_entry(&ticket)?;
+                ctx.tier = entry.as_ref().map(|e| e.tier);
+                ctx.zones = entry.as_ref().map(|e| e.zones);
+            }
             let fold = self.store.ticket_fold(&ticket)?;
             ctx.double_admission = report.admitted() && !fold.double_admissions.is_empty();
             ctx.presence = words::presence(&self.store, &ticket, self.offset)?;

@@ -61,6 +61,11 @@ async fn valid_then_again_then_forged() {
         "a forged code is explained in words: {:?}",
         forged.detail
     );
+    assert_eq!(
+        (forged.display_name.as_deref(), forged.tier, forged.zones.as_deref()),
+        (None, None, None),
+        "a forgery is shown nothing from the manifest"
+    );
     let junk = app.scan("hello").expect("scan junk");
     assert_eq!(junk.reason.as_deref(), Some("malformed"));
 }

@@ -6,6 +6,7 @@
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,12 +33,27 @@ fn require(name: &str, install: &str) -> PathBuf {
     })
 }
 
-/// A child process killed on drop.
+/// A child process killed on drop; `Proc::group` kills its whole process
+/// group (tauri-driver's WebKitWebDriver and the app it launched).
 #[derive(Debug)]
-struct Proc(Child);
+struct Proc(Child, bool);
+
+impl Proc {
+    fn one(c: Child) -> Self {
+        Self(c, false)
+    }
+    fn group(c: Child) -> Self {
+        Self(c, true)
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.1 {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0.id())])
+                .status();
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -65,7 +81,7 @@ fn start_xvfb() -> (Proc, String) {
             .stderr(Stdio::null())
             .spawn()
             .expect("start Xvfb");
-        let mut proc = Proc(child);
+        let mut proc = Proc::one(child);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
@@ -96,10 +112,11 @@ impl Window {
             .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
             .env("SCANNER_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start tauri-driver");
-        let driver = Proc(child);
+        let driver = Proc::group(child);
         let url = format!("http://127.0.0.1:{port}");
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("wry"));
@@ -136,6 +153,11 @@ impl Window {
         })
         .await;
         w
+    }
+
+    /// Ends the session (the app quits), then the driver and X server.
+    pub async fn close(self) {
+        let _ = self.client.close().await;
     }
 
     /// Runs `script` in the page.
@@ -199,13 +221,19 @@ impl Window {
 
     /// Clicks element `id`.
     pub async fn click(&self, id: &str) {
-        self.client
+        let r = self
+            .client
             .find(Locator::Id(id))
             .await
             .unwrap_or_else(|err| panic!("#{id} exists: {err}"))
             .click()
-            .await
-            .unwrap_or_else(|err| panic!("click #{id}: {err}"));
+            .await;
+        if let Err(err) = r {
+            let png = self.client.screenshot().await.unwrap_or_default();
+            let _ = std::fs::write("/tmp/scanner-click-failed.png", png);
+            let html = self.js("const r = document.getElementById(arguments[0]).getBoundingClientRect(); const e = document.elementFromPoint(r.x + r.width/2, r.y + r.height/2); return [JSON.stringify(r), e ? e.outerHTML.slice(0, 300) : 'none']", vec![json!(id)]).await;
+            panic!("click #{id}: {err:?}; at its centre: {html}");
+        }
     }
 
     /// Clicks the first element matching a CSS selector.

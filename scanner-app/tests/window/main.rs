@@ -37,11 +37,33 @@ fn forged(event: &str, ticket: &str) -> String {
         .to_qr_text()
 }
 
-/// Scans `code` in the scan field and waits for a new result screen.
+/// Switches screens with the keyboard (F1 scan, F2 search, F3 counts, F4
+/// settings), as staff do; it also dismisses a result on screen.
+async fn view(w: &Window, name: &str) {
+    let key = match name {
+        "scan" => "\u{E031}",
+        "search" => "\u{E032}",
+        "counts" => "\u{E033}",
+        _ => "\u{E034}",
+    };
+    w.keys_to_focus(key).await;
+    let panel = format!("view-{name}");
+    w.wait(&format!("the {name} screen"), || async { w.shown(&panel).await })
+        .await;
+}
+
+/// Scans `code` in the scan field and waits for a new result screen. The
+/// field keeps the focus while a result shows: the next scan needs no click.
 async fn scan(w: &Window, code: &str) -> (String, String) {
     let before = w.data("result", "seq").await;
-    w.click("tab-scan").await;
-    w.type_into("scan-input", &format!("{code}{ENTER}")).await;
+    if !w.shown("view-scan").await {
+        view(w, "scan").await;
+    }
+    let focused = w
+        .js("return document.activeElement && document.activeElement.id", vec![])
+        .await;
+    assert_eq!(focused, "scan-input", "the scan field has the focus for the next scan");
+    w.keys_to_focus(&format!("{code}{ENTER}")).await;
     w.wait("a new result screen", || async { w.data("result", "seq").await != before })
         .await;
     (w.data("result", "verdict").await, w.text("result-detail").await)
@@ -58,7 +80,7 @@ async fn sync_bar(w: &Window) -> (bool, u64, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_staff_journey_online_offline_and_back() {
     let venue = Venue::open(1, Timings::fast(), false).await;
-    let sold = venue.cloud.sell(&venue.event, 6).await;
+    let sold = venue.cloud.sell(&venue.event, 7).await;
     let data = tempfile::tempdir().expect("tmp");
     let frames = tempfile::tempdir().expect("tmp");
     let args: Vec<String> = [
@@ -105,7 +127,7 @@ async fn door_staff_journey_online_offline_and_back() {
     w.wait("the scan screen after enrolling", || async { w.shown("scan-input").await })
         .await;
     w.wait("the manifest with the sold tickets", || async {
-        w.text("sync-details").await.contains("6 tickets")
+        w.text("sync-details").await.contains("7 tickets")
     })
     .await;
 
@@ -130,7 +152,7 @@ async fn door_staff_journey_online_offline_and_back() {
     let gate = venue.nodes[0].scan(&sold[2].1).await;
     assert_eq!(gate["decision"], "admit", "{gate}");
     let t0 = Instant::now();
-    w.click("tab-search").await;
+    view(&w, "search").await;
     loop {
         w.type_into("search-input", &sold[2].0).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -161,7 +183,7 @@ async fn door_staff_journey_online_offline_and_back() {
         !online && waiting >= 1 && summary.starts_with("Offline: ")
     })
     .await;
-    w.click("tab-scan").await;
+    assert_eq!(w.data("result", "verdict").await, "green", "the admit is still on screen");
     w.screenshot("offline").await;
 
     // Heal: nothing waits and the cloud holds the offline scan.
@@ -178,9 +200,9 @@ async fn door_staff_journey_online_offline_and_back() {
     );
 
     // Search by name, then a manual check-in with a reason.
-    w.click("tab-search").await;
+    view(&w, "search").await;
     w.type_into("search-input", "jensen").await;
-    w.wait("six Jensens found", || async { w.text("search-total").await == "6 found" })
+    w.wait("seven Jensens found", || async { w.text("search-total").await == "7 found" })
         .await;
     w.screenshot("search").await;
     w.click_css(&format!("li[data-ticket='{}'] button.manual", sold[4].0))
@@ -195,12 +217,12 @@ async fn door_staff_journey_online_offline_and_back() {
     assert_eq!((verdict.as_str(), detail.starts_with("Already inside")), ("red", true));
 
     // Exit, then back in: this event's tickets do not allow re-entry.
-    w.click("tab-settings").await;
+    view(&w, "settings").await;
     w.click("mode-exit").await;
     w.wait("exit mode", || async { w.text("mode-badge").await == "EXIT" }).await;
     let (verdict, _) = scan(&w, &sold[0].1).await;
     assert_eq!((verdict.as_str(), w.text("result-headline").await.as_str()), ("green", "Exit"));
-    w.click("tab-settings").await;
+    view(&w, "settings").await;
     w.click("mode-entry").await;
     w.wait("entry mode", || async { w.text("mode-badge").await == "ENTRY" }).await;
     let (verdict, detail) = scan(&w, &sold[0].1).await;
@@ -208,14 +230,14 @@ async fn door_staff_journey_online_offline_and_back() {
     assert!(detail.starts_with("Left at "), "re-entry refused in words: {detail}");
 
     // Counts.
-    w.click("tab-counts").await;
+    view(&w, "counts").await;
     w.wait("counts", || async { w.text("count-admitted").await == "4" }).await;
     assert_eq!(w.text("count-inside").await, "3", "4 admitted, 1 left");
-    assert_eq!(w.text("count-capacity").await, "6");
+    assert_eq!(w.text("count-capacity").await, "7");
     w.screenshot("counts").await;
 
     // A USB scanner's burst while typing in the search box goes to the scan.
-    w.click("tab-search").await;
+    view(&w, "search").await;
     w.type_into("search-input", "jen").await;
     let before = w.data("result", "seq").await;
     w.keys_to_focus(&format!("{}{ENTER}", sold[5].1)).await;
@@ -228,11 +250,11 @@ async fn door_staff_journey_online_offline_and_back() {
     assert_eq!(left, "jen", "the burst did not land in the search box");
 
     // Kiosk: locked, a steward cannot check in by hand or switch modes.
-    w.click("tab-settings").await;
+    view(&w, "settings").await;
     w.click("lock").await;
     w.wait("steward mode", || async { w.text("role-badge").await.starts_with("STEWARD") })
         .await;
-    w.click("tab-settings").await;
+    view(&w, "settings").await;
     assert!(!w.shown("mode-exit").await, "mode switching is hidden from stewards");
     w.type_into("unlock-pin", &format!("1111{ENTER}")).await;
     w.wait("the wrong PIN refused", || async { w.text("settings-error").await == "wrong PIN" })
@@ -240,4 +262,17 @@ async fn door_staff_journey_online_offline_and_back() {
     w.type_into("unlock-pin", &format!("2468{ENTER}")).await;
     w.wait("supervisor again", || async { w.text("role-badge").await == "SUPERVISOR" })
         .await;
+
+    // The camera: a frame with the ticket's QR code (the injected camera).
+    let qr = qrcode::QrCode::new(sold[6].1.as_bytes()).expect("QR code");
+    let img = qr.render::<image::Luma<u8>>().min_dimensions(480, 480).build();
+    img.save(frames.path().join("frame1.png")).expect("write the frame");
+    view(&w, "scan").await;
+    let before = w.data("result", "seq").await;
+    w.click("camera-toggle").await;
+    w.wait("the camera's result", || async { w.data("result", "seq").await != before })
+        .await;
+    assert_eq!(w.data("result", "verdict").await, "green", "a QR code in view admits");
+    assert!(w.text("result-who").await.contains("Jensen"));
+    w.close().await;
 }
