@@ -113,7 +113,12 @@ fn main() -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let sync = SyncConfig {
         listen: args.listen,
-        peers: args.peers.iter().filter(|p| !p.trim().is_empty()).cloned().collect(),
+        peers: args
+            .peers
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .cloned()
+            .collect(),
         cloud_interval_ms: args.cloud_interval_ms,
         cloud_backoff_max_ms: args.cloud_backoff_max_ms,
         anti_entropy_ms: args.anti_entropy_ms,
@@ -172,11 +177,66 @@ fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::parse_offset;
+    use scanner_core::bindings::{COMMANDS, EVENTS};
+    use std::collections::BTreeSet;
+
+    fn manifest_file(name: &str) -> String {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name))
+            .unwrap_or_else(|e| panic!("read {name}: {e}"))
+    }
+
+    #[test]
+    fn declared_typed_and_granted_commands_are_the_same_list() {
+        let typed: BTreeSet<String> = COMMANDS.iter().map(|c| c.0.to_owned()).collect();
+        let build = manifest_file("build.rs");
+        let declared: BTreeSet<String> = build
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('"') && l.ends_with("\","))
+            .map(|l| l.trim_matches(|c| c == '"' || c == ',').to_owned())
+            .collect();
+        assert_eq!(
+            declared, typed,
+            "build.rs declares exactly the typed commands"
+        );
+        let caps: serde_json::Value =
+            serde_json::from_str(&manifest_file("capabilities/main.json"))
+                .expect("capability JSON");
+        let granted: BTreeSet<String> = caps["permissions"]
+            .as_array()
+            .expect("permissions")
+            .iter()
+            .filter_map(|p| {
+                p.as_str()?
+                    .strip_prefix("allow-")
+                    .map(|c| c.replace('-', "_"))
+            })
+            .collect();
+        assert_eq!(
+            granted, typed,
+            "the window is granted exactly the app's commands"
+        );
+        let events: BTreeSet<&str> = EVENTS.iter().map(|e| e.0).collect();
+        assert_eq!(
+            events,
+            BTreeSet::from([
+                crate::commands::CAMERA_SCAN_EVENT,
+                crate::commands::CAMERA_PREVIEW_EVENT
+            ]),
+            "every emitted event is typed"
+        );
+    }
 
     #[test]
     fn offsets_parse_as_date_prints_them() {
-        assert_eq!(parse_offset("+0100\n"), time::UtcOffset::from_hms(1, 0, 0).ok());
-        assert_eq!(parse_offset("-05:30"), time::UtcOffset::from_hms(-5, -30, 0).ok());
+        assert_eq!(
+            parse_offset("+0100\n"),
+            time::UtcOffset::from_hms(1, 0, 0).ok()
+        );
+        assert_eq!(
+            parse_offset("-05:30"),
+            time::UtcOffset::from_hms(-5, -30, 0).ok()
+        );
         assert_eq!(parse_offset("junk"), None);
     }
 }

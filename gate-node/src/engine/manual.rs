@@ -53,12 +53,12 @@ impl Engine {
         let mut template = self.template.clone();
         template.operator = format!("manual: {operator}: {reason}");
         let best = self.time.now();
-        let (decision, record) =
-            self.store
-                .decide_and_record(best.ms, &template, |_keys, manifest, checkins| {
-                    decide_listed(ticket, manifest, checkins, &self.policy)
-                })
-                .inspect_err(|_| bump(&self.counters.store_errors, "store_error"))?;
+        let (decision, record) = self
+            .store
+            .decide_and_record(best.ms, &template, |_keys, manifest, checkins| {
+                decide_listed(ticket, manifest, checkins, &self.policy)
+            })
+            .inspect_err(|_| bump(&self.counters.store_errors, "store_error"))?;
         bump(&self.counters.scans, "decided");
         match decision.outcome {
             Outcome::Admit => bump(&self.counters.admitted, "admit"),

@@ -9,8 +9,12 @@ use sync_protocol::manifest::EntryStatus;
 use sync_protocol::{ManifestEntry, TicketId};
 
 const TICKETS: u32 = 100_000;
-const FIRST: [&str; 8] = ["Astrid", "Bo", "Carla", "Dmitri", "Eva", "Farid", "Greta", "Hiro"];
-const LAST: [&str; 8] = ["Jensen", "Okafor", "Müller", "Tanaka", "Silva", "Novak", "Haddad", "Berg"];
+const FIRST: [&str; 8] = [
+    "Astrid", "Bo", "Carla", "Dmitri", "Eva", "Farid", "Greta", "Hiro",
+];
+const LAST: [&str; 8] = [
+    "Jensen", "Okafor", "Müller", "Tanaka", "Silva", "Novak", "Haddad", "Berg",
+];
 
 fn entries() -> Vec<ManifestEntry> {
     (0..TICKETS)
@@ -55,7 +59,9 @@ fn search(c: &mut Criterion) {
     g.bench_function("worst_keystroke_two_letters", |b| {
         b.iter(|| black_box(index.search("er", 25)))
     });
-    g.bench_function("pasted_ticket_id", |b| b.iter(|| black_box(index.search(&id, 25))));
+    g.bench_function("pasted_ticket_id", |b| {
+        b.iter(|| black_box(index.search(&id, 25)))
+    });
     g.sample_size(10);
     g.bench_function("index_build", |b| {
         b.iter(|| black_box(SearchIndex::build(1, all.clone())))

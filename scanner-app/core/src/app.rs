@@ -99,8 +99,8 @@ impl App {
     fn save(&self, state: &State) -> Result<(), AppError> {
         let mut settings = state.settings.clone();
         settings.pin = state.lock.pin().cloned();
-        let bytes = serde_json::to_vec_pretty(&settings)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&settings).map_err(|e| AppError::Invalid(e.to_string()))?;
         let tmp = self.data_dir.join("scanner.json.tmp");
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, self.data_dir.join("scanner.json")))
@@ -122,9 +122,14 @@ impl App {
             return Ok(());
         }
         let operator = self.state().settings.operator.clone().unwrap_or_default();
-        let device =
-            Device::start(self.store.clone(), self.clock.clone(), &operator, &self.sync, self.offset)
-                .await?;
+        let device = Device::start(
+            self.store.clone(),
+            self.clock.clone(),
+            &operator,
+            &self.sync,
+            self.offset,
+        )
+        .await?;
         *self.device.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(device));
         Ok(())
     }
@@ -171,7 +176,9 @@ impl App {
         let session = self.state().session.clone().ok_or(AppError::NotSignedIn)?;
         let gate = choice.gate.trim();
         if gate.is_empty() || gate.len() > 64 {
-            return Err(AppError::Invalid("name the gate (1 to 64 characters)".into()));
+            return Err(AppError::Invalid(
+                "name the gate (1 to 64 characters)".into(),
+            ));
         }
         let pin = PinHash::new(&choice.pin)?;
         let code = session
@@ -193,11 +200,18 @@ impl App {
     ) -> Result<AppStatus, AppError> {
         let operator = operator.trim();
         if operator.is_empty() || operator.len() > 40 {
-            return Err(AppError::Invalid("give your name (1 to 40 characters)".into()));
+            return Err(AppError::Invalid(
+                "give your name (1 to 40 characters)".into(),
+            ));
         }
         let pin = PinHash::new(pin)?;
-        self.enroll(cloud_url.trim().trim_end_matches('/'), code.trim(), operator, pin)
-            .await?;
+        self.enroll(
+            cloud_url.trim().trim_end_matches('/'),
+            code.trim(),
+            operator,
+            pin,
+        )
+        .await?;
         Ok(self.status())
     }
 

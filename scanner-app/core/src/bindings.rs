@@ -6,7 +6,51 @@
 use crate::view::*;
 use ts_rs::TS;
 
-/// The declarations, one `export type` per value type.
+/// Every command of the shell: name, arguments (TypeScript, camelCase as the
+/// window passes them) and answer type. The shell's tests check this list
+/// against `build.rs` and `capabilities/main.json`.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("status", "{}", "AppStatus"),
+    (
+        "sign_in",
+        "{ cloudUrl: string, email: string, password: string }",
+        "SignedIn",
+    ),
+    ("enroll_for", "{ choice: GateChoice }", "AppStatus"),
+    (
+        "enroll_with_code",
+        "{ cloudUrl: string, code: string, operator: string, pin: string }",
+        "AppStatus",
+    ),
+    ("scan", "{ text: string }", "ScanView"),
+    ("search", "{ query: string }", "SearchResults"),
+    (
+        "check_in_manually",
+        "{ ticketId: string, reason: string }",
+        "ScanView",
+    ),
+    (
+        "set_direction",
+        "{ direction: \"entry\" | \"exit\" }",
+        "AppStatus",
+    ),
+    ("counts", "{}", "Counts"),
+    ("sync_state", "{}", "SyncView"),
+    ("lock", "{}", "AppStatus"),
+    ("unlock", "{ pin: string }", "AppStatus"),
+    ("set_pin", "{ pin: string }", "AppStatus"),
+    ("camera_start", "{}", "boolean"),
+    ("camera_stop", "{}", "boolean"),
+];
+
+/// Events the shell emits: name and payload type.
+pub const EVENTS: &[(&str, &str)] = &[
+    ("camera-scan", "ScanView | CommandError"),
+    ("camera-preview", "string"),
+];
+
+/// The declarations, one `export type` per value type, then the command and
+/// event maps (every command rejects with a `CommandError`).
 pub fn typescript() -> String {
     let cfg = ts_rs::Config::default();
     let decls = [
@@ -34,6 +78,17 @@ pub fn typescript() -> String {
         out.push_str(&d);
         out.push_str("\n\n");
     }
+    out.push_str("/** Every command: its arguments and its answer. */\nexport type Commands = {\n");
+    for (name, args, answer) in COMMANDS {
+        out.push_str(&format!(
+            "  {name}: {{ args: {args}, answer: {answer} }},\n"
+        ));
+    }
+    out.push_str("};\n\n/** Every event: its payload. */\nexport type Events = {\n");
+    for (name, payload) in EVENTS {
+        out.push_str(&format!("  \"{name}\": {payload},\n"));
+    }
+    out.push_str("};\n");
     out
 }
 

@@ -71,7 +71,12 @@ pub fn preview(frame: &image::GrayImage) -> Option<String> {
         return None;
     }
     let ph = (u64::from(h) * u64::from(PREVIEW_WIDTH) / u64::from(w)).max(1) as u32;
-    let small = image::imageops::resize(frame, PREVIEW_WIDTH, ph, image::imageops::FilterType::Triangle);
+    let small = image::imageops::resize(
+        frame,
+        PREVIEW_WIDTH,
+        ph,
+        image::imageops::FilterType::Triangle,
+    );
     let mut png = Vec::new();
     image::DynamicImage::ImageLuma8(small)
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -113,7 +118,10 @@ pub fn start(
                 }
                 n += 1;
                 match device.scan_frame(decoder.as_ref(), &frame.image) {
-                    Ok(views) => views.into_iter().filter(|v| !v.repeat).for_each(|v| on_scan(Ok(v))),
+                    Ok(views) => views
+                        .into_iter()
+                        .filter(|v| !v.repeat)
+                        .for_each(|v| on_scan(Ok(v))),
                     Err(e) => on_scan(Err(e)),
                 }
             }

@@ -111,8 +111,13 @@ impl Device {
         entry.set_push(push_tx.clone());
         exit.set_push(push_tx);
         let hub = Arc::new(
-            PeerHub::new(store.clone(), time.clone(), Duration::from_millis(1_000), 500)
-                .map_err(|e| AppError::Invalid(format!("peer sync: {e}")))?,
+            PeerHub::new(
+                store.clone(),
+                time.clone(),
+                Duration::from_millis(1_000),
+                500,
+            )
+            .map_err(|e| AppError::Invalid(format!("peer sync: {e}")))?,
         );
         for p in &config.peers {
             hub.add_peer(p, PeerSource::Config, None);
@@ -220,7 +225,9 @@ impl Device {
     pub fn scan(&self, text: &str) -> Result<ScanView, AppError> {
         let text = text.trim();
         if text.is_empty() || text.len() > 4096 {
-            return Err(AppError::Invalid("scan a ticket code (empty or too long)".into()));
+            return Err(AppError::Invalid(
+                "scan a ticket code (empty or too long)".into(),
+            ));
         }
         let direction = self.direction();
         let report = self.engine().scan_text(text)?;
@@ -303,7 +310,10 @@ impl Device {
                 }
             }
         }
-        let inside = last.values().filter(|(_, d)| *d == Direction::Entry).count() as u32;
+        let inside = last
+            .values()
+            .filter(|(_, d)| *d == Direction::Entry)
+            .count() as u32;
         let capacity = self.with_index(|ix| ix.valid() as u32)?;
         let mut per_gate: Vec<GateCount> = per_gate
             .into_iter()
@@ -332,7 +342,13 @@ impl Device {
                 .is_some_and(|t| t + ONLINE_WINDOW_MS >= now);
         let info = self.store.manifest_info()?;
         let issued = self.store.manifest_issued_at()?;
-        let scans = |n: u32| if n == 1 { "1 scan".to_owned() } else { format!("{n} scans") };
+        let scans = |n: u32| {
+            if n == 1 {
+                "1 scan".to_owned()
+            } else {
+                format!("{n} scans")
+            }
+        };
         let summary = match (online, waiting) {
             (true, 0) => "Online: all scans uploaded".to_owned(),
             (true, n) => format!("Online: uploading, {} waiting", scans(n)),

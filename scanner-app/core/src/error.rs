@@ -24,7 +24,9 @@ pub enum AppError {
     #[error("the cloud refused that email and password: check them and try again")]
     BadLogin,
     /// The cloud could not be reached (setup needs it once; scanning never does).
-    #[error("cannot reach the cloud at {url}: check the network or use an enrollment code later ({detail})")]
+    #[error(
+        "cannot reach the cloud at {url}: check the network or use an enrollment code later ({detail})"
+    )]
     CloudUnreachable {
         /// Where.
         url: String,

@@ -39,9 +39,7 @@ impl PinHash {
     /// Hashes a new PIN (4 to 12 digits) with a fresh salt.
     pub fn new(pin: &str) -> Result<Self, AppError> {
         if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(AppError::Invalid(
-                "the PIN must be 4 to 12 digits".into(),
-            ));
+            return Err(AppError::Invalid("the PIN must be 4 to 12 digits".into()));
         }
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt)
@@ -172,7 +170,10 @@ mod tests {
             lock.require_supervisor(),
             Err(AppError::NeedsSupervisor)
         ));
-        assert!(matches!(lock.set_pin("1111"), Err(AppError::NeedsSupervisor)));
+        assert!(matches!(
+            lock.set_pin("1111"),
+            Err(AppError::NeedsSupervisor)
+        ));
         assert!(matches!(lock.unlock("1357", 0), Err(AppError::WrongPin)));
         assert_eq!(lock.unlock("2468", 0).expect("right pin"), Role::Supervisor);
         lock.require_supervisor().expect("supervisor again");
@@ -182,13 +183,19 @@ mod tests {
     fn five_wrong_pins_lock_out_even_the_right_one_for_30_s() {
         let mut lock = Lock::new(Some(PinHash::new("2468").expect("pin")));
         for _ in 0..FREE_ATTEMPTS {
-            assert!(matches!(lock.unlock("0000", 1_000), Err(AppError::WrongPin)));
+            assert!(matches!(
+                lock.unlock("0000", 1_000),
+                Err(AppError::WrongPin)
+            ));
         }
         assert!(matches!(
             lock.unlock("2468", 2_000),
             Err(AppError::PinLockedOut { secs: 29 })
         ));
-        assert_eq!(lock.unlock("2468", 31_001).expect("after the lockout"), Role::Supervisor);
+        assert_eq!(
+            lock.unlock("2468", 31_001).expect("after the lockout"),
+            Role::Supervisor
+        );
     }
 
     #[test]

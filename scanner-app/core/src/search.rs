@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(total, 2, "both Jensen and Jens match 'jens'");
         assert_eq!(hits[0].display_name, "Astrid Jensen, VIP", "sorted by name");
         let (hits, total) = ix.search("astrid vip", 10);
-        assert_eq!((total, hits[0].display_name.as_str()), (1, "Astrid Jensen, VIP"));
+        assert_eq!(
+            (total, hits[0].display_name.as_str()),
+            (1, "Astrid Jensen, VIP")
+        );
     }
 
     #[test]

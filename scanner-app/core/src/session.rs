@@ -121,7 +121,12 @@ impl StaffSession {
         })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, AppError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, AppError> {
         let mut rb = self
             .http
             .request(method, format!("{}{path}", self.cloud_url))
@@ -150,8 +155,9 @@ impl StaffSession {
         } else {
             format!("/events?limit=100&organizer_id={}", self.user_id)
         };
-        let page: EventPage = serde_json::from_value(self.call(reqwest::Method::GET, &path, None).await?)
-            .map_err(|e| AppError::Cloud(format!("unexpected event list: {e}")))?;
+        let page: EventPage =
+            serde_json::from_value(self.call(reqwest::Method::GET, &path, None).await?)
+                .map_err(|e| AppError::Cloud(format!("unexpected event list: {e}")))?;
         Ok(page
             .items
             .into_iter()

@@ -59,7 +59,9 @@ pub fn reason_words(reason: Reason, presence: Option<&Presence>) -> String {
     match reason {
         Reason::Malformed => "Not a ticket code: scan the QR code on the ticket".into(),
         Reason::BadSignature => "Forged or damaged code: the signature does not match".into(),
-        Reason::UnknownKey => "Not signed by this event: forged, or a ticket for another event".into(),
+        Reason::UnknownKey => {
+            "Not signed by this event: forged, or a ticket for another event".into()
+        }
         Reason::WrongEvent => "Ticket for another event".into(),
         Reason::Revoked => "Ticket cancelled or refunded".into(),
         Reason::NotYetValid => "Ticket not valid yet".into(),
@@ -131,9 +133,17 @@ pub fn scan_view(report: &ScanReport, direction: Direction, ctx: &Context) -> Sc
         };
         (Verdict::Amber, "Check".to_owned(), why.to_owned())
     } else if direction == Direction::Exit {
-        (Verdict::Green, "Exit".to_owned(), "Let out: they may come back if their ticket allows re-entry".to_owned())
+        (
+            Verdict::Green,
+            "Exit".to_owned(),
+            "Let out: they may come back if their ticket allows re-entry".to_owned(),
+        )
     } else {
-        (Verdict::Green, "Admit".to_owned(), "Valid ticket: let them in".to_owned())
+        (
+            Verdict::Green,
+            "Admit".to_owned(),
+            "Valid ticket: let them in".to_owned(),
+        )
     };
     ScanView {
         verdict,

@@ -75,7 +75,12 @@ fn start_xvfb() -> (Proc, String) {
             continue;
         }
         let child = Command::new(&xvfb)
-            .args([format!(":{n}"), "-screen".into(), "0".into(), "1366x768x24".into()])
+            .args([
+                format!(":{n}"),
+                "-screen".into(),
+                "0".into(),
+                "1366x768x24".into(),
+            ])
             .args(["-nolisten", "tcp"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,7 +110,12 @@ impl Window {
         let (xvfb, display) = start_xvfb();
         let (port, native_port) = (free_port(), free_port());
         let child = Command::new(driver)
-            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
             .arg("--native-driver")
             .arg(native)
             .env("DISPLAY", &display)
@@ -207,7 +217,9 @@ impl Window {
             .find(Locator::Id(id))
             .await
             .unwrap_or_else(|err| panic!("#{id} exists: {err}"));
-        e.clear().await.unwrap_or_else(|err| panic!("clear #{id}: {err}"));
+        e.clear()
+            .await
+            .unwrap_or_else(|err| panic!("clear #{id}: {err}"));
         e.send_keys(text)
             .await
             .unwrap_or_else(|err| panic!("type into #{id}: {err}"));
@@ -215,7 +227,11 @@ impl Window {
 
     /// Sends keys to whatever has the focus (a keyboard-wedge scanner).
     pub async fn keys_to_focus(&self, text: &str) {
-        let e = self.client.active_element().await.expect("a focused element");
+        let e = self
+            .client
+            .active_element()
+            .await
+            .expect("a focused element");
         e.send_keys(text).await.expect("send keys");
     }
 

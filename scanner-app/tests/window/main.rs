@@ -48,8 +48,10 @@ async fn view(w: &Window, name: &str) {
     };
     w.keys_to_focus(key).await;
     let panel = format!("view-{name}");
-    w.wait(&format!("the {name} screen"), || async { w.shown(&panel).await })
-        .await;
+    w.wait(&format!("the {name} screen"), || async {
+        w.shown(&panel).await
+    })
+    .await;
 }
 
 /// Scans `code` in the scan field and waits for a new result screen. The
@@ -60,13 +62,24 @@ async fn scan(w: &Window, code: &str) -> (String, String) {
         view(w, "scan").await;
     }
     let focused = w
-        .js("return document.activeElement && document.activeElement.id", vec![])
+        .js(
+            "return document.activeElement && document.activeElement.id",
+            vec![],
+        )
         .await;
-    assert_eq!(focused, "scan-input", "the scan field has the focus for the next scan");
+    assert_eq!(
+        focused, "scan-input",
+        "the scan field has the focus for the next scan"
+    );
     w.keys_to_focus(&format!("{code}{ENTER}")).await;
-    w.wait("a new result screen", || async { w.data("result", "seq").await != before })
-        .await;
-    (w.data("result", "verdict").await, w.text("result-detail").await)
+    w.wait("a new result screen", || async {
+        w.data("result", "seq").await != before
+    })
+    .await;
+    (
+        w.data("result", "verdict").await,
+        w.text("result-detail").await,
+    )
 }
 
 async fn sync_bar(w: &Window) -> (bool, u64, String) {
@@ -109,13 +122,18 @@ async fn door_staff_journey_online_offline_and_back() {
     let w = Window::open(&e2e::binary("scanner-app"), &args).await;
 
     // Sign in and pick the event.
-    assert!(w.shown("signin-form").await, "a fresh install opens on sign-in");
+    assert!(
+        w.shown("signin-form").await,
+        "a fresh install opens on sign-in"
+    );
     w.type_into("cloud-url", &venue.cloud_proxy.url()).await;
     w.type_into("email", ORGANIZER).await;
     w.type_into("password", PASSWORD).await;
     w.click("signin").await;
-    w.wait("the event list after sign-in", || async { w.shown("event-form").await })
-        .await;
+    w.wait("the event list after sign-in", || async {
+        w.shown("event-form").await
+    })
+    .await;
     assert!(
         w.text("event-list").await.contains("Harbour Lights"),
         "the organizer's event is offered: {}",
@@ -124,8 +142,10 @@ async fn door_staff_journey_online_offline_and_back() {
     w.type_into("gate-name", "Side door").await;
     w.type_into("pin", "2468").await;
     w.click("enroll").await;
-    w.wait("the scan screen after enrolling", || async { w.shown("scan-input").await })
-        .await;
+    w.wait("the scan screen after enrolling", || async {
+        w.shown("scan-input").await
+    })
+    .await;
     w.wait("the manifest with the sold tickets", || async {
         w.text("sync-details").await.contains("7 tickets")
     })
@@ -135,7 +155,10 @@ async fn door_staff_journey_online_offline_and_back() {
     let (verdict, detail) = scan(&w, &sold[0].1).await;
     assert_eq!(verdict, "green", "a sold ticket is admitted: {detail}");
     assert_eq!(w.text("result-headline").await, "Admit");
-    assert!(w.text("result-who").await.contains("Jensen"), "the holder's name is shown");
+    assert!(
+        w.text("result-who").await.contains("Jensen"),
+        "the holder's name is shown"
+    );
     w.screenshot("scan-admit").await;
     let (verdict, detail) = scan(&w, &sold[0].1).await;
     assert_eq!(verdict, "red");
@@ -145,7 +168,10 @@ async fn door_staff_journey_online_offline_and_back() {
     );
     let (verdict, detail) = scan(&w, &forged(&venue.event, &sold[1].0)).await;
     assert_eq!(verdict, "red");
-    assert!(detail.contains("forged"), "a forgery is explained in words: {detail}");
+    assert!(
+        detail.contains("forged"),
+        "a forgery is explained in words: {detail}"
+    );
     w.screenshot("scan-reject").await;
 
     // Admitted at the gate node: already inside here within a second.
@@ -166,7 +192,10 @@ async fn door_staff_journey_online_offline_and_back() {
     }
     let (verdict, detail) = scan(&w, &sold[2].1).await;
     assert_eq!(verdict, "red");
-    assert!(detail.ends_with(", Gate A"), "names the gate that let them in: {detail}");
+    assert!(
+        detail.ends_with(", Gate A"),
+        "names the gate that let them in: {detail}"
+    );
 
     // Online and caught up, then the venue's internet goes.
     w.wait("online with nothing waiting", || async {
@@ -176,14 +205,21 @@ async fn door_staff_journey_online_offline_and_back() {
     .await;
     venue.cloud_proxy.cut();
     let (verdict, _) = scan(&w, &sold[3].1).await;
-    assert_eq!(verdict, "green", "offline, a valid ticket is still admitted");
+    assert_eq!(
+        verdict, "green",
+        "offline, a valid ticket is still admitted"
+    );
     let offline_scan = w.data("result", "scanId").await;
     w.wait("offline with the scan waiting", || async {
         let (online, waiting, summary) = sync_bar(&w).await;
         !online && waiting >= 1 && summary.starts_with("Offline: ")
     })
     .await;
-    assert_eq!(w.data("result", "verdict").await, "green", "the admit is still on screen");
+    assert_eq!(
+        w.data("result", "verdict").await,
+        "green",
+        "the admit is still on screen"
+    );
     w.screenshot("offline").await;
 
     // Heal: nothing waits and the cloud holds the offline scan.
@@ -202,36 +238,56 @@ async fn door_staff_journey_online_offline_and_back() {
     // Search by name, then a manual check-in with a reason.
     view(&w, "search").await;
     w.type_into("search-input", "jensen").await;
-    w.wait("seven Jensens found", || async { w.text("search-total").await == "7 found" })
-        .await;
+    w.wait("seven Jensens found", || async {
+        w.text("search-total").await == "7 found"
+    })
+    .await;
     w.screenshot("search").await;
     w.click_css(&format!("li[data-ticket='{}'] button.manual", sold[4].0))
         .await;
     w.type_into("manual-reason", "phone battery dead").await;
     let before = w.data("result", "seq").await;
     w.click("manual-confirm").await;
-    w.wait("the manual check-in result", || async { w.data("result", "seq").await != before })
-        .await;
+    w.wait("the manual check-in result", || async {
+        w.data("result", "seq").await != before
+    })
+    .await;
     assert_eq!(w.data("result", "verdict").await, "green");
     let (verdict, detail) = scan(&w, &sold[4].1).await;
-    assert_eq!((verdict.as_str(), detail.starts_with("Already inside")), ("red", true));
+    assert_eq!(
+        (verdict.as_str(), detail.starts_with("Already inside")),
+        ("red", true)
+    );
 
     // Exit, then back in: this event's tickets do not allow re-entry.
     view(&w, "settings").await;
     w.click("mode-exit").await;
-    w.wait("exit mode", || async { w.text("mode-badge").await == "EXIT" }).await;
+    w.wait("exit mode", || async {
+        w.text("mode-badge").await == "EXIT"
+    })
+    .await;
     let (verdict, _) = scan(&w, &sold[0].1).await;
-    assert_eq!((verdict.as_str(), w.text("result-headline").await.as_str()), ("green", "Exit"));
+    assert_eq!(
+        (verdict.as_str(), w.text("result-headline").await.as_str()),
+        ("green", "Exit")
+    );
     view(&w, "settings").await;
     w.click("mode-entry").await;
-    w.wait("entry mode", || async { w.text("mode-badge").await == "ENTRY" }).await;
+    w.wait("entry mode", || async {
+        w.text("mode-badge").await == "ENTRY"
+    })
+    .await;
     let (verdict, detail) = scan(&w, &sold[0].1).await;
     assert_eq!(verdict, "red");
-    assert!(detail.starts_with("Left at "), "re-entry refused in words: {detail}");
+    assert!(
+        detail.starts_with("Left at "),
+        "re-entry refused in words: {detail}"
+    );
 
     // Counts.
     view(&w, "counts").await;
-    w.wait("counts", || async { w.text("count-admitted").await == "4" }).await;
+    w.wait("counts", || async { w.text("count-admitted").await == "4" })
+        .await;
     assert_eq!(w.text("count-inside").await, "3", "4 admitted, 1 left");
     assert_eq!(w.text("count-capacity").await, "7");
     w.screenshot("counts").await;
@@ -241,38 +297,62 @@ async fn door_staff_journey_online_offline_and_back() {
     w.type_into("search-input", "jen").await;
     let before = w.data("result", "seq").await;
     w.keys_to_focus(&format!("{}{ENTER}", sold[5].1)).await;
-    w.wait("the wedge scan's result", || async { w.data("result", "seq").await != before })
-        .await;
+    w.wait("the wedge scan's result", || async {
+        w.data("result", "seq").await != before
+    })
+    .await;
     assert_eq!(w.data("result", "verdict").await, "green");
     let left = w
-        .js("return document.getElementById('search-input').value", vec![])
+        .js(
+            "return document.getElementById('search-input').value",
+            vec![],
+        )
         .await;
     assert_eq!(left, "jen", "the burst did not land in the search box");
 
     // Kiosk: locked, a steward cannot check in by hand or switch modes.
     view(&w, "settings").await;
     w.click("lock").await;
-    w.wait("steward mode", || async { w.text("role-badge").await.starts_with("STEWARD") })
-        .await;
+    w.wait("steward mode", || async {
+        w.text("role-badge").await.starts_with("STEWARD")
+    })
+    .await;
     view(&w, "settings").await;
-    assert!(!w.shown("mode-exit").await, "mode switching is hidden from stewards");
+    assert!(
+        !w.shown("mode-exit").await,
+        "mode switching is hidden from stewards"
+    );
     w.type_into("unlock-pin", &format!("1111{ENTER}")).await;
-    w.wait("the wrong PIN refused", || async { w.text("settings-error").await == "wrong PIN" })
-        .await;
+    w.wait("the wrong PIN refused", || async {
+        w.text("settings-error").await == "wrong PIN"
+    })
+    .await;
     w.type_into("unlock-pin", &format!("2468{ENTER}")).await;
-    w.wait("supervisor again", || async { w.text("role-badge").await == "SUPERVISOR" })
-        .await;
+    w.wait("supervisor again", || async {
+        w.text("role-badge").await == "SUPERVISOR"
+    })
+    .await;
 
     // The camera: a frame with the ticket's QR code (the injected camera).
     let qr = qrcode::QrCode::new(sold[6].1.as_bytes()).expect("QR code");
-    let img = qr.render::<image::Luma<u8>>().min_dimensions(480, 480).build();
-    img.save(frames.path().join("frame1.png")).expect("write the frame");
+    let img = qr
+        .render::<image::Luma<u8>>()
+        .min_dimensions(480, 480)
+        .build();
+    img.save(frames.path().join("frame1.png"))
+        .expect("write the frame");
     view(&w, "scan").await;
     let before = w.data("result", "seq").await;
     w.click("camera-toggle").await;
-    w.wait("the camera's result", || async { w.data("result", "seq").await != before })
-        .await;
-    assert_eq!(w.data("result", "verdict").await, "green", "a QR code in view admits");
+    w.wait("the camera's result", || async {
+        w.data("result", "seq").await != before
+    })
+    .await;
+    assert_eq!(
+        w.data("result", "verdict").await,
+        "green",
+        "a QR code in view admits"
+    );
     assert!(w.text("result-who").await.contains("Jensen"));
     w.close().await;
 }
