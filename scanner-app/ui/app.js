@@ -111,18 +111,23 @@ async function scan(text) {
 }
 
 // A keyboard-wedge scanner types a burst of characters a few milliseconds
-// apart and ends it with Enter; people type 100 ms or more apart. A burst
-// is a scan wherever the focus is; typing is left alone.
-const WEDGE_GAP_MS = 35;
+// apart and ends it with Enter; people type 80 ms or more apart. A burst
+// (keys less than 100 ms apart, at least 8, 35 ms apart on average, so one
+// hiccup does not split it) is a scan wherever the focus is; typing is left
+// alone.
+const WEDGE_MAX_GAP_MS = 100;
+const WEDGE_MEAN_GAP_MS = 35;
 const WEDGE_MIN_LEN = 8;
-/** @type {{ chars: string, last: number, target: EventTarget | null, before: string }} */
-const burst = { chars: "", last: 0, target: null, before: "" };
+/** @type {{ chars: string, first: number, last: number, target: EventTarget | null, before: string }} */
+const burst = { chars: "", first: 0, last: 0, target: null, before: "" };
 
 /** @param {KeyboardEvent} ev */
 function onKey(ev) {
   const now = performance.now();
   if (ev.key === "Enter") {
-    const isBurst = burst.chars.length >= WEDGE_MIN_LEN && now - burst.last < WEDGE_GAP_MS * 3;
+    const n = burst.chars.length;
+    const mean = n > 1 ? (burst.last - burst.first) / (n - 1) : Infinity;
+    const isBurst = n >= WEDGE_MIN_LEN && mean < WEDGE_MEAN_GAP_MS && now - burst.last < WEDGE_MAX_GAP_MS;
     if (isBurst && burst.target !== $("scan-input")) {
       ev.preventDefault();
       const t = /** @type {any} */ (burst.target);
@@ -136,9 +141,10 @@ function onKey(ev) {
     return;
   }
   if (ev.key.length !== 1 || ev.ctrlKey || ev.altKey || ev.metaKey) return;
-  if (now - burst.last > WEDGE_GAP_MS || !burst.chars) {
+  if (now - burst.last > WEDGE_MAX_GAP_MS || !burst.chars) {
     const t = /** @type {any} */ (ev.target);
     burst.chars = "";
+    burst.first = now;
     burst.target = ev.target;
     burst.before = t && "value" in t ? t.value : "";
   }

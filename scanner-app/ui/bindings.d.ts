@@ -278,3 +278,27 @@ code: string,
  */
 message: string, };
 
+/** Every command: its arguments and its answer. */
+export type Commands = {
+  status: { args: {}, answer: AppStatus },
+  sign_in: { args: { cloudUrl: string, email: string, password: string }, answer: SignedIn },
+  enroll_for: { args: { choice: GateChoice }, answer: AppStatus },
+  enroll_with_code: { args: { cloudUrl: string, code: string, operator: string, pin: string }, answer: AppStatus },
+  scan: { args: { text: string }, answer: ScanView },
+  search: { args: { query: string }, answer: SearchResults },
+  check_in_manually: { args: { ticketId: string, reason: string }, answer: ScanView },
+  set_direction: { args: { direction: "entry" | "exit" }, answer: AppStatus },
+  counts: { args: {}, answer: Counts },
+  sync_state: { args: {}, answer: SyncView },
+  lock: { args: {}, answer: AppStatus },
+  unlock: { args: { pin: string }, answer: AppStatus },
+  set_pin: { args: { pin: string }, answer: AppStatus },
+  camera_start: { args: {}, answer: boolean },
+  camera_stop: { args: {}, answer: boolean },
+};
+
+/** Every event: its payload. */
+export type Events = {
+  "camera-scan": ScanView | CommandError,
+  "camera-preview": string,
+};
