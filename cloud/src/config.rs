@@ -59,6 +59,8 @@ pub struct Config {
     pub commerce: crate::orders::config::CommerceConfig,
     /// Payment providers (Stripe) and their webhook.
     pub payments: crate::payments::config::PaymentsConfig,
+    /// The web console: Stripe.js for the shop, the fleet's offline threshold.
+    pub console: crate::console::config::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             log: LogConfig::default(),
             commerce: Default::default(),
             payments: Default::default(),
+            console: Default::default(),
         }
     }
 }
@@ -235,6 +238,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "commerce",
     "payments",
+    "console",
 ];
 
 impl Config {
@@ -282,6 +286,7 @@ impl Config {
         }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

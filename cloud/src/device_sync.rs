@@ -154,6 +154,7 @@ async fn delta(
 async fn checkins(
     State(state): State<AppState>,
     dev: EventDevice,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let body = body.map_err(|r| match r.status() {
@@ -202,5 +203,6 @@ async fn checkins(
         new = out.report.new, pulled = out.reply.records.len(), "check-in sync"
     );
     metrics::counter!("cloud_checkins_ingested_total").increment(out.report.new as u64);
+    crate::console::fleet::record(&state, &dev, &headers).await;
     Ok(binary(None, out.reply.encode()))
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod checkin;
 pub mod commerce;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod device_sync;
 pub mod devices;

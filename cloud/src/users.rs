@@ -2,14 +2,14 @@
 
 use crate::auth::extract::{Admin, AuthUser};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{Json, Path};
+use crate::http::extract::{Json, Page, PageParams, Path, Query};
 use crate::model::{Role, UserId, from_millis};
 use crate::state::AppState;
 use crate::store::{ProfileChange, UserRecord};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me, update_me))
         .routes(routes!(get_user))
         .routes(routes!(set_role))
+        .routes(routes!(search_users))
 }
 
 /// An account as the API shows it (never the password hash).
@@ -162,4 +163,53 @@ async fn set_role(
     let user = state.store.set_role(id, req.role, state.now_ms()).await?;
     tracing::info!(admin = %admin.id, user = %id, role = req.role.as_str(), "role granted");
     Ok(Json(UserView::from(&user)))
+}
+
+/// Filters of `GET /users`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    /// Email contains this, case-insensitive (1 to 254 characters).
+    #[param(min_length = 1, max_length = 254)]
+    pub email: String,
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Id of the last user of the previous page.
+    pub cursor: Option<uuid::Uuid>,
+}
+
+/// Finds accounts by email (admins only), ascending by id: the way to a
+/// user's id before granting a role.
+#[utoipa::path(get, path = "/users", tag = "identity", security(("bearer" = [])), params(UserQuery),
+    responses((status = 200, body = Page<UserView>),
+              (status = 400, body = ErrorBody, description = "bad query (missing email, limit)"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "not an admin"),
+              (status = 422, body = ErrorBody, description = "empty or too long email filter")))]
+async fn search_users(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(q): Query<UserQuery>,
+) -> ApiResult<Json<Page<UserView>>> {
+    let limit = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .limit()?;
+    let fragment = q.email.trim();
+    if fragment.is_empty() || fragment.chars().count() > 254 {
+        return Err(ApiError::Validation(
+            "email must be 1 to 254 characters".into(),
+        ));
+    }
+    let users = state
+        .store
+        .search_users(fragment, q.cursor.map(UserId), limit)
+        .await?;
+    Ok(Json(Page::new(
+        users.iter().map(UserView::from).collect(),
+        limit,
+        |u: &UserView| u.id.to_string(),
+    )))
 }

@@ -25,9 +25,11 @@ pub struct Cloud {
     http: reqwest::Client,
     /// The organizer's access token, once [`Cloud::organizer`] ran.
     pub token: String,
+    /// Extra environment (configuration) of every start.
+    env: Vec<(String, String)>,
 }
 
-fn spawn(dir: &Path) -> (Child, SocketAddr) {
+fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, SocketAddr) {
     let log_path = dir.join("cloud.log");
     let mut child = Command::new(binary("cloud"))
         .arg("serve")
@@ -40,6 +42,7 @@ fn spawn(dir: &Path) -> (Child, SocketAddr) {
         .env("CLOUD_RATE_LIMIT__TICKETS_PER_MINUTE", "10000")
         .env("CLOUD_LOG__FORMAT", "json")
         .env("RUST_LOG", "info,sqlx=warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -77,7 +80,13 @@ fn spawn(dir: &Path) -> (Child, SocketAddr) {
 impl Cloud {
     /// Starts a cloud on a fresh SQLite database in `dir`.
     pub async fn start(dir: &Path) -> Cloud {
-        let (child, addr) = spawn(dir);
+        Self::start_with(dir, Vec::new()).await
+    }
+
+    /// Starts a cloud in `dir` with extra configuration in `env` (for
+    /// example `CLOUD_DATABASE__URL` for PostgreSQL).
+    pub async fn start_with(dir: &Path, env: Vec<(String, String)>) -> Cloud {
+        let (child, addr) = spawn(dir, &env);
         let cloud = Cloud {
             addr,
             dir: dir.to_owned(),
@@ -87,6 +96,7 @@ impl Cloud {
                 .build()
                 .expect("client"),
             token: String::new(),
+            env,
         };
         cloud.wait_ready().await;
         cloud
@@ -114,7 +124,7 @@ impl Cloud {
     /// Starts it again on the same data (a new port).
     pub async fn restart(&mut self) {
         self.kill();
-        let (child, addr) = spawn(&self.dir);
+        let (child, addr) = spawn(&self.dir, &self.env);
         self.child = Some(child);
         self.addr = addr;
         self.wait_ready().await;

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use sync_protocol::{EventId, SyncMessage};
 
+/// The header a gate reports its state in with each check-in sync.
+pub const GATE_STATUS_HEADER: &str = "x-gate-status";
 /// The header with the cloud's clock (unix milliseconds).
 pub const TIME_HEADER: &str = "x-gatehouse-time";
 /// Longest body accepted from the cloud (a manifest of 4M entries fits).
@@ -253,11 +255,26 @@ impl CloudClient {
         event: &EventId,
         msg: &SyncMessage,
     ) -> Result<SyncMessage, CloudError> {
+        self.sync_checkins_reporting(event, msg, None).await
+    }
+
+    /// [`Self::sync_checkins`], with the gate's state for the cloud's fleet
+    /// view in the optional `X-Gate-Status` header (a JSON object; clouds
+    /// that do not know it ignore it).
+    pub async fn sync_checkins_reporting(
+        &self,
+        event: &EventId,
+        msg: &SyncMessage,
+        status: Option<&str>,
+    ) -> Result<SyncMessage, CloudError> {
         let path = format!("/sync/events/{event}/checkins");
-        let rb = self
+        let mut rb = self
             .request(reqwest::Method::POST, &path)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(msg.encode());
+        if let Some(s) = status {
+            rb = rb.header(GATE_STATUS_HEADER, s);
+        }
         let bytes = Self::body(self.send(rb).await?).await?;
         let reply =
             SyncMessage::decode(&bytes).map_err(|e| CloudError::BadResponse(e.to_string()))?;

@@ -139,6 +139,7 @@ impl CloudSync {
     /// batch, until neither side has anything left.
     pub async fn sync_checkins(&self) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
+        let status = self.gate_status().await;
         for _ in 0..MAX_ROUNDS {
             let (store, batch) = (self.store.clone(), self.batch);
             let msg = blocking(move || {
@@ -146,7 +147,10 @@ impl CloudSync {
                 store.sync_message(Some(&cursor), batch)
             })
             .await?;
-            let reply = self.client.sync_checkins(&self.event, &msg).await?;
+            let reply = self
+                .client
+                .sync_checkins_reporting(&self.event, &msg, status.as_deref())
+                .await?;
             report.batches += 1;
             report.pushed += msg.records.len();
             let (store, wall) = (self.store.clone(), self.time.now().ms);
@@ -165,6 +169,26 @@ impl CloudSync {
         }
         metrics::counter!("gate_cloud_records_pushed_total").increment(report.pushed as u64);
         Ok(report)
+    }
+
+    /// What the gate tells the cloud's fleet view (`X-Gate-Status`): scans
+    /// waiting for upload, manifest version, clock state, software version.
+    /// `None` if the store cannot say (the sync goes ahead without it).
+    async fn gate_status(&self) -> Option<String> {
+        let store = self.store.clone();
+        let (backlog, manifest) =
+            blocking(move || Ok((store.cloud_backlog()?, store.manifest_info()?)))
+                .await
+                .ok()?;
+        let time = self.time.now();
+        let status = serde_json::json!({
+            "scans_waiting": backlog.pending_own,
+            "manifest_version": manifest.version,
+            "clock": time.authority,
+            "clock_trusted": time.trusted,
+            "software": env!("CARGO_PKG_VERSION"),
+        });
+        Some(status.to_string())
     }
 
     /// One full sync: manifest, then check-ins.

@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod dto;
+pub mod public;
 pub mod reports;
 
 use crate::auth::extract::{AuthUser, ManagedEvent, Organizer};
@@ -43,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(analytics::analytics))
         .routes(routes!(reports::create_report, reports::list_reports))
         .routes(routes!(reports::get_report))
+        .merge(public::router())
 }
 
 /// Filters of `GET /events`.

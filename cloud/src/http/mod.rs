@@ -55,7 +55,8 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         .merge(limited(commerce_routes(), rl.tickets_per_minute))
         .merge(crate::devices::router())
         .merge(crate::devices::enroll_router(&state))
-        .merge(crate::checkin::router());
+        .merge(crate::checkin::router())
+        .merge(crate::console::router());
     let (api, doc) = api.split_for_parts();
     let (health, health_doc) = health::router().split_for_parts();
     let (webhook, webhook_doc) = crate::payments::webhook_router().split_for_parts();
@@ -78,6 +79,7 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         .merge(health)
         .merge(device_sync)
         .merge(webhook)
+        .merge(crate::console::pages())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))

@@ -28,6 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "device sync", description = "Manifests and check-in sync for enrolled devices (device token)"),
         (name = "check-in", description = "Ticket validation, online check-in, scans and door stats"),
         (name = "operations", description = "Health and metrics"),
+        (name = "console", description = "What the web console needs beyond the rest of the API"),
     )
 )]
 #[derive(Debug)]

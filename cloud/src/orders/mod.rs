@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod dto;
+pub mod search;
 pub mod service;
 pub mod sweeper;
 
@@ -39,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(user_orders))
         .routes(routes!(set_status))
         .routes(routes!(cancel_order))
+        .merge(search::router())
 }
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {

@@ -7,6 +7,7 @@
 //! so Stripe retries anything not applied; it is applied at most once (the
 //! event id is stored with the change).
 
+pub mod card;
 pub mod config;
 pub mod stripe;
 pub mod webhook;
@@ -34,7 +35,9 @@ use webhook::PaymentEvent;
 
 /// `/orders/{id}/payments` (rate-limited with orders and tickets).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(start_payment, list_payments))
+    OpenApiRouter::new()
+        .routes(routes!(start_payment, list_payments))
+        .merge(card::router())
 }
 
 /// `/payments/webhook`: outside the per-client rate limits (Stripe delivers

@@ -9,7 +9,7 @@ use crate::store::OrderRecord;
 use std::collections::HashMap;
 use std::time::Duration;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
-use stripe_core::payment_intent::CreatePaymentIntent;
+use stripe_core::payment_intent::{ConfirmPaymentIntent, CreatePaymentIntent, UpdatePaymentIntent};
 use stripe_core::refund::CreateRefund;
 
 /// The Stripe account, ready to call.
@@ -105,6 +105,33 @@ impl StripeGateway {
             .build()
             .customize::<Intent>()
             .request_strategy(key(&format!("gatehouse-order-{}-intent", order.id))?)
+            .send(&self.client)
+            .await
+            .map_err(failure)
+    }
+
+    /// Attaches the payer's card (`card_...` from Stripe.js `createToken`,
+    /// or `pm_...`) to the intent and confirms it: server-side confirmation,
+    /// the one flow both Stripe and localstripe's Stripe.js mock support.
+    /// Idempotent per `(key, card)`.
+    pub async fn confirm_with_card(
+        &self,
+        intent: &str,
+        card: &str,
+        key_base: &str,
+    ) -> Result<Intent, StripeFailure> {
+        UpdatePaymentIntent::new(intent)
+            .payment_method(card)
+            .build()
+            .customize::<Intent>()
+            .request_strategy(key(&format!("{key_base}-attach"))?)
+            .send(&self.client)
+            .await
+            .map_err(failure)?;
+        ConfirmPaymentIntent::new(intent)
+            .build()
+            .customize::<Intent>()
+            .request_strategy(key(&format!("{key_base}-confirm"))?)
             .send(&self.client)
             .await
             .map_err(failure)

@@ -23,7 +23,7 @@ macro_rules! select_event {
     };
 }
 
-fn event_from_row(row: &AnyRow) -> StoreResult<EventRecord> {
+pub(super) fn event_from_row(row: &AnyRow) -> StoreResult<EventRecord> {
     Ok(EventRecord {
         id: parsed(row, "id")?,
         organizer_id: parsed(row, "organizer_id")?,
@@ -67,7 +67,7 @@ fn sealed_from_row(row: &AnyRow) -> StoreResult<SealedKey> {
 impl<D: Dialect> SqlStore<D> {
     /// Fills in the tiers of `events` (held places counted as allocated)
     /// with one query, not one per event of a listed page.
-    async fn attach_tiers(&self, events: &mut [EventRecord]) -> StoreResult<()> {
+    pub(super) async fn attach_tiers(&self, events: &mut [EventRecord]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }

@@ -11,8 +11,10 @@
 
 mod checkins;
 mod commerce;
+mod console;
 mod devices;
 mod dialect;
+mod doors;
 mod events;
 pub mod inventory;
 mod manifest;
@@ -31,10 +33,12 @@ mod users;
 
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
 pub use commerce::*;
+pub use console::{ConsoleStore, EventOrderFilter, OrderWithBuyer, PublicEventFilter};
 pub use devices::{
     DeviceRecord, DeviceStore, EnrollmentCodeRecord, GateSetup, direction_str, parse_direction,
 };
 pub use dialect::{Dialect, Postgres, Sqlite};
+pub use doors::{DoorsStore, FleetRow, GateReport};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use records::*;
 pub use sql::SqlStore;
@@ -244,6 +248,8 @@ pub trait Store:
     + MarketStore
     + DeviceStore
     + CheckinStore
+    + ConsoleStore
+    + DoorsStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).

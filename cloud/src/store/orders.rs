@@ -84,7 +84,10 @@ fn item_from_row(r: &AnyRow) -> StoreResult<OrderItemRecord> {
 }
 
 /// Fills the items of a page of orders with one query (not one per order).
-async fn attach_items(pool: &sqlx::AnyPool, orders: &mut [OrderRecord]) -> StoreResult<()> {
+pub(super) async fn attach_items(
+    pool: &sqlx::AnyPool,
+    orders: &mut [OrderRecord],
+) -> StoreResult<()> {
     if orders.is_empty() {
         return Ok(());
     }

@@ -23,7 +23,7 @@ macro_rules! select_user {
     };
 }
 
-fn user_from_row(row: &AnyRow) -> StoreResult<UserRecord> {
+pub(super) fn user_from_row(row: &AnyRow) -> StoreResult<UserRecord> {
     let birth_year: Option<i64> = col(row, "birth_year")?;
     Ok(UserRecord {
         id: parsed(row, "id")?,

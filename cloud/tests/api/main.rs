@@ -5,9 +5,12 @@ mod common;
 
 mod auth;
 mod authz;
+mod card;
 mod checkin;
+mod console_api;
 mod device_sync;
 mod devices;
+mod doors;
 mod events;
 mod flash_sale;
 mod gateway;

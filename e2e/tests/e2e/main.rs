@@ -4,6 +4,7 @@
 //! decide an outcome.
 
 mod bad_input;
+mod console;
 mod crash;
 mod gates;
 mod latency;

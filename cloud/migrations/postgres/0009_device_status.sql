@@ -1,0 +1,15 @@
+-- What each gate last reported in its check-in sync (the optional
+-- `X-Gate-Status` header): the fleet view of the doors page. One row per
+-- device, replaced on every sync; a gate that sends no header still gets
+-- its `reported_at` (columns stay NULL). Touches no earlier table.
+CREATE TABLE device_status (
+    device_id        TEXT PRIMARY KEY REFERENCES devices (id),
+    event_id         TEXT NOT NULL REFERENCES events (id),
+    reported_at      BIGINT NOT NULL,
+    scans_waiting    BIGINT,
+    manifest_version BIGINT,
+    clock            TEXT,
+    clock_trusted    BIGINT,
+    software         TEXT
+);
+CREATE INDEX device_status_event ON device_status (event_id);
