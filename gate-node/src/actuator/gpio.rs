@@ -7,6 +7,8 @@
 //! lines; only the thin rppal adapter needs a Pi. Built without the `gpio`
 //! feature (the scanner app), [`GpioActuator::new`] always answers
 //! [`GpioError::NoHardware`].
+// Without `gpio` only the worker's tests use the line driver.
+#![cfg_attr(not(feature = "gpio"), allow(dead_code, unused_imports))]
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;

@@ -111,7 +111,7 @@ pub fn start(
                         continue;
                     }
                 };
-                if n % PREVIEW_EVERY == 0
+                if n.is_multiple_of(PREVIEW_EVERY)
                     && let Some(p) = preview(&frame.image)
                 {
                     on_preview(p);
