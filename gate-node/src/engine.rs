@@ -347,5 +347,7 @@ pub fn dry_run(store: &Store, time: &TimeSource, text: &str) -> Result<ScanRepor
     Ok(ScanReport::new(&decision, None))
 }
 
+mod manual;
+
 #[cfg(test)]
 mod tests;

@@ -301,6 +301,48 @@ pub fn decide_credential(
     d
 }
 
+/// The decision for a ticket found in the manifest and let in by a person
+/// (a manual check-in at a scanner app, e.g. a holder whose phone is dead):
+/// the same checks as [`decide`] minus the credential's (there is none to
+/// verify; the operator vouches for the holder), so a revoked, superseded,
+/// wrong-zone, already-inside or re-entry-refused ticket is refused exactly
+/// as at a gate. A ticket the manifest does not list is `not_listed`: without
+/// a credential nothing else says it exists.
+pub fn decide_listed(
+    ticket: &TicketId,
+    manifest: &dyn ManifestView,
+    checkins: &dyn CheckinView,
+    policy: &GatePolicy,
+) -> Decision {
+    let mut d = Decision {
+        ticket_id: Some(*ticket),
+        event_id: Some(policy.event_id),
+        ..Decision::reject(Reason::NotListed)
+    };
+    let Some(entry) = manifest.entry(ticket) else {
+        return d;
+    };
+    d.generation = Some(entry.generation);
+    d.tier = Some(entry.tier);
+    d.display_name = Some(entry.display_name.clone());
+    // A manual check-in obeys the door state like a scan does (the age of
+    // that news needs a clock, which a manual check-in does not take).
+    d.door = manifest.door().state;
+    let result = if policy.direction == Direction::Exit {
+        Ok(())
+    } else if d.door.is_some_and(|s: DoorState| !s.admits()) {
+        Err(Reason::EventClosed)
+    } else {
+        check_listing(Some(&entry), entry.generation, policy, &mut d)
+            .and_then(|()| check_door(ticket, Some(&entry), entry.zones, checkins, policy))
+    };
+    d.outcome = match result {
+        Ok(()) => Outcome::Admit,
+        Err(reason) => Outcome::Reject(reason),
+    };
+    d
+}
+
 fn check(
     credential: &Credential,
     keys: &KeyRing,
@@ -332,17 +374,7 @@ fn check(
         return Err(Reason::EventClosed);
     }
     let entry = manifest.entry(&claims.ticket_id);
-    if let Some(e) = &entry {
-        d.display_name = Some(e.display_name.clone());
-        if e.status == EntryStatus::Revoked {
-            return Err(Reason::Revoked);
-        }
-        if claims.generation < e.generation {
-            return Err(Reason::Superseded);
-        }
-    } else if policy.require_listed {
-        return Err(Reason::NotListed);
-    }
+    check_listing(entry.as_ref(), claims.generation, policy, d)?;
     if let Some(w) = claims.window {
         d.time_uncertain |= !now.trusted;
         if t.saturating_add(policy.grace_secs) < w.not_before {
@@ -353,16 +385,48 @@ fn check(
         }
     }
     let zones = entry.as_ref().map_or(claims.zones, |e| e.zones);
+    check_door(&claims.ticket_id, entry.as_ref(), zones, checkins, policy)
+}
+
+/// Steps 6 to 8: what the manifest says about the ticket.
+fn check_listing(
+    entry: Option<&crate::manifest::ManifestEntry>,
+    generation: u16,
+    policy: &GatePolicy,
+    d: &mut Decision,
+) -> Result<(), Reason> {
+    if let Some(e) = entry {
+        d.display_name = Some(e.display_name.clone());
+        if e.status == EntryStatus::Revoked {
+            return Err(Reason::Revoked);
+        }
+        if generation < e.generation {
+            return Err(Reason::Superseded);
+        }
+    } else if policy.require_listed {
+        return Err(Reason::NotListed);
+    }
+    Ok(())
+}
+
+/// Steps 10 to 12: zone, already inside, re-entry.
+fn check_door(
+    ticket: &TicketId,
+    entry: Option<&crate::manifest::ManifestEntry>,
+    zones: u32,
+    checkins: &dyn CheckinView,
+    policy: &GatePolicy,
+) -> Result<(), Reason> {
     if let Some(zone) = policy.zone
         && (zone >= 32 || zones & (1 << zone) == 0)
     {
         return Err(Reason::WrongZone);
     }
-    match checkins.ticket_state(&claims.ticket_id) {
+    match checkins.ticket_state(ticket) {
         TicketState::NeverSeen => Ok(()),
         TicketState::Inside { .. } => Err(Reason::AlreadyInside),
         TicketState::Outside { .. } => {
-            let reentry = entry.as_ref().map_or(policy.default_reentry, |e| e.reentry);
+            let reentry = entry.map_or(policy.default_reentry, |e| e.reentry);
             if reentry {
                 Ok(())
             } else {

@@ -28,7 +28,9 @@ mod wire;
 
 pub use checkin::{CheckinLog, Direction, ScanRecord, TicketState};
 pub use credential::{Claims, Credential, ValidityWindow};
-pub use decision::{CheckinView, Decision, GatePolicy, Outcome, Reason, TimeReading, decide};
+pub use decision::{
+    CheckinView, Decision, GatePolicy, Outcome, Reason, TimeReading, decide, decide_listed,
+};
 pub use hlc::{Hlc, HlcClock};
 pub use ids::{EventId, KeyId, NodeId, ScanId, TicketId};
 pub use keys::{KeyCertificate, KeyRing, PublicKey, SecretKey};

@@ -4,12 +4,17 @@
 //! Compiled on every target (rppal builds on x86_64), so CI checks it; off a
 //! Pi, [`GpioActuator::new`] fails with [`GpioError::NoHardware`]. The worker
 //! is written against [`OutputLine`] so its timing logic is tested with fake
-//! lines; only the thin rppal adapter needs a Pi.
+//! lines; only the thin rppal adapter needs a Pi. Built without the `gpio`
+//! feature (the scanner app), [`GpioActuator::new`] always answers
+//! [`GpioError::NoHardware`].
+// Without `gpio` only the worker's tests use the line driver.
+#![cfg_attr(not(feature = "gpio"), allow(dead_code, unused_imports))]
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+#[cfg(feature = "gpio")]
 use rppal::gpio::{Gpio, OutputPin};
 use sync_protocol::Decision;
 
@@ -46,11 +51,13 @@ pub(crate) trait OutputLine: Send {
     fn set(&mut self, on: bool);
 }
 
+#[cfg(feature = "gpio")]
 struct PinLine {
     pin: OutputPin,
     active_low: bool,
 }
 
+#[cfg(feature = "gpio")]
 impl OutputLine for PinLine {
     fn set(&mut self, on: bool) {
         if on != self.active_low {
@@ -186,7 +193,17 @@ impl std::fmt::Debug for GpioActuator {
 }
 
 impl GpioActuator {
+    /// Without the `gpio` feature: checks the config, then reports no hardware.
+    #[cfg(not(feature = "gpio"))]
+    pub fn new(config: GpioConfig) -> Result<Self, GpioError> {
+        config.validate().map_err(GpioError::Config)?;
+        Err(GpioError::NoHardware(
+            "this build has no GPIO support (cargo feature `gpio`)".into(),
+        ))
+    }
+
     /// Claims the configured pins (all off) and starts the worker.
+    #[cfg(feature = "gpio")]
     pub fn new(config: GpioConfig) -> Result<Self, GpioError> {
         config.validate().map_err(GpioError::Config)?;
         let gpio = Gpio::new().map_err(|e| GpioError::NoHardware(e.to_string()))?;

@@ -4,17 +4,26 @@
 //! byte pick, no JPEG decode on the Pi's CPU), then MJPEG, then whatever the
 //! camera offers closest to the requested size. Without a camera (CI, a
 //! desktop without webcam) [`CameraSource::open`] returns
-//! [`FrameError::Io`]; tests feed image files instead.
+//! [`FrameError::Io`]; tests feed image files instead. Built without the
+//! `camera` feature (the scanner app's slim builds), the source exists but
+//! opening it says so.
 
+#[cfg(feature = "camera")]
 use std::sync::mpsc;
+#[cfg(feature = "camera")]
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(feature = "camera")]
 use std::thread::JoinHandle;
+#[cfg(feature = "camera")]
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "camera")]
 use nokhwa::pixel_format::LumaFormat;
+#[cfg(feature = "camera")]
 use nokhwa::utils::{
     CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
 };
+#[cfg(feature = "camera")]
 use nokhwa::{Buffer, Camera};
 use serde::{Deserialize, Serialize};
 
@@ -73,12 +82,14 @@ impl CameraConfig {
 /// camera gets the latest frame, not a growing backlog (stale frames would
 /// add their age to frame-to-decision latency). Buffers are converted to
 /// luma on the consumer's thread, so dropped frames cost no conversion.
+#[cfg(feature = "camera")]
 pub struct CameraSource {
     shared: Arc<Shared>,
     format: CameraFormat,
     worker: Option<JoinHandle<()>>,
 }
 
+#[cfg(feature = "camera")]
 #[derive(Default)]
 struct Slot {
     latest: Option<Result<(Buffer, Instant), String>>,
@@ -86,18 +97,21 @@ struct Slot {
     ended: bool,
 }
 
+#[cfg(feature = "camera")]
 #[derive(Default)]
 struct Shared {
     slot: Mutex<Slot>,
     ready: Condvar,
 }
 
+#[cfg(feature = "camera")]
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
+#[cfg(feature = "camera")]
 impl std::fmt::Debug for CameraSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CameraSource")
@@ -106,10 +120,12 @@ impl std::fmt::Debug for CameraSource {
     }
 }
 
+#[cfg(feature = "camera")]
 /// Pause after a failed capture before retrying, so an unplugged camera
 /// does not spin a core.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+#[cfg(feature = "camera")]
 impl CameraSource {
     /// Opens the camera and starts streaming.
     pub fn open(config: CameraConfig) -> Result<Self, FrameError> {
@@ -150,6 +166,7 @@ impl CameraSource {
     }
 }
 
+#[cfg(feature = "camera")]
 fn open_camera(config: CameraConfig) -> Result<Camera, FrameError> {
     let resolution = Resolution::new(config.width, config.height);
     let requests = [
@@ -182,6 +199,7 @@ fn open_camera(config: CameraConfig) -> Result<Camera, FrameError> {
     )))
 }
 
+#[cfg(feature = "camera")]
 fn capture_loop(mut camera: Camera, shared: &Shared) {
     loop {
         if shared.lock().stop {
@@ -203,6 +221,7 @@ fn capture_loop(mut camera: Camera, shared: &Shared) {
     shared.ready.notify_all();
 }
 
+#[cfg(feature = "camera")]
 impl FrameSource for CameraSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let mut slot = self.shared.lock();
@@ -226,12 +245,36 @@ impl FrameSource for CameraSource {
     }
 }
 
+#[cfg(feature = "camera")]
 impl Drop for CameraSource {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+    }
+}
+
+/// Frames from a camera: this build has no camera support.
+#[cfg(not(feature = "camera"))]
+#[derive(Debug)]
+pub struct CameraSource(std::convert::Infallible);
+
+#[cfg(not(feature = "camera"))]
+impl CameraSource {
+    /// Always fails: the crate was built without the `camera` feature.
+    pub fn open(config: CameraConfig) -> Result<Self, FrameError> {
+        Err(FrameError::Io(format!(
+            "camera {}: this build has no camera support (cargo feature `camera`)",
+            config.index
+        )))
+    }
+}
+
+#[cfg(not(feature = "camera"))]
+impl FrameSource for CameraSource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        match self.0 {}
     }
 }
 

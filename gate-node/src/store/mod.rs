@@ -14,6 +14,7 @@
 //! `PRAGMA data_version` shows that another connection committed.
 
 mod checkins;
+mod listing;
 pub mod manifest;
 pub mod schema;
 mod sync;

@@ -276,3 +276,35 @@ fn an_ended_event_refuses_entries_but_lets_everyone_out() {
         "exits stay open"
     );
 }
+
+#[test]
+fn manual_check_in_decides_like_a_scan_without_the_credential() {
+    use sync_protocol::decide_listed;
+    let mut revoked = entry(6);
+    revoked.status = EntryStatus::Revoked;
+    let mut other_zone = entry(7);
+    other_zone.zones = 0b100;
+    let mut gate = Gate::new().with_manifest(vec![entry(5), revoked, other_zone]);
+    let manual = |gate: &Gate, n: u8| {
+        decide_listed(&ticket(n), &gate.manifest, &gate.log, &gate.policy).outcome
+    };
+    assert_eq!(manual(&gate, 5), Outcome::Admit);
+    assert_eq!(manual(&gate, 6), Outcome::Reject(Reason::Revoked));
+    assert_eq!(
+        manual(&gate, 9),
+        Outcome::Reject(Reason::NotListed),
+        "no credential, no listing: nothing vouches for it"
+    );
+    gate.policy.zone = Some(0);
+    assert_eq!(manual(&gate, 7), Outcome::Reject(Reason::WrongZone));
+    gate.policy.zone = None;
+    let d = decide_listed(&ticket(5), &gate.manifest, &gate.log, &gate.policy);
+    assert_eq!(d.display_name.as_deref(), Some("Guest 5"));
+    // Once scanned in, a manual check-in of the same ticket is refused too.
+    assert!(
+        gate.scan(1, &qr(claims(5)), Direction::Entry)
+            .outcome
+            .is_admit()
+    );
+    assert_eq!(manual(&gate, 5), Outcome::Reject(Reason::AlreadyInside));
+}
