@@ -1088,9 +1088,7 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
         .map_err(map_err)?
         .rows_affected();
         if n == 0 {
-            return Err(StoreError::Gone(
-                "the ticket was already withdrawn".into(),
-            ));
+            return Err(StoreError::Gone("the ticket was already withdrawn".into()));
         }
         enqueue(&mut tx, ticket, JobKind::Withdraw, now).await?;
         tx.commit().await.map_err(map_err)

@@ -20,9 +20,9 @@ mod events;
 pub mod inventory;
 mod manifest;
 mod market;
+pub mod migrate;
 #[cfg(test)]
 mod migration_drift;
-pub mod migrate;
 pub mod notifications;
 mod notify_sql;
 mod orders;
@@ -38,8 +38,8 @@ mod staff;
 mod tests;
 mod tickets;
 mod users;
-mod writes;
 pub mod wallets;
+mod writes;
 
 pub use chain::ChainStore;
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
