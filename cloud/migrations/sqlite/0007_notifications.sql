@@ -16,16 +16,16 @@ CREATE TABLE notifications (
     payload          TEXT NOT NULL,
     dedupe_key       TEXT UNIQUE,
     created_by       TEXT,
-    attempts         BIGINT NOT NULL DEFAULT 0,
-    max_attempts     BIGINT NOT NULL,
-    next_attempt_at  BIGINT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL,
+    next_attempt_at  INTEGER NOT NULL,
     lease_owner      TEXT,
-    lease_until      BIGINT,
+    lease_until      INTEGER,
     last_error       TEXT,
-    last_status_code BIGINT,
-    created_at       BIGINT NOT NULL,
-    updated_at       BIGINT NOT NULL,
-    delivered_at     BIGINT
+    last_status_code INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    delivered_at     INTEGER
 );
 CREATE INDEX notifications_due ON notifications (status, next_attempt_at);
 CREATE INDEX notifications_endpoint ON notifications (endpoint_id, id);
@@ -33,12 +33,12 @@ CREATE INDEX notifications_event ON notifications (event_id, id);
 
 CREATE TABLE notification_attempts (
     notification_id TEXT NOT NULL REFERENCES notifications (id),
-    attempt         BIGINT NOT NULL,
+    attempt         INTEGER NOT NULL,
     worker          TEXT NOT NULL,
-    started_at      BIGINT NOT NULL,
-    duration_ms     BIGINT NOT NULL,
+    started_at      INTEGER NOT NULL,
+    duration_ms     INTEGER NOT NULL,
     outcome         TEXT NOT NULL CHECK (outcome IN ('delivered', 'retry', 'failed')),
-    status_code     BIGINT,
+    status_code     INTEGER,
     error           TEXT,
     PRIMARY KEY (notification_id, attempt, started_at)
 );
@@ -52,19 +52,19 @@ CREATE TABLE webhook_endpoints (
     url             TEXT NOT NULL,
     event_types     TEXT NOT NULL,
     secrets         TEXT NOT NULL,
-    enabled         BIGINT NOT NULL,
+    enabled         INTEGER NOT NULL,
     disabled_reason TEXT,
-    created_at      BIGINT NOT NULL,
-    updated_at      BIGINT NOT NULL
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
 );
 CREATE INDEX webhook_endpoints_owner ON webhook_endpoints (owner_id);
 
 CREATE TABLE notification_prefs (
     user_id           TEXT PRIMARY KEY REFERENCES users (id),
-    reminders         BIGINT NOT NULL,
+    reminders         INTEGER NOT NULL,
     phone             TEXT,
-    sms               BIGINT NOT NULL,
-    updated_at        BIGINT NOT NULL
+    sms               INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL
 );
 
 CREATE TABLE event_branding (
@@ -72,5 +72,5 @@ CREATE TABLE event_branding (
     primary_color TEXT NOT NULL,
     accent_color  TEXT NOT NULL,
     logo_url      TEXT,
-    updated_at    BIGINT NOT NULL
+    updated_at    INTEGER NOT NULL
 );

@@ -5,11 +5,11 @@
 CREATE TABLE device_status (
     device_id        TEXT PRIMARY KEY REFERENCES devices (id),
     event_id         TEXT NOT NULL REFERENCES events (id),
-    reported_at      BIGINT NOT NULL,
-    scans_waiting    BIGINT,
-    manifest_version BIGINT,
+    reported_at      INTEGER NOT NULL,
+    scans_waiting    INTEGER,
+    manifest_version INTEGER,
     clock            TEXT,
-    clock_trusted    BIGINT,
+    clock_trusted    INTEGER,
     software         TEXT
 );
 CREATE INDEX device_status_event ON device_status (event_id);
