@@ -18,6 +18,8 @@ pub async fn event_stats(state: &AppState, event: EventId) -> ApiResult<CheckinS
     let gates = state.store.gate_counts(event).await?;
     let admitted = state.store.admitted_scans(event).await?;
     let mut stats = fold_all(event, &admitted);
+    (stats.conflicting_records, stats.revoked_device_records) =
+        state.store.evidence_counts(event).await?;
     stats.admissions = gates.iter().map(|g| g.admitted).sum();
     stats.exits = gates.iter().map(|g| g.exits).sum();
     stats.rejected = gates.iter().map(|g| g.rejected).sum();
@@ -74,6 +76,8 @@ fn fold_all(event: EventId, admitted: &[ScanRecord]) -> CheckinStats {
             })
             .collect(),
         double_admissions: doubles,
+        conflicting_records: 0,
+        revoked_device_records: 0,
     }
 }
 
@@ -97,6 +101,7 @@ mod tests {
             outcome: Outcome::Admit,
             gate: String::new(),
             operator: String::new(),
+            signature: Default::default(),
         }
     }
 

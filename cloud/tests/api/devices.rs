@@ -42,7 +42,7 @@ pub async fn code(app: &TestApp, org: &Session, eid: &str) -> String {
 /// The enrollment request a device with `seed` sends for `code`.
 pub fn enroll_body(seed: [u8; 32], code: &str, signed: &str) -> Value {
     let key = SigningKey::from_bytes(&seed);
-    let proof = key.sign(format!("gatehouse-enroll:{signed}").as_bytes());
+    let proof = key.sign(&sync_protocol::enrollment_message(signed));
     json!({
         "code": code,
         "name": "pi-north-2",
@@ -93,8 +93,16 @@ pub fn error_code(bytes: &[u8]) -> String {
     v["error"]["code"].as_str().unwrap_or("").to_string()
 }
 
-/// A scan record as a gate makes it.
+/// A scan record as a gate makes it, signed with the key every test device
+/// enrolls with (seed `[7; 32]`, see [`enroll`]).
 pub fn record(node: NodeId, seq: u64, event: &str, ticket: &str, hlc_ms: u64) -> ScanRecord {
+    let mut r = unsigned(node, seq, event, ticket, hlc_ms);
+    r.sign(&sync_protocol::SecretKey::from_seed([7; 32]));
+    r
+}
+
+/// A scan record without a signature.
+pub fn unsigned(node: NodeId, seq: u64, event: &str, ticket: &str, hlc_ms: u64) -> ScanRecord {
     ScanRecord {
         id: ScanId { node, seq },
         event_id: event.parse::<EventId>().unwrap(),
@@ -106,6 +114,7 @@ pub fn record(node: NodeId, seq: u64, event: &str, ticket: &str, hlc_ms: u64) ->
         outcome: Outcome::Admit,
         gate: "North 2".into(),
         operator: String::new(),
+        signature: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 mod bad_input;
 mod crash;
 mod gates;
+mod hostile_lan;
 mod latency;
 mod shop;
 
