@@ -293,7 +293,10 @@ pub async fn current_roster(
     let internal = |e: crate::crypto::CryptoError| ApiError::Internal(format!("gossip key: {e}"));
     let candidate = state
         .vault
-        .seal(&crate::crypto::random_bytes::<32>().map_err(internal)?, &aad)
+        .seal(
+            &crate::crypto::random_bytes::<32>().map_err(internal)?,
+            &aad,
+        )
         .map_err(internal)?;
     let published = state
         .store

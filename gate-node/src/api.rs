@@ -105,9 +105,9 @@ impl From<StoreError> for ApiError {
 impl From<PeerError> for ApiError {
     fn from(e: PeerError) -> Self {
         match e {
-            PeerError::Unauthorized(_)
-            | PeerError::UnknownKeyVersion(_)
-            | PeerError::Replay(_) => ApiError::Unauthorized(e.to_string()),
+            PeerError::Unauthorized(_) | PeerError::UnknownKeyVersion(_) | PeerError::Replay(_) => {
+                ApiError::Unauthorized(e.to_string())
+            }
             PeerError::Refused(_) => ApiError::Unprocessable(e.to_string()),
             PeerError::Malformed(_) | PeerError::Loopback => ApiError::BadRequest(e.to_string()),
             PeerError::WrongEvent => ApiError::Unprocessable(e.to_string()),
@@ -175,24 +175,25 @@ pub struct Flagged {
 
 async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
     let engine = s.engine.clone();
-    let (manifest, records, pending, double_admissions, id, roster, flagged) = blocking(move || {
-        let store = engine.store();
-        let (conflicts, revoked) = store.evidence_counts()?;
-        Ok((
-            store.manifest_info()?,
-            store.record_count()?,
-            store.cloud_backlog()?,
-            store.double_admissions(100)?,
-            store.require_identity()?,
-            store.roster_info()?,
-            Flagged {
-                conflicts,
-                revoked,
-                latest: store.evidence(20)?,
-            },
-        ))
-    })
-    .await?;
+    let (manifest, records, pending, double_admissions, id, roster, flagged) =
+        blocking(move || {
+            let store = engine.store();
+            let (conflicts, revoked) = store.evidence_counts()?;
+            Ok((
+                store.manifest_info()?,
+                store.record_count()?,
+                store.cloud_backlog()?,
+                store.double_admissions(100)?,
+                store.require_identity()?,
+                store.roster_info()?,
+                Flagged {
+                    conflicts,
+                    revoked,
+                    latest: store.evidence(20)?,
+                },
+            ))
+        })
+        .await?;
     Ok(Json(Status {
         node_id: id.node_id,
         event_id: id.event_id,

@@ -115,7 +115,8 @@ impl EventFixture {
 
     fn advance_roster(&mut self, changed: &[RosterEntry]) {
         self.roster_version += 1;
-        self.roster_digest = roster::chain_digest(&self.roster_digest, self.roster_version, changed);
+        self.roster_digest =
+            roster::chain_digest(&self.roster_digest, self.roster_version, changed);
         for e in changed {
             self.devices.insert(e.node_id, e.clone());
         }

@@ -47,7 +47,9 @@ pub enum PeerError {
     Malformed(DecodeError),
     /// The envelope names a roster version whose gossip key this node does
     /// not hold (the sender's roster is newer: sync with the cloud).
-    #[error("sync envelope sealed with the gossip key of roster version {0}, which this node does not hold")]
+    #[error(
+        "sync envelope sealed with the gossip key of roster version {0}, which this node does not hold"
+    )]
     UnknownKeyVersion(u64),
     /// Authentic but not fresh: outside the replay window, or replayed.
     #[error("sync envelope refused: {0}")]
@@ -174,7 +176,8 @@ impl PeerHub {
 
     fn header(&self, key_version: u64) -> Result<EnvelopeHeader, PeerError> {
         let mut nonce = [0u8; 16];
-        getrandom::fill(&mut nonce).map_err(|e| PeerError::Transport(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut nonce)
+            .map_err(|e| PeerError::Transport(format!("no randomness: {e}")))?;
         Ok(EnvelopeHeader {
             sender: self.node_id,
             key_version,
@@ -184,7 +187,11 @@ impl PeerHub {
     }
 
     /// Seals `msg` under the gossip key of `version`.
-    fn seal_with(&self, (version, key): (u64, [u8; 32]), msg: &SyncMessage) -> Result<Vec<u8>, PeerError> {
+    fn seal_with(
+        &self,
+        (version, key): (u64, [u8; 32]),
+        msg: &SyncMessage,
+    ) -> Result<Vec<u8>, PeerError> {
         Ok(seal(&key, &self.header(version)?, &msg.encode()))
     }
 

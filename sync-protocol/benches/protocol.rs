@@ -180,7 +180,9 @@ fn benches(c: &mut Criterion) {
 
     // Every record a replica receives is checked against the roster: one
     // signature per record, in one batch per message.
-    let devices: Vec<SecretKey> = (1..=4u8).map(|n| SecretKey::from_seed([0x40 + n; 32])).collect();
+    let devices: Vec<SecretKey> = (1..=4u8)
+        .map(|n| SecretKey::from_seed([0x40 + n; 32]))
+        .collect();
     let mut batch = data::scans(1_000, 4, &tickets, 13);
     for r in &mut batch {
         r.sign(&devices[usize::from(r.id.node.as_bytes()[0]) - 1]);

@@ -58,7 +58,11 @@ impl Default for RecordSignature {
 
 impl std::fmt::Debug for RecordSignature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RecordSignature({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "RecordSignature({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -224,7 +228,9 @@ impl ScanRecord {
 
     /// The bytes the device signs: magic `TC`, version 2, then the body.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(SIGNED_RECORD_FIXED_LEN + 2 + self.gate.len() + self.operator.len());
+        let mut w = Writer::with_capacity(
+            SIGNED_RECORD_FIXED_LEN + 2 + self.gate.len() + self.operator.len(),
+        );
         w.bytes(&RECORD_MAGIC);
         w.u8(RECORD_VERSION);
         self.write(&mut w);
@@ -244,8 +250,13 @@ impl ScanRecord {
     /// Whether two records say the same thing (signatures aside: a valid
     /// signature over the same content is the same record).
     pub fn same_content(&self, other: &Self) -> bool {
-        Self { signature: RecordSignature::UNSIGNED, ..self.clone() }
-            == Self { signature: RecordSignature::UNSIGNED, ..other.clone() }
+        Self {
+            signature: RecordSignature::UNSIGNED,
+            ..self.clone()
+        } == Self {
+            signature: RecordSignature::UNSIGNED,
+            ..other.clone()
+        }
     }
 
     pub(crate) fn write_signed(&self, w: &mut Writer) {
@@ -271,7 +282,9 @@ impl ScanRecord {
     /// The signed wire form (layout 2): `TC`, `02`, body, 64-byte signature
     /// over every preceding byte.
     pub fn to_signed_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(SIGNED_RECORD_FIXED_LEN + 2 + self.gate.len() + self.operator.len());
+        let mut w = Writer::with_capacity(
+            SIGNED_RECORD_FIXED_LEN + 2 + self.gate.len() + self.operator.len(),
+        );
         self.write_signed(&mut w);
         w.into_inner()
     }

@@ -137,7 +137,9 @@ fn read_entries(r: &mut Reader<'_>) -> Result<Vec<RosterEntry>, DecodeError> {
         let enrolled_at_ms = r.u64()?;
         let revoked = r.u64()?;
         if revoked != 0 && revoked < enrolled_at_ms {
-            return Err(DecodeError::Invalid("device revoked before it was enrolled"));
+            return Err(DecodeError::Invalid(
+                "device revoked before it was enrolled",
+            ));
         }
         out.push(RosterEntry {
             node_id,
@@ -159,7 +161,9 @@ fn write_entries(w: &mut Writer, entries: &mut [RosterEntry]) -> Result<(), Rost
     }
     w.u32(entries.len() as u32);
     for e in entries.iter() {
-        if e.revoked_at_ms.is_some_and(|r| r < e.enrolled_at_ms || r == 0) {
+        if e.revoked_at_ms
+            .is_some_and(|r| r < e.enrolled_at_ms || r == 0)
+        {
             return Err(RosterError::Encode("revocation before enrollment"));
         }
         write_entry(w, e);

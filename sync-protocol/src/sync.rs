@@ -301,7 +301,10 @@ pub fn peek(bytes: &[u8]) -> Result<EnvelopeHeader, DecodeError> {
 
 /// Checks an envelope's tag (in constant time) and returns its header and
 /// payload. Freshness is the [`ReplayGuard`]'s job, after this.
-pub fn open<'a>(key: &[u8; 32], bytes: &'a [u8]) -> Result<(EnvelopeHeader, &'a [u8]), DecodeError> {
+pub fn open<'a>(
+    key: &[u8; 32],
+    bytes: &'a [u8],
+) -> Result<(EnvelopeHeader, &'a [u8]), DecodeError> {
     let header = peek(bytes)?;
     let mut r = Reader::new(bytes);
     r.take(ENVELOPE_OVERHEAD - 4 - 32)?;
@@ -321,7 +324,9 @@ pub fn open<'a>(key: &[u8; 32], bytes: &'a [u8]) -> Result<(EnvelopeHeader, &'a 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
     /// Its timestamp is outside the window around the receiver's clock.
-    #[error("envelope timestamp is {skew_ms} ms away from this node's clock (window {REPLAY_WINDOW_MS} ms)")]
+    #[error(
+        "envelope timestamp is {skew_ms} ms away from this node's clock (window {REPLAY_WINDOW_MS} ms)"
+    )]
     Stale {
         /// Distance from the receiver's clock.
         skew_ms: u64,

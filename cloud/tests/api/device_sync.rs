@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sync_protocol::checkin::Summary;
 use sync_protocol::manifest::{EntryStatus, ManifestState};
-use sync_protocol::{EventId, Manifest, ManifestDelta, NodeId, ScanId, SyncMessage};
+use sync_protocol::{EventId, Manifest, ManifestDelta, ScanId, SyncMessage};
 
 async fn manifests_and_deltas_for_enrolled_devices(app: TestApp) {
     let org = app.organizer("org@example.com").await;
@@ -234,7 +234,11 @@ async fn checkin_batches_are_idempotent_all_or_nothing_and_answer_what_is_missin
         .await;
     assert_eq!(st, StatusCode::OK, "{stats}");
     assert_eq!(stats["conflicting_records"], 1, "{stats}");
-    assert_eq!(event_scans(&app, &org, &eid).await.len(), 3, "the held copy stays");
+    assert_eq!(
+        event_scans(&app, &org, &eid).await.len(),
+        3,
+        "the held copy stays"
+    );
 
     // Relayed by B, A's scan 3 closes the gap.
     let (st, reply) = push(

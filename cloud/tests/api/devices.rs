@@ -191,9 +191,14 @@ async fn enrollment_hands_out_keys_policy_and_a_token(app: TestApp) {
         .verify(&root)
         .expect("the event key is certified by the root the device will trust");
 
-    // A second device of the event gets the same gossip key (one LAN per event).
+    // A second device of the event is the roster's next version, with the
+    // next gossip key (keys rotate with every roster version, issue #17).
     let other = enroll(&app, &org, &eid).await;
-    assert_eq!(other.body["gossip_key"], e["gossip_key"]);
+    assert_ne!(other.body["gossip_key"], e["gossip_key"]);
+    assert_eq!(
+        other.body["gossip_key_version"].as_u64(),
+        e["gossip_key_version"].as_u64().map(|v| v + 1)
+    );
     assert_ne!(
         other.body["node_id"], e["node_id"],
         "every device is its own node"

@@ -132,11 +132,15 @@ async fn node_id(v: &Venue, gate: usize) -> NodeId {
 
 /// Waits until gate `gate` holds roster version `at_least`.
 async fn roster_reaches(v: &Venue, gate: usize, at_least: u64) {
-    wait_until(SETTLE, &format!("gate {gate} at roster {at_least}"), || async {
-        v.nodes[gate].status().await["roster"]["version"]
-            .as_u64()
-            .is_some_and(|r| r >= at_least)
-    })
+    wait_until(
+        SETTLE,
+        &format!("gate {gate} at roster {at_least}"),
+        || async {
+            v.nodes[gate].status().await["roster"]["version"]
+                .as_u64()
+                .is_some_and(|r| r >= at_least)
+        },
+    )
     .await;
 }
 
@@ -155,7 +159,10 @@ async fn an_insider_with_the_gossip_key_cannot_forge_replay_or_split_the_gates()
     let mut own = record(&v, a, 1 << 48, &tickets[0].0);
     own.sign(&insider.key);
     let (st, _) = peer_sync(&v, 0, insider.seal(&message(&v, vec![own]))).await;
-    assert_eq!(st, 422, "a gate refuses records under its own id from anyone else");
+    assert_eq!(
+        st, 422,
+        "a gate refuses records under its own id from anyone else"
+    );
     let r = v.nodes[0].scan(&tickets[0].1).await;
     assert_decision(&r, "admit", None, "gate A still scans after the attempt");
 
@@ -212,7 +219,10 @@ async fn an_insider_with_the_gossip_key_cannot_forge_replay_or_split_the_gates()
     assert_eq!(st, 200, "the insider's own signed record is genuine");
     let (st, len) = peer_sync(&v, 0, captured).await;
     assert_eq!(st, 401, "a replayed envelope is refused");
-    assert!(len < 600, "and answered with an error, not records ({len} bytes)");
+    assert!(
+        len < 600,
+        "and answered with an error, not records ({len} bytes)"
+    );
 
     // Finding 6: junk naming another event on POST /scan writes nothing.
     let before = v.nodes[0].status().await["records"].as_u64().unwrap();
@@ -273,7 +283,10 @@ async fn a_revoked_devices_later_scans_never_count_at_a_gate_or_the_cloud() {
     let mut late = record(&v, revoked.node, 2, &tickets[1].0);
     late.sign(&revoked.key);
     let (st, _) = peer_sync(&v, 0, revoked.seal(&message(&v, vec![late.clone()]))).await;
-    assert_eq!(st, 401, "the revoked device's own gossip key no longer opens the LAN");
+    assert_eq!(
+        st, 401,
+        "the revoked device's own gossip key no longer opens the LAN"
+    );
     let mut relay = relay;
     let (st, _) = peer_sync(&v, 0, relay.seal(&message(&v, vec![late.clone()]))).await;
     assert_eq!(st, 200, "the batch is answered; the record is flagged");
@@ -285,7 +298,12 @@ async fn a_revoked_devices_later_scans_never_count_at_a_gate_or_the_cloud() {
         "the revoked device's later record is not part of the check-in set"
     );
     let r = v.nodes[0].scan(&tickets[1].1).await;
-    assert_decision(&r, "admit", None, "its 'admission' does not block the real holder");
+    assert_decision(
+        &r,
+        "admit",
+        None,
+        "its 'admission' does not block the real holder",
+    );
 
     // Relayed to the cloud by another device: kept as evidence, never
     // counted; its earlier scan is kept and counted.
@@ -300,8 +318,14 @@ async fn a_revoked_devices_later_scans_never_count_at_a_gate_or_the_cloud() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let held = scan_ids(&v.cloud.scans(&v.event).await);
-    assert!(held.contains(&early.id.to_string()), "earlier scans are kept: {held:?}");
-    assert!(!held.contains(&late.id.to_string()), "later ones never count: {held:?}");
+    assert!(
+        held.contains(&early.id.to_string()),
+        "earlier scans are kept: {held:?}"
+    );
+    assert!(
+        !held.contains(&late.id.to_string()),
+        "later ones never count: {held:?}"
+    );
     let stats = v.cloud.stats(&v.event).await;
     assert_eq!(stats["revoked_device_records"], 1, "{stats}");
 

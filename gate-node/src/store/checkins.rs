@@ -75,14 +75,21 @@ fn get_record(conn: &Connection, id: &ScanId) -> Result<Option<Vec<u8>>, StoreEr
 /// so that peers stop offering it).
 fn in_evidence(conn: &Connection, id: &ScanId) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM checkin_evidence WHERE node = ?1 AND seq = ?2 AND kind = 'revoked'")?
+        .prepare_cached(
+            "SELECT 1 FROM checkin_evidence WHERE node = ?1 AND seq = ?2 AND kind = 'revoked'",
+        )?
         .query_row(params![id.node.as_bytes(), i64_of(id.seq)], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 /// Keeps a refused record as evidence (idempotent).
-fn keep_evidence(conn: &Connection, kind: &str, r: &ScanRecord, now_ms: u64) -> Result<(), StoreError> {
+fn keep_evidence(
+    conn: &Connection,
+    kind: &str,
+    r: &ScanRecord,
+    now_ms: u64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO checkin_evidence (node, seq, kind, record, signature, received_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -410,7 +417,8 @@ impl Store {
             }
         }
         sync_protocol::roster::verify_signatures(&to_verify)?;
-        let mut seen: std::collections::BTreeMap<ScanId, &ScanRecord> = std::collections::BTreeMap::new();
+        let mut seen: std::collections::BTreeMap<ScanId, &ScanRecord> =
+            std::collections::BTreeMap::new();
         for r in fresh {
             match seen.get(&r.id) {
                 Some(other) if !ScanRecord::same_content(*other, r) => conflicts.push(r),

@@ -29,7 +29,9 @@ use std::sync::{Mutex, MutexGuard};
 use sync_protocol::checkin::CheckinError;
 use sync_protocol::manifest::{ManifestError, genesis_digest};
 use sync_protocol::roster::RecordRefusal;
-use sync_protocol::{EventId, GatePolicy, KeyCertificate, KeyRing, NodeId, PublicKey, Roster, SecretKey};
+use sync_protocol::{
+    EventId, GatePolicy, KeyCertificate, KeyRing, NodeId, PublicKey, Roster, SecretKey,
+};
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -270,7 +272,11 @@ impl Store {
             }
         }
         put(&tx, "gossip_key", &identity.gossip_key)?;
-        put(&tx, "gossip_key_version", &identity.gossip_key_version.to_be_bytes())?;
+        put(
+            &tx,
+            "gossip_key_version",
+            &identity.gossip_key_version.to_be_bytes(),
+        )?;
         roster::put_gossip_key(&tx, identity.gossip_key_version, &identity.gossip_key)?;
         put(&tx, "root_public_key", &identity.root_public_key)?;
         let policy =

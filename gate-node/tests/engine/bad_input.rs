@@ -221,7 +221,11 @@ async fn hostile_sync_envelopes_are_refused_and_write_nothing() {
         ("garbage payload", garbage_payload, 400),
         ("another event", foreign, 422),
         ("a record under the node's own id", own_id, 422),
-        ("a peer's next scan signed by another device", forged_next, 422),
+        (
+            "a peer's next scan signed by another device",
+            forged_next,
+            422,
+        ),
         ("an unsigned record", unsigned, 422),
         ("a device the roster does not list", unknown, 422),
     ];

@@ -124,10 +124,7 @@ async fn an_enrolled_gate_syncs_manifest_and_checkins_with_the_cloud_in_batches(
     wait_until(
         Duration::from_secs(10),
         "the other device's scan at the gate",
-        || async {
-            node.holds(&format!("{}:1", f.node_id(7)))
-                .await
-        },
+        || async { node.holds(&format!("{}:1", f.node_id(7))).await },
     )
     .await;
     assert_eq!(

@@ -220,7 +220,10 @@ fn junk_naming_another_event_is_a_bad_signature_and_carries_no_ticket() {
     let gate = Gate::new();
     let mut c = claims(20);
     c.event_id = "0194f3a0-7c00-7000-8000-0000000000ee".parse().unwrap();
-    let mut bytes = Credential::issue(&event_key(), c).unwrap().as_bytes().to_vec();
+    let mut bytes = Credential::issue(&event_key(), c)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
     let n = bytes.len();
     bytes[n - 1] ^= 0x01;
     let junk = format!("TK1:{}", sync_protocol::base45::encode(&bytes));
@@ -232,7 +235,11 @@ fn junk_naming_another_event_is_a_bad_signature_and_carries_no_ticket() {
         "nothing an unverified credential claims is believed"
     );
     let stranger = sync_protocol::SecretKey::from_seed([0x99; 32]);
-    let d = gate.decide(&Credential::issue(&stranger, claims(21)).unwrap().to_qr_text());
+    let d = gate.decide(
+        &Credential::issue(&stranger, claims(21))
+            .unwrap()
+            .to_qr_text(),
+    );
     assert_eq!(d.outcome, Outcome::Reject(Reason::UnknownKey));
     assert_eq!(d.ticket_id, None);
 }

@@ -8,8 +8,7 @@ use proptest::prelude::*;
 use sync_protocol::checkin::{Direction, ScanRecord};
 use sync_protocol::manifest::ManifestError;
 use sync_protocol::roster::{
-    RecordRefusal, Roster, RosterEntry, RosterHeader, SignedRoster, chain_digest,
-    genesis_digest,
+    RecordRefusal, Roster, RosterEntry, RosterHeader, SignedRoster, chain_digest, genesis_digest,
 };
 use sync_protocol::sync::{EnvelopeHeader, REPLAY_WINDOW_MS, ReplayError, ReplayGuard};
 use sync_protocol::{Hlc, Outcome, Reason, SecretKey, TicketId};
@@ -193,21 +192,27 @@ fn arb_record() -> impl Strategy<Value = ScanRecord> {
         "[a-zA-Z0-9 ]{0,64}",
         "[a-z]{0,64}",
     )
-        .prop_map(|(seq, t, generation, exit, hlc, zone, admit, gate, operator)| {
-            let mut r = scan(1, seq, 0, Direction::Entry, hlc);
-            r.ticket_id = TicketId::from_bytes(t);
-            r.generation = generation;
-            r.direction = if exit { Direction::Exit } else { Direction::Entry };
-            r.zone = zone;
-            r.outcome = if admit {
-                Outcome::Admit
-            } else {
-                Outcome::Reject(Reason::AlreadyInside)
-            };
-            r.gate = gate;
-            r.operator = operator;
-            r
-        })
+        .prop_map(
+            |(seq, t, generation, exit, hlc, zone, admit, gate, operator)| {
+                let mut r = scan(1, seq, 0, Direction::Entry, hlc);
+                r.ticket_id = TicketId::from_bytes(t);
+                r.generation = generation;
+                r.direction = if exit {
+                    Direction::Exit
+                } else {
+                    Direction::Entry
+                };
+                r.zone = zone;
+                r.outcome = if admit {
+                    Outcome::Admit
+                } else {
+                    Outcome::Reject(Reason::AlreadyInside)
+                };
+                r.gate = gate;
+                r.operator = operator;
+                r
+            },
+        )
 }
 
 /// Changes field number `which` of `r` to something else.

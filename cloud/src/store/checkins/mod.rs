@@ -419,7 +419,11 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         }
         let ids: Vec<ScanId> = held.iter().map(|r| r.id).collect();
         let stored = Self::stored_bytes(&mut tx, event, &ids).await?;
-        let missing: Vec<ScanId> = ids.iter().filter(|id| !stored.contains_key(id)).copied().collect();
+        let missing: Vec<ScanId> = ids
+            .iter()
+            .filter(|id| !stored.contains_key(id))
+            .copied()
+            .collect();
         let as_evidence = Self::evidence_ids(&mut tx, event, &missing).await?;
         for r in &held {
             match stored.get(&r.id) {

@@ -41,7 +41,8 @@ pub struct RosterUpdate {
 }
 
 fn digest_of(bytes: Vec<u8>) -> StoreResult<[u8; 32]> {
-    <[u8; 32]>::try_from(bytes).map_err(|_| StoreError::Other("roster digest is not 32 bytes".into()))
+    <[u8; 32]>::try_from(bytes)
+        .map_err(|_| StoreError::Other("roster digest is not 32 bytes".into()))
 }
 
 fn entry_of(row: &sqlx::any::AnyRow) -> StoreResult<RosterEntry> {
@@ -126,7 +127,8 @@ impl<D: Dialect> SqlStore<D> {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
-        let mut current: Vec<RosterEntry> = rows.iter().map(entry_of).collect::<StoreResult<_>>()?;
+        let mut current: Vec<RosterEntry> =
+            rows.iter().map(entry_of).collect::<StoreResult<_>>()?;
         current.push(RosterEntry {
             node_id: replica.node,
             public_key: cloud_key.clone(),
@@ -200,18 +202,23 @@ impl<D: Dialect> SqlStore<D> {
         let base = if since == 0 || since >= current.version {
             None
         } else {
-            sqlx::query("SELECT digest FROM device_roster_versions WHERE event_id = $1 AND version = $2")
-                .bind(event.to_string())
-                .bind(since as i64)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .map(|row| digest_of(col(&row, "digest")?))
-                .transpose()?
-                .map(|d| (since, d))
+            sqlx::query(
+                "SELECT digest FROM device_roster_versions WHERE event_id = $1 AND version = $2",
+            )
+            .bind(event.to_string())
+            .bind(since as i64)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .map(|row| digest_of(col(&row, "digest")?))
+            .transpose()?
+            .map(|d| (since, d))
         };
         let after = base.map_or(0, |(v, _)| v);
-        let entries = Self::published(&mut tx, event, after).await?.into_values().collect();
+        let entries = Self::published(&mut tx, event, after)
+            .await?
+            .into_values()
+            .collect();
         tx.commit().await.map_err(map_err)?;
         Ok(RosterUpdate {
             current,
