@@ -66,7 +66,9 @@ impl Venue {
         }
     }
 
-    /// Waits until every node holds at least manifest version `v`.
+    /// Waits until every gate holds manifest version `v` or later. An
+    /// event's first version is its activation (the door state), so the
+    /// first sale after [`Venue::open`] is version 2.
     pub async fn manifests_reach(&self, v: u64) {
         for (i, node) in self.nodes.iter().enumerate() {
             wait_until(

@@ -82,7 +82,7 @@ async fn raw(
 async fn hostile_device_input_is_refused_and_nothing_is_written() {
     let v = Venue::open(1, Timings::fast(), false).await;
     let tickets = v.cloud.sell(&v.event, 2).await;
-    v.manifests_reach(1).await;
+    v.manifests_reach(2).await;
     let admitted = v.nodes[0].scan(&tickets[0].1).await;
     let sid = admitted["scan_id"].as_str().unwrap().to_string();
     v.cloud_holds_exactly(&[sid.clone()].into()).await;
@@ -143,7 +143,7 @@ async fn hostile_device_input_is_refused_and_nothing_is_written() {
     .await;
     assert_eq!(
         (st, code.as_str()),
-        (409, "conflict"),
+        (409, "invalid_state"),
         "scan 1 exists with other content"
     );
     let mut truncated = msg(vec![fresh]);

@@ -228,12 +228,12 @@ fn form_escape(s: &str) -> String {
         .collect()
 }
 
-/// `gate-node scan --image` (decide only) and `decode --image`; the
+/// `gate-node check --image` (decide only) and `decode --image`; the
 /// decision JSON and the QR text.
 fn gate_reads(node: &Node, png: &str) -> (Value, String) {
-    let out = node.cli(&["scan", "--image", png, "--json"]);
+    let out = node.cli(&["check", "--image", png, "--json"]);
     let decision: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("gate-node scan --image answers JSON: {out:?}"));
+        .unwrap_or_else(|_| panic!("gate-node check --image answers JSON: {out:?}"));
     let out = node.cli(&["decode", "--image", png]);
     assert!(
         out.status.success(),

@@ -22,7 +22,7 @@ fn seq_of(scan_id: &str) -> u64 {
 async fn a_gate_killed_mid_scan_loses_no_acknowledged_scan() {
     let mut v = Venue::open(2, Timings::fast(), false).await;
     let tickets = v.cloud.sell(&v.event, 40).await;
-    v.manifests_reach(1).await;
+    v.manifests_reach(2).await;
     let addr = v.nodes[0].addr.expect("A runs");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
 

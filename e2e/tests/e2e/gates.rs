@@ -11,7 +11,7 @@ use e2e::wait_until;
 async fn gates_keep_deciding_without_the_cloud_and_it_ends_with_every_scan_once() {
     let mut v = Venue::open(3, Timings::fast(), false).await;
     let tickets = v.cloud.sell(&v.event, 2).await;
-    v.manifests_reach(1).await;
+    v.manifests_reach(2).await;
 
     let a = v.nodes[0].scan(&tickets[0].1).await;
     assert_decision(&a, "admit", None, "a sold ticket is admitted at A");
@@ -69,7 +69,7 @@ async fn gates_keep_deciding_without_the_cloud_and_it_ends_with_every_scan_once(
 async fn a_partition_double_admission_is_kept_and_flagged_everywhere() {
     let v = Venue::open(2, Timings::fast(), false).await;
     let tickets = v.cloud.sell(&v.event, 1).await;
-    v.manifests_reach(1).await;
+    v.manifests_reach(2).await;
 
     for n in &v.nodes {
         n.proxy.cut();

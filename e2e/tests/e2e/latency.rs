@@ -13,14 +13,14 @@ use std::time::Instant;
 async fn a_refund_in_the_cloud_revokes_the_credential_at_the_gates() {
     let v = Venue::open(2, Timings::fast(), false).await;
     let tickets = v.cloud.sell(&v.event, 1).await;
-    v.manifests_reach(1).await;
+    v.manifests_reach(2).await;
     let dry = v.nodes[0].cli(&["check", "--text", &tickets[0].1, "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("check --json");
     assert_decision(&report, "admit", None, "valid before the refund (dry run)");
 
     let start = Instant::now();
     v.cloud.refund(&tickets[0].0).await;
-    v.manifests_reach(2).await;
+    v.manifests_reach(3).await;
     println!(
         "e2e-measure {{\"refund_to_revoked_ms\": {}}}",
         start.elapsed().as_millis()
@@ -37,7 +37,7 @@ async fn a_refund_in_the_cloud_revokes_the_credential_at_the_gates() {
 async fn a_ticket_sold_after_the_gates_synced_is_admitted_at_a_connected_gate() {
     let v = Venue::open(2, Timings::fast(), true).await;
     let early = v.cloud.sell(&v.event, 1).await;
-    v.manifests_reach(1).await;
+    v.manifests_reach(2).await;
     wait_until(SETTLE, "gate A synced with the cloud", || async {
         v.nodes[0].status().await["cloud"]["last_sync_ms"].is_u64()
     })
@@ -51,7 +51,7 @@ async fn a_ticket_sold_after_the_gates_synced_is_admitted_at_a_connected_gate() 
 
     let start = Instant::now();
     let sold = v.cloud.sell(&v.event, 1).await;
-    v.manifests_reach(2).await;
+    v.manifests_reach(3).await;
     let took = start.elapsed();
     println!(
         "e2e-measure {{\"sale_to_admissible_ms\": {}}}",
