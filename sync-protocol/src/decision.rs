@@ -16,7 +16,7 @@
 //! 8. `superseded`: the manifest lists a newer generation (transferred ticket).
 //! 9. `not_listed`: the gate policy requires a manifest entry and there is none.
 //! 10. `not_yet_valid` / `expired`: outside the credential's validity window
-//!    (with the policy's grace).
+//!     (with the policy's grace).
 //! 11. `wrong_zone`: the ticket's zones do not include the gate's zone.
 //! 12. `already_inside`: an entry gate, and the check-in log says inside.
 //! 13. `reentry_denied`: an entry gate, the ticket has exited, and re-entry is
