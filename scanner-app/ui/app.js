@@ -111,45 +111,113 @@ async function scan(text) {
 }
 
 // A keyboard-wedge scanner types a burst of characters a few milliseconds
-// apart and ends it with Enter; people type 80 ms or more apart. A burst
-// (keys less than 100 ms apart, at least 8, 35 ms apart on average, so one
-// hiccup does not split it) is a scan wherever the focus is; typing is left
-// alone.
-const WEDGE_MAX_GAP_MS = 100;
-const WEDGE_MEAN_GAP_MS = 35;
+// apart and ends it with Enter; people type 80 ms or more apart. Every
+// keystroke is recorded here, at the document in the capture phase, before
+// any input sees it, with its event time (not the time a busy page gets to
+// it). On Enter the recent keys are cut into runs at pauses longer than
+// WEDGE_SPLIT_MS; the last run is a scan when it has at least WEDGE_MIN_LEN
+// keys whose median gap is under WEDGE_MEDIAN_GAP_MS (a median, so a few
+// late keys under load do not hide a burst). Earlier runs that are
+// scanner-fast too (at least WEDGE_JOIN_LEN keys, the same median) and at
+// most WEDGE_BREAK_MS before it are the same scan, delayed by a hiccup; a
+// person's keys before it (slow, or too few) are not. A scan is taken out of
+// whatever input received it, wherever the focus is; typing is left alone.
+const WEDGE_SPLIT_MS = 60;
+const WEDGE_BREAK_MS = 400;
+const WEDGE_MEDIAN_GAP_MS = 35;
 const WEDGE_MIN_LEN = 8;
-/** @type {{ chars: string, first: number, last: number, target: EventTarget | null, before: string }} */
-const burst = { chars: "", first: 0, last: 0, target: null, before: "" };
+const WEDGE_JOIN_LEN = 4;
+const WEDGE_KEEP = 1024;
+/** @typedef {{ ch: string, t: number, target: EventTarget | null, before: string }} Stroke */
+/** @type {Stroke[]} */
+let strokes = [];
+/** What the last Enter decided, for the window test's failure messages. */
+/** @type {any} */ (window).__wedge = null;
+
+/** @param {number[]} xs */
+function median(xs) {
+  if (!xs.length) return Infinity;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** @param {Stroke[]} run */
+function runMedian(run) {
+  const gaps = [];
+  for (let i = 1; i < run.length; i++) gaps.push(run[i].t - run[i - 1].t);
+  return median(gaps);
+}
+
+/**
+ * The scan at the end of `keys` (an Enter at `enter`), or null when they were
+ * typed by a person.
+ * @param {Stroke[]} keys @param {number} enter
+ * @returns {Stroke[] | null}
+ */
+function wedgeBurst(keys, enter) {
+  if (!keys.length || enter - keys[keys.length - 1].t > WEDGE_BREAK_MS) return null;
+  /** @type {Stroke[][]} */
+  const runs = [[keys[0]]];
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i].t - keys[i - 1].t > WEDGE_SPLIT_MS) runs.push([]);
+    runs[runs.length - 1].push(keys[i]);
+  }
+  let k = runs.length - 1;
+  const last = runs[k];
+  if (last.length < 2 || runMedian(last) >= WEDGE_MEDIAN_GAP_MS) return null;
+  let burst = last;
+  while (k > 0) {
+    const prev = runs[k - 1];
+    const pause = burst[0].t - prev[prev.length - 1].t;
+    if (pause > WEDGE_BREAK_MS || prev.length < WEDGE_JOIN_LEN || runMedian(prev) >= WEDGE_MEDIAN_GAP_MS) break;
+    burst = prev.concat(burst);
+    k--;
+  }
+  return burst.length >= WEDGE_MIN_LEN ? burst : null;
+}
 
 /** @param {KeyboardEvent} ev */
 function onKey(ev) {
-  const now = performance.now();
+  const t = ev.timeStamp || performance.now();
   if (ev.key === "Enter") {
-    const n = burst.chars.length;
-    const mean = n > 1 ? (burst.last - burst.first) / (n - 1) : Infinity;
-    const isBurst = n >= WEDGE_MIN_LEN && mean < WEDGE_MEAN_GAP_MS && now - burst.last < WEDGE_MAX_GAP_MS;
-    if (isBurst && burst.target !== $("scan-input")) {
-      ev.preventDefault();
-      const t = /** @type {any} */ (burst.target);
-      if (t && "value" in t) t.value = burst.before; // undo what the burst typed there
-      const code = burst.chars;
-      burst.chars = "";
-      scan(code);
-      return;
+    const keys = strokes;
+    strokes = [];
+    const burst = wedgeBurst(keys, t);
+    /** @type {any} */ (window).__wedge = {
+      keys: keys.length,
+      burst: burst ? burst.length : 0,
+      gaps: keys.slice(1).map((s, i) => Math.round(s.t - keys[i].t)),
+    };
+    if (!burst) return;
+    const scanInput = $("scan-input");
+    if (burst.every((s) => s.target === scanInput) && ev.target === scanInput) return; // its form submits it
+    ev.preventDefault();
+    ev.stopPropagation();
+    // Undo what the burst typed: each input it reached goes back to its
+    // value before the burst's first key there.
+    /** @type {Set<EventTarget>} */
+    const undone = new Set();
+    for (const s of burst) {
+      const el = /** @type {any} */ (s.target);
+      if (!el || undone.has(el) || !("value" in el)) continue;
+      undone.add(el);
+      el.value = s.before;
+      el.dispatchEvent(new Event("input", { bubbles: true }));
     }
-    burst.chars = "";
+    scan(burst.map((s) => s.ch).join(""));
     return;
   }
-  if (ev.key.length !== 1 || ev.ctrlKey || ev.altKey || ev.metaKey) return;
-  if (now - burst.last > WEDGE_MAX_GAP_MS || !burst.chars) {
-    const t = /** @type {any} */ (ev.target);
-    burst.chars = "";
-    burst.first = now;
-    burst.target = ev.target;
-    burst.before = t && "value" in t ? t.value : "";
+  if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
+  if (ev.key.length !== 1) {
+    // A scanner sends no editing keys: someone is typing; modifiers alone
+    // (Shift for capitals) change nothing.
+    if (!["Shift", "CapsLock", "Unidentified"].includes(ev.key)) strokes = [];
+    return;
   }
-  burst.chars += ev.key;
-  burst.last = now;
+  const el = /** @type {any} */ (ev.target);
+  strokes.push({ ch: ev.key, t, target: ev.target, before: el && "value" in el ? String(el.value) : "" });
+  if (strokes.length > WEDGE_KEEP) strokes = strokes.slice(-WEDGE_KEEP);
 }
 
 // ---- views ------------------------------------------------------------------

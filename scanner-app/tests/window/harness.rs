@@ -235,6 +235,31 @@ impl Window {
         e.send_keys(text).await.expect("send keys");
     }
 
+    /// Empties the input `id` and clicks into it (WebDriver's clear takes
+    /// the focus away).
+    pub async fn clear(&self, id: &str) {
+        let e = self
+            .client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|err| panic!("#{id} exists: {err}"));
+        e.clear()
+            .await
+            .unwrap_or_else(|err| panic!("clear #{id}: {err}"));
+        e.click()
+            .await
+            .unwrap_or_else(|err| panic!("click #{id}: {err}"));
+    }
+
+    /// Types `text` into whatever has the focus one key at a time, `gap`
+    /// apart: a person at the keyboard.
+    pub async fn type_like_a_person(&self, text: &str, gap: Duration) {
+        for ch in text.chars() {
+            self.keys_to_focus(&ch.to_string()).await;
+            tokio::time::sleep(gap).await;
+        }
+    }
+
     /// Clicks element `id`.
     pub async fn click(&self, id: &str) {
         let r = self

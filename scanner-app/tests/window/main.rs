@@ -292,10 +292,68 @@ async fn door_staff_journey_online_offline_and_back() {
     assert_eq!(w.text("count-capacity").await, "7");
     w.screenshot("counts").await;
 
-    // Known defect, left out of this journey until fixed (see issue 11's
-    // note): in the workspace build, a keyboard-wedge burst typed while the
-    // search box has focus reaches the scan as a partial code ("Not a ticket
-    // code"). Wedge detection (ui/app.js) has no other test yet.
+    // A USB scanner's burst while a person is searching goes to the scan,
+    // and the search box keeps what the person typed. The person types
+    // "jen" at a person's pace and reads the results; the scanner then
+    // sends the whole code and Enter in one go (one WebDriver command, so
+    // machine-paced however loaded the machine is).
+    view(&w, "search").await;
+    w.clear("search-input").await;
+    w.type_like_a_person("jen", Duration::from_millis(120))
+        .await;
+    w.wait("the results for jen", || async {
+        w.js(
+            "return document.getElementById('search-input').value",
+            vec![],
+        )
+        .await
+            == "jen"
+            && w.text("search-total").await == "7 found"
+    })
+    .await;
+    let before = w.data("result", "seq").await;
+    w.keys_to_focus(&format!("{}{ENTER}", sold[5].1)).await;
+    let decided = || async { w.js("return JSON.stringify(window.__wedge)", vec![]).await };
+    w.wait("the wedge scan's result", || async {
+        w.data("result", "seq").await != before
+    })
+    .await;
+    assert_eq!(
+        w.data("result", "verdict").await,
+        "green",
+        "the burst is scanned whole ({}): {}",
+        w.text("result-detail").await,
+        decided().await
+    );
+    let left = w
+        .js(
+            "return document.getElementById('search-input').value",
+            vec![],
+        )
+        .await;
+    assert_eq!(left, "jen", "the burst did not land in the search box");
+    // A person typing a long word and Enter in the search box is a search,
+    // not a scan.
+    view(&w, "search").await;
+    w.clear("search-input").await;
+    let before = w.data("result", "seq").await;
+    w.type_like_a_person(&format!("jensenjensen{ENTER}"), Duration::from_millis(90))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        w.data("result", "seq").await,
+        before,
+        "typing is not a scan: {}",
+        decided().await
+    );
+    assert_eq!(
+        w.js(
+            "return document.getElementById('search-input').value",
+            vec![]
+        )
+        .await,
+        "jensenjensen"
+    );
 
     // Kiosk: locked, a steward cannot check in by hand or switch modes.
     view(&w, "settings").await;
