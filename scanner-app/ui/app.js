@@ -119,11 +119,12 @@ async function scan(text) {
 // keys whose median gap is under WEDGE_MEDIAN_GAP_MS (a median, so a few
 // late keys under load do not hide a burst). Earlier runs that are
 // scanner-fast too (at least WEDGE_JOIN_LEN keys, the same median) and at
-// most WEDGE_BREAK_MS before it are the same scan, delayed by a hiccup; a
+// most WEDGE_BREAK_MS before it, into the same input, are the same scan,
+// delayed by a hiccup; a
 // person's keys before it (slow, or too few) are not. A scan is taken out of
 // whatever input received it, wherever the focus is; typing is left alone.
 const WEDGE_SPLIT_MS = 60;
-const WEDGE_BREAK_MS = 400;
+const WEDGE_BREAK_MS = 1500;
 const WEDGE_MEDIAN_GAP_MS = 35;
 const WEDGE_MIN_LEN = 8;
 const WEDGE_JOIN_LEN = 4;
@@ -170,7 +171,8 @@ function wedgeBurst(keys, enter) {
   while (k > 0) {
     const prev = runs[k - 1];
     const pause = burst[0].t - prev[prev.length - 1].t;
-    if (pause > WEDGE_BREAK_MS || prev.length < WEDGE_JOIN_LEN || runMedian(prev) >= WEDGE_MEDIAN_GAP_MS) break;
+    const sameInput = prev[prev.length - 1].target === burst[0].target; // a hiccup does not move the focus
+    if (!sameInput || pause > WEDGE_BREAK_MS || prev.length < WEDGE_JOIN_LEN || runMedian(prev) >= WEDGE_MEDIAN_GAP_MS) break;
     burst = prev.concat(burst);
     k--;
   }
