@@ -8,8 +8,6 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -80,21 +78,9 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// Code and message of an error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `not_found`, `invalid_json`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
+/// The body of every error response, and its code and message: the
+/// device API's wire types, shared with the clients.
+pub use sync_protocol::device_api::{ErrorBody, ErrorDetail};
 
 impl ApiError {
     /// A 400 with a specific code.

@@ -8,16 +8,12 @@
 
 use crate::provision::Bundle;
 use crate::time::{TimeAuthority, TimeSource};
-use ed25519_dalek::{Signer, SigningKey};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use sync_protocol::{EventId, SyncMessage};
+use sync_protocol::device_api::{EnrollRequest, EnrollResponse, ErrorBody, ErrorDetail};
+use sync_protocol::{EventId, SecretKey, SyncMessage};
 
-/// The header a gate reports its state in with each check-in sync.
-pub const GATE_STATUS_HEADER: &str = "x-gate-status";
-/// The header with the cloud's clock (unix milliseconds).
-pub const TIME_HEADER: &str = "x-gatehouse-time";
+pub use sync_protocol::device_api::{GATE_STATUS_HEADER, TIME_HEADER};
 /// Longest body accepted from the cloud (a manifest of 4M entries fits).
 const MAX_BODY: usize = 256 << 20;
 
@@ -61,23 +57,12 @@ impl CloudError {
     }
 }
 
-#[derive(Serialize)]
-struct EnrollRequest<'a> {
-    code: &'a str,
-    name: &'a str,
-    device_public_key: String,
-    proof: String,
-}
-
 /// The device's public key and its enrollment proof, both hex: an ed25519
-/// signature over `"gatehouse-enroll:" + code`.
+/// signature over `"gatehouse-enroll:" + code`
+/// ([`sync_protocol::device_api::sign_enrollment`]).
 pub fn enrollment_proof(device_seed: &[u8; 32], code: &str) -> (String, String) {
-    let key = SigningKey::from_bytes(device_seed);
-    let msg = format!("gatehouse-enroll:{code}");
-    (
-        hex::encode(key.verifying_key().to_bytes()),
-        hex::encode(key.sign(msg.as_bytes()).to_bytes()),
-    )
+    let req = EnrollRequest::signed(&SecretKey::from_seed(*device_seed), code, "");
+    (req.device_public_key, req.proof)
 }
 
 /// What a delta request came to.
@@ -89,18 +74,6 @@ pub enum DeltaFetch {
     Delta(Vec<u8>),
     /// `409 full_manifest_required`.
     FullRequired,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    #[serde(default)]
-    message: String,
 }
 
 /// An HTTP client for one cloud.
@@ -209,13 +182,7 @@ impl CloudClient {
         name: &str,
         device_seed: &[u8; 32],
     ) -> Result<Bundle, CloudError> {
-        let (device_public_key, proof) = enrollment_proof(device_seed, code);
-        let req = EnrollRequest {
-            code,
-            name,
-            device_public_key,
-            proof,
-        };
+        let req = EnrollRequest::signed(&SecretKey::from_seed(*device_seed), code, name);
         let resp = self
             .send(
                 self.request(reqwest::Method::POST, "/devices/enroll")
@@ -223,18 +190,20 @@ impl CloudClient {
             )
             .await?;
         let bytes = Self::body(resp).await?;
-        let answer: Bundle =
-            serde_json::from_slice(&bytes).map_err(|e| CloudError::BadResponse(e.to_string()))?;
-        if answer.device_token.is_none() {
-            return Err(CloudError::BadResponse(
-                "the enrollment answer has no device_token".into(),
-            ));
-        }
+        let answer: EnrollResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| CloudError::BadResponse(format!("enrollment answer: {e}")))?;
         Ok(Bundle {
+            node_id: answer.node_id,
+            event_id: answer.event_id,
+            root_public_key: answer.root_public_key,
+            key_certificates: answer.key_certificates,
+            gossip_key: answer.gossip_key,
+            policy: answer.policy.into(),
+            gate: answer.gate,
             device_seed: None,
-            manifest: None,
+            device_token: Some(answer.device_token),
             cloud_url: None,
-            ..answer
+            manifest: None,
         })
     }
 

@@ -185,14 +185,14 @@ impl CloudSync {
                 .await
                 .ok()?;
         let time = self.time.now();
-        let status = serde_json::json!({
-            "scans_waiting": backlog.pending_own,
-            "manifest_version": manifest.version,
-            "clock": time.authority,
-            "clock_trusted": time.trusted,
-            "software": env!("CARGO_PKG_VERSION"),
-        });
-        Some(status.to_string())
+        let status = sync_protocol::device_api::GateStatusReport {
+            scans_waiting: Some(backlog.pending_own),
+            manifest_version: Some(manifest.version),
+            clock: Some(time.authority.as_str().to_owned()),
+            clock_trusted: Some(time.trusted),
+            software: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        };
+        serde_json::to_string(&status).ok()
     }
 
     /// One full sync: manifest, then check-ins.

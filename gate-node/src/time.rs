@@ -120,6 +120,18 @@ pub enum TimeAuthority {
     LastKnown,
 }
 
+impl TimeAuthority {
+    /// The name it is serialized as (`cloud`, `peer`, `system_clock`, `last_known`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeAuthority::Cloud => "cloud",
+            TimeAuthority::Peer => "peer",
+            TimeAuthority::SystemClock => "system_clock",
+            TimeAuthority::LastKnown => "last_known",
+        }
+    }
+}
+
 /// The best time now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct BestTime {
@@ -252,6 +264,18 @@ mod tests {
     use std::sync::Arc;
 
     const T: u64 = 1_750_000_000_000;
+
+    #[test]
+    fn an_authoritys_name_is_its_serialized_form() {
+        for a in [
+            TimeAuthority::Cloud,
+            TimeAuthority::Peer,
+            TimeAuthority::SystemClock,
+            TimeAuthority::LastKnown,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+    }
 
     #[test]
     fn a_pi_booting_in_1970_uses_the_last_known_time_untrusted() {

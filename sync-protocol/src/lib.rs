@@ -12,11 +12,13 @@
 //! - [`checkin`]: scan records and the grow-only check-in set.
 //! - [`sync`]: the messages replicas exchange, and the LAN envelope.
 //! - [`decision`]: [`decide`], the one admission function.
+//! - [`device_api`]: the JSON wire types of the cloud's device API.
 
 pub mod base45;
 pub mod checkin;
 pub mod credential;
 pub mod decision;
+pub mod device_api;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hlc;

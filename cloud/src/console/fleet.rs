@@ -8,21 +8,13 @@ use crate::devices::auth::EventDevice;
 use crate::state::AppState;
 use crate::store::GateReport;
 use axum::http::{HeaderMap, HeaderName};
-use serde::Deserialize;
+use sync_protocol::device_api::GateStatusReport;
 
 /// The header a gate reports its state in.
-pub const GATE_STATUS_HEADER: HeaderName = HeaderName::from_static("x-gate-status");
+pub const GATE_STATUS_HEADER: HeaderName =
+    HeaderName::from_static(sync_protocol::device_api::GATE_STATUS_HEADER);
 /// Longest accepted header value.
 const MAX_HEADER_LEN: usize = 512;
-
-#[derive(Debug, Default, Deserialize)]
-struct Wire {
-    scans_waiting: Option<u64>,
-    manifest_version: Option<u64>,
-    clock: Option<String>,
-    clock_trusted: Option<bool>,
-    software: Option<String>,
-}
 
 fn short_text(s: Option<String>, max: usize) -> Option<String> {
     s.filter(|s| {
@@ -35,7 +27,7 @@ fn short_text(s: Option<String>, max: usize) -> Option<String> {
 
 /// The report in `headers` (every field `None` when absent or malformed).
 pub fn parse(headers: &HeaderMap) -> GateReport {
-    let wire: Wire = headers
+    let wire: GateStatusReport = headers
         .get(GATE_STATUS_HEADER)
         .filter(|v| v.len() <= MAX_HEADER_LEN)
         .and_then(|v| v.to_str().ok())

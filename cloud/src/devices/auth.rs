@@ -21,7 +21,7 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 
 /// The header with the cloud's clock (unix milliseconds).
-pub const TIME_HEADER: HeaderName = HeaderName::from_static("x-gatehouse-time");
+pub const TIME_HEADER: HeaderName = HeaderName::from_static(sync_protocol::device_api::TIME_HEADER);
 /// How stale `last_seen_at` may get before a call updates it.
 const TOUCH_EVERY_MS: i64 = 60_000;
 /// Enrollment-code alphabet: no 0/O, 1/I/L, U (read aloud and typed by hand).

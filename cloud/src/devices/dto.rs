@@ -1,150 +1,31 @@
 //! Request and response bodies of the device endpoints
-//! (`docs/device-api.md`), and their validation.
+//! (`docs/device-api.md`), and their validation. The wire types the
+//! devices share live in `sync_protocol::device_api`; the organizer's
+//! device list stays here.
 
 use crate::error::{ApiError, ApiResult};
 use crate::model::{EventId, from_millis};
 use crate::store::{DeviceRecord, GateSetup};
 use serde::{Deserialize, Serialize};
-use sync_protocol::{Direction, NodeId};
+use sync_protocol::NodeId;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-/// Entry or exit gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GateDirection {
-    /// Into the venue (or zone).
-    Entry,
-    /// Out of it.
-    Exit,
-}
+pub use sync_protocol::device_api::{
+    CreateEnrollmentCode, EnrollRequest, EnrollResponse, EnrollmentCodeView, GateDirection,
+    PolicyView,
+};
 
-impl From<GateDirection> for Direction {
-    fn from(d: GateDirection) -> Self {
-        match d {
-            GateDirection::Entry => Direction::Entry,
-            GateDirection::Exit => Direction::Exit,
-        }
+/// The policy a device enrolled with `s` enforces.
+pub fn policy_view(s: &GateSetup) -> PolicyView {
+    PolicyView {
+        event_id: s.event_id,
+        zone: s.zone,
+        direction: s.direction.into(),
+        grace_secs: u64::from(s.grace_secs),
+        require_listed: s.require_listed,
+        default_reentry: false,
     }
-}
-
-impl From<Direction> for GateDirection {
-    fn from(d: Direction) -> Self {
-        match d {
-            Direction::Entry => GateDirection::Entry,
-            Direction::Exit => GateDirection::Exit,
-        }
-    }
-}
-
-/// `POST /devices/enrollment-codes`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateEnrollmentCode {
-    /// The event the device will admit to.
-    #[schema(value_type = String, format = Uuid)]
-    pub event_id: EventId,
-    /// Gate label, 1 to 64 bytes, e.g. "North 2".
-    pub gate: String,
-    /// Zone the gate guards (0 to 31); null admits tickets of any zone.
-    #[schema(maximum = 31)]
-    pub zone: Option<u8>,
-    /// `entry` or `exit`.
-    pub direction: GateDirection,
-    /// How long the code can be used (60 s to 30 days; default 1 day).
-    pub ttl_secs: Option<u64>,
-    /// Tolerance at both ends of a credential's validity window (default 60, at most 86400).
-    pub grace_secs: Option<u32>,
-    /// Refuse tickets missing from the gate's manifest (default false: a
-    /// correctly signed ticket sold after the last sync is admitted).
-    pub require_listed: Option<bool>,
-}
-
-/// A new enrollment code: shown once, stored only as a hash.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EnrollmentCodeView {
-    /// `XXXX-XXXX-XXXX`; give it to `gate-node enroll --code`.
-    pub code: String,
-    /// Unix seconds after which the code is refused.
-    pub expires_at: i64,
-    /// The event.
-    #[schema(value_type = String, format = Uuid)]
-    pub event_id: EventId,
-    /// Gate label.
-    pub gate: String,
-    /// Zone.
-    pub zone: Option<u8>,
-    /// Direction.
-    pub direction: GateDirection,
-}
-
-/// `POST /devices/enroll`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    /// The enrollment code.
-    pub code: String,
-    /// Device name shown to the organizer (1 to 64 characters).
-    pub name: String,
-    /// The device's ed25519 public key, 64 hex digits.
-    pub device_public_key: String,
-    /// 128 hex digits: ed25519 signature by the device key over the UTF-8
-    /// bytes of `"gatehouse-enroll:" + code` (the code exactly as sent).
-    pub proof: String,
-}
-
-/// The gate policy a device enforces (sync-protocol `GatePolicy`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PolicyView {
-    /// The event.
-    #[schema(value_type = String, format = Uuid)]
-    pub event_id: EventId,
-    /// Zone guarded (null: any).
-    pub zone: Option<u8>,
-    /// Entry or exit.
-    pub direction: GateDirection,
-    /// Validity-window tolerance, seconds.
-    pub grace_secs: u64,
-    /// Refuse tickets missing from the manifest.
-    pub require_listed: bool,
-    /// Re-entry rule for tickets the manifest does not list.
-    pub default_reentry: bool,
-}
-
-impl From<&GateSetup> for PolicyView {
-    fn from(s: &GateSetup) -> Self {
-        Self {
-            event_id: s.event_id,
-            zone: s.zone,
-            direction: s.direction.into(),
-            grace_secs: u64::from(s.grace_secs),
-            require_listed: s.require_listed,
-            default_reentry: false,
-        }
-    }
-}
-
-/// What an enrolled device needs to admit offline and to sync.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EnrollResponse {
-    /// The device's node id (its id in the check-in CRDT).
-    #[schema(value_type = String, format = Uuid)]
-    pub node_id: NodeId,
-    /// 64 hex digits; `Authorization: Bearer` on every device call. Shown once.
-    pub device_token: String,
-    /// The event.
-    #[schema(value_type = String, format = Uuid)]
-    pub event_id: EventId,
-    /// The organizer root public key (the device's trust anchor), hex.
-    pub root_public_key: String,
-    /// Hex of each 139-byte key certificate of the event's signing keys.
-    pub key_certificates: Vec<String>,
-    /// 64 hex digits: the HMAC key the event's devices seal LAN sync with.
-    pub gossip_key: String,
-    /// The gate policy.
-    pub policy: PolicyView,
-    /// Gate label.
-    pub gate: String,
 }
 
 /// `GET /devices?event_id=`.

@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dto::{
     CreateEnrollmentCode, DeviceQuery, DeviceView, EnrollRequest, EnrollResponse,
-    EnrollmentCodeView, PolicyView, check_gate, check_zone, hex_bytes,
+    EnrollmentCodeView, check_gate, check_zone, hex_bytes, policy_view,
 };
 use sync_protocol::{NodeId, PublicKey};
 use utoipa_axum::router::OpenApiRouter;
@@ -160,7 +160,7 @@ async fn enroll(
     let invalid = |m: &str| ApiError::coded(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proof", m);
     let key = PublicKey::from_bytes(&key_bytes)
         .map_err(|_| invalid("device_public_key is not a usable ed25519 public key"))?;
-    key.verify(format!("gatehouse-enroll:{}", req.code).as_bytes(), &proof)
+    sync_protocol::device_api::verify_enrollment(&key, &req.code, &proof)
         .map_err(|_| invalid("proof is not the device key's signature over the code"))?;
 
     let event = state.store.event(code.setup.event_id).await?;
@@ -194,7 +194,7 @@ async fn enroll(
             root_public_key: hex::encode(root.public_key),
             key_certificates: vec![hex::encode(cert)],
             gossip_key: hex::encode(gossip_key),
-            policy: PolicyView::from(&code.setup),
+            policy: policy_view(&code.setup),
             gate: code.setup.gate,
         }),
     ))

@@ -42,7 +42,7 @@ pub async fn code(app: &TestApp, org: &Session, eid: &str) -> String {
 /// The enrollment request a device with `seed` sends for `code`.
 pub fn enroll_body(seed: [u8; 32], code: &str, signed: &str) -> Value {
     let key = SigningKey::from_bytes(&seed);
-    let proof = key.sign(format!("gatehouse-enroll:{signed}").as_bytes());
+    let proof = key.sign(&sync_protocol::device_api::enrollment_message(signed));
     json!({
         "code": code,
         "name": "pi-north-2",

@@ -14,7 +14,7 @@ use sync_protocol::{Direction, Hlc, NodeId, Outcome, ScanId, ScanRecord, SyncMes
 async fn enroll(v: &Venue) -> String {
     let code = v.cloud.enrollment_code(&v.event, "Side door", false).await;
     let key = SigningKey::from_bytes(&[9; 32]);
-    let proof = key.sign(format!("gatehouse-enroll:{code}").as_bytes());
+    let proof = key.sign(&sync_protocol::device_api::enrollment_message(&code));
     let (st, e) = v
         .cloud
         .call(

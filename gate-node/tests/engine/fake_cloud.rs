@@ -75,7 +75,7 @@ async fn enroll(State(c): State<Shared>, body: Bytes) -> Response {
         .zip(<[u8; 64]>::try_from(proof.as_slice()).ok())
         .is_some_and(|(k, sig)| {
             k.verify_strict(
-                format!("gatehouse-enroll:{CODE}").as_bytes(),
+                &sync_protocol::device_api::enrollment_message(CODE),
                 &ed25519_dalek::Signature::from_bytes(&sig),
             )
             .is_ok()

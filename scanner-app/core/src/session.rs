@@ -10,6 +10,7 @@ use crate::view::{EventChoice, SignedIn};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
+use sync_protocol::device_api::{CreateEnrollmentCode, EnrollmentCodeView, GateDirection};
 
 /// A signed-in staff member.
 #[derive(Clone)]
@@ -188,17 +189,27 @@ impl StaffSession {
         gate: &str,
         zone: Option<u8>,
     ) -> Result<String, AppError> {
+        let req = CreateEnrollmentCode {
+            event_id: event_id
+                .parse()
+                .map_err(|_| AppError::Invalid(format!("{event_id:?} is not an event id")))?,
+            gate: gate.to_owned(),
+            zone,
+            direction: GateDirection::Entry,
+            ttl_secs: Some(600),
+            grace_secs: None,
+            require_listed: None,
+        };
+        let body = serde_json::to_value(&req).map_err(|e| AppError::Cloud(e.to_string()))?;
         let v = self
             .call(
                 reqwest::Method::POST,
                 "/devices/enrollment-codes",
-                Some(json!({"event_id": event_id, "gate": gate, "zone": zone,
-                            "direction": "entry", "ttl_secs": 600})),
+                Some(body),
             )
             .await?;
-        v["code"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| AppError::Cloud("the enrollment answer has no code".into()))
+        serde_json::from_value::<EnrollmentCodeView>(v)
+            .map(|answer| answer.code)
+            .map_err(|e| AppError::Cloud(format!("the enrollment-code answer is not valid: {e}")))
     }
 }
