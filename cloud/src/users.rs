@@ -150,7 +150,8 @@ async fn get_user(
 /// Grants a role (admins only); takes effect at the user's next login or refresh.
 #[utoipa::path(patch, path = "/users/{id}/role", tag = "identity", security(("bearer" = [])), request_body = RoleUpdate,
     params(("id" = UserId, Path, description = "user id")),
-    responses((status = 200, body = UserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "an admin cannot demote themselves")))]
 async fn set_role(
     State(state): State<AppState>,
     Admin(admin): Admin,

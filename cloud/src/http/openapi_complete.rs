@@ -1,8 +1,9 @@
 //! Documents the answers every operation can give because of the gateway
 //! and the extractors, not because of its handler: 401/403 where a token
 //! is required, 400/413/415/422 where a JSON body is read, 400 (and 404
-//! for a path id) where parameters are parsed, 408 for the request timeout
-//! and 429 under the rate limits. Run over the whole merged document, so an
+//! for a path id) where parameters are parsed, 408 for the request timeout,
+//! 503 when the store or an integration is unavailable and 429 under the
+//! rate limits. Run over the whole merged document, so an
 //! operation added later is covered without listing it anywhere.
 
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -80,6 +81,13 @@ fn complete_operation(op: &mut Operation, gateway: Gateway) {
         add("404", "no such resource, or not visible to the caller");
     }
     add("408", "the request took longer than the configured timeout");
+    // Any operation that reads or writes the store (or an unconfigured
+    // integration: Stripe, chain, a notification transport) may be
+    // temporarily unable to answer: `unavailable` / `try_again`.
+    add(
+        "503",
+        "the database or an integration this needs is unavailable now (`unavailable`, `try_again`): retry later",
+    );
     if gateway.rate_limited {
         add("429", "rate limited: retry after `Retry-After` seconds");
     }

@@ -309,7 +309,7 @@ async fn status(
 /// Messages of an event (its organizer) or of all events (admin).
 #[utoipa::path(get, path = "/notifications", tag = "notifications", security(("bearer" = [])),
     params(ListQuery),
-    responses((status = 200, body = Vec<NotificationStatus>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Vec<NotificationStatus>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such event"), (status = 422, body = ErrorBody)))]
 async fn list(
     State(state): State<AppState>,
     Organizer(user): Organizer,
