@@ -9,7 +9,7 @@
 use crate::cloud_sync::{CloudStatus, CloudSync};
 use crate::engine::{CounterSnapshot, Engine, EngineError, ScanReport, decision_label};
 use crate::peer::{PeerError, PeerHub, PeerState, TIME_HEADER};
-use crate::store::{CloudBacklog, ManifestInfo, StoreError};
+use crate::store::{CloudBacklog, Evidence, ManifestInfo, RosterInfo, StoreError};
 use crate::time::BestTime;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
@@ -172,7 +172,10 @@ impl From<StoreError> for ApiError {
 impl From<PeerError> for ApiError {
     fn from(e: PeerError) -> Self {
         match e {
-            PeerError::Unauthorized(_) => ApiError::Unauthorized(e.to_string()),
+            PeerError::Unauthorized(_) | PeerError::UnknownKeyVersion(_) | PeerError::Replay(_) => {
+                ApiError::Unauthorized(e.to_string())
+            }
+            PeerError::Refused(_) => ApiError::Unprocessable(e.to_string()),
             PeerError::Malformed(_) | PeerError::Loopback => ApiError::BadRequest(e.to_string()),
             PeerError::WrongEvent => ApiError::Unprocessable(e.to_string()),
             PeerError::Conflict(_) => ApiError::Conflict(e.to_string()),
@@ -218,21 +221,46 @@ pub struct Status {
     pub counters: CounterSnapshot,
     /// Double admissions found (first 100).
     pub double_admissions: Vec<DoubleAdmission>,
+    /// The device roster held (which devices' records this node believes).
+    pub roster: RosterInfo,
+    /// Records refused but kept as evidence: conflicting copies of a held
+    /// scan id (a device signed two records under one id) and records of
+    /// revoked devices made after revocation.
+    pub flagged: Flagged,
+}
+
+/// Evidence counts and the latest pieces.
+#[derive(Clone, Debug, Serialize)]
+pub struct Flagged {
+    /// Conflicting copies kept.
+    pub conflicts: u64,
+    /// Records of revoked devices refused.
+    pub revoked: u64,
+    /// The latest 20 pieces of evidence.
+    pub latest: Vec<Evidence>,
 }
 
 async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
     let engine = s.engine.clone();
-    let (manifest, records, pending, double_admissions, id) = blocking(move || {
-        let store = engine.store();
-        Ok((
-            store.manifest_info()?,
-            store.record_count()?,
-            store.cloud_backlog()?,
-            store.double_admissions(100)?,
-            store.require_identity()?,
-        ))
-    })
-    .await?;
+    let (manifest, records, pending, double_admissions, id, roster, flagged) =
+        blocking(move || {
+            let store = engine.store();
+            let (conflicts, revoked) = store.evidence_counts()?;
+            Ok((
+                store.manifest_info()?,
+                store.record_count()?,
+                store.cloud_backlog()?,
+                store.double_admissions(100)?,
+                store.require_identity()?,
+                store.roster_info()?,
+                Flagged {
+                    conflicts,
+                    revoked,
+                    latest: store.evidence(20)?,
+                },
+            ))
+        })
+        .await?;
     Ok(Json(Status {
         node_id: id.node_id,
         event_id: id.event_id,
@@ -247,6 +275,8 @@ async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
         peers: s.peers.peers(),
         counters: s.engine.counters(),
         double_admissions,
+        roster,
+        flagged,
     }))
 }
 

@@ -8,11 +8,10 @@
 
 use crate::provision::Bundle;
 use crate::time::{TimeAuthority, TimeSource};
-use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use sync_protocol::{EventId, SyncMessage};
+use sync_protocol::{EventId, SecretKey, SyncMessage};
 
 /// The header a gate reports its state in with each check-in sync.
 pub const GATE_STATUS_HEADER: &str = "x-gate-status";
@@ -70,14 +69,35 @@ struct EnrollRequest<'a> {
 }
 
 /// The device's public key and its enrollment proof, both hex: an ed25519
-/// signature over `"gatehouse-enroll:" + code`.
+/// signature over [`sync_protocol::enrollment_message`]`(code)`.
 pub fn enrollment_proof(device_seed: &[u8; 32], code: &str) -> (String, String) {
-    let key = SigningKey::from_bytes(device_seed);
-    let msg = format!("gatehouse-enroll:{code}");
+    let key = SecretKey::from_seed(*device_seed);
     (
-        hex::encode(key.verifying_key().to_bytes()),
-        hex::encode(key.sign(msg.as_bytes()).to_bytes()),
+        hex::encode(key.public().to_bytes()),
+        hex::encode(key.enrollment_proof(code)),
     )
+}
+
+/// A roster answer: the signed roster (full or delta) and the gossip key of
+/// its version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterFetch {
+    /// Signed roster bytes.
+    pub roster: Vec<u8>,
+    /// `(roster version, gossip key)`.
+    pub gossip_key: (u64, [u8; 32]),
+}
+
+#[derive(Deserialize)]
+struct RosterAnswer {
+    roster: String,
+    gossip_key: GossipKeyAnswer,
+}
+
+#[derive(Deserialize)]
+struct GossipKeyAnswer {
+    version: u64,
+    key: String,
 }
 
 /// What a delta request came to.
@@ -258,6 +278,34 @@ impl CloudClient {
         }
     }
 
+    /// `GET /sync/events/{id}/roster?since=V`: `None` when the node is
+    /// current, else the signed roster (a delta from `V` when the cloud can,
+    /// else full) and the gossip key of its version.
+    pub async fn roster(
+        &self,
+        event: &EventId,
+        since: u64,
+    ) -> Result<Option<RosterFetch>, CloudError> {
+        let path = format!("/sync/events/{event}/roster?since={since}");
+        let resp = self.send(self.request(reqwest::Method::GET, &path)).await?;
+        if resp.status().as_u16() == 204 {
+            return Ok(None);
+        }
+        let bytes = Self::body(resp).await?;
+        let answer: RosterAnswer =
+            serde_json::from_slice(&bytes).map_err(|e| CloudError::BadResponse(e.to_string()))?;
+        let bad = |what: &str| CloudError::BadResponse(format!("roster answer: {what}"));
+        let roster = hex::decode(answer.roster.trim()).map_err(|_| bad("roster is not hex"))?;
+        let key = hex::decode(answer.gossip_key.key.trim())
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .ok_or_else(|| bad("gossip key is not 64 hex digits"))?;
+        Ok(Some(RosterFetch {
+            roster,
+            gossip_key: (answer.gossip_key.version, key),
+        }))
+    }
+
     /// `POST /sync/events/{id}/checkins`: one batch up, the cloud's answer down.
     pub async fn sync_checkins(
         &self,
@@ -307,6 +355,7 @@ mod tests {
         let (public, proof) = enrollment_proof(&[4; 32], "ABCD-EFGH-JKLM");
         let key = VerifyingKey::from_bytes(&hex_array::<32>("k", &public).unwrap()).unwrap();
         let sig = Signature::from_bytes(&hex_array::<64>("p", &proof).unwrap());
+        // The documented message, spelled out: the contract other clients follow.
         key.verify(b"gatehouse-enroll:ABCD-EFGH-JKLM", &sig)
             .unwrap();
         assert!(key.verify(b"gatehouse-enroll:OTHER", &sig).is_err());

@@ -11,6 +11,15 @@ use crate::{DecodeError, EventId, KeyId, VerifyError};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use std::collections::BTreeMap;
 
+/// What a device signs to prove it holds its key when it enrolls, before
+/// the code (exactly as sent).
+pub const ENROLL_PROOF_PREFIX: &str = "gatehouse-enroll:";
+
+/// The bytes of an enrollment proof: `"gatehouse-enroll:" + code`, UTF-8.
+pub fn enrollment_message(code: &str) -> Vec<u8> {
+    format!("{ENROLL_PROOF_PREFIX}{code}").into_bytes()
+}
+
 /// Magic bytes of a key certificate.
 pub const CERT_MAGIC: [u8; 2] = *b"KC";
 /// Current key-certificate layout version.
@@ -53,6 +62,11 @@ impl SecretKey {
     }
     pub(crate) fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.signing.sign(msg).to_bytes()
+    }
+
+    /// The enrollment proof: a signature over [`enrollment_message`]`(code)`.
+    pub fn enrollment_proof(&self, code: &str) -> [u8; 64] {
+        self.sign(&enrollment_message(code))
     }
 
     /// Certifies `event_key` for `event_id` over `[not_before, not_after]`
@@ -113,6 +127,14 @@ impl PublicKey {
     /// `SHA-256(public key)[0..8]`.
     pub fn key_id(&self) -> KeyId {
         self.key_id
+    }
+    pub(crate) fn verifying(&self) -> &VerifyingKey {
+        &self.key
+    }
+    /// Checks a device's enrollment proof: its signature over
+    /// [`enrollment_message`]`(code)`.
+    pub fn verify_enrollment(&self, code: &str, proof: &[u8; 64]) -> Result<(), VerifyError> {
+        self.verify(&enrollment_message(code), proof)
     }
     /// Strict ed25519 verification (rejects malleable signatures).
     pub fn verify(&self, msg: &[u8], signature: &[u8; 64]) -> Result<(), VerifyError> {

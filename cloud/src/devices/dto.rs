@@ -89,7 +89,8 @@ pub struct EnrollRequest {
     /// The device's ed25519 public key, 64 hex digits.
     pub device_public_key: String,
     /// 128 hex digits: ed25519 signature by the device key over the UTF-8
-    /// bytes of `"gatehouse-enroll:" + code` (the code exactly as sent).
+    /// bytes of `"gatehouse-enroll:" + code` (the code exactly as sent;
+    /// `sync_protocol::enrollment_message`).
     pub proof: String,
 }
 
@@ -139,8 +140,13 @@ pub struct EnrollResponse {
     pub root_public_key: String,
     /// Hex of each 139-byte key certificate of the event's signing keys.
     pub key_certificates: Vec<String>,
-    /// 64 hex digits: the HMAC key the event's devices seal LAN sync with.
+    /// 64 hex digits: the HMAC key the event's devices seal LAN sync with,
+    /// for roster version `gossip_key_version` (later versions bring new keys).
     pub gossip_key: String,
+    /// The roster version the gossip key belongs to.
+    pub gossip_key_version: u64,
+    /// Hex of the event's signed full device roster (`docs/protocol.md`).
+    pub roster: String,
     /// The gate policy.
     pub policy: PolicyView,
     /// Gate label.

@@ -14,7 +14,7 @@ use sync_protocol::{Direction, Hlc, NodeId, Outcome, ScanId, ScanRecord, SyncMes
 async fn enroll(v: &Venue) -> String {
     let code = v.cloud.enrollment_code(&v.event, "Side door", false).await;
     let key = SigningKey::from_bytes(&[9; 32]);
-    let proof = key.sign(format!("gatehouse-enroll:{code}").as_bytes());
+    let proof = key.sign(&sync_protocol::enrollment_message(&code));
     let (st, e) = v
         .cloud
         .call(
@@ -121,6 +121,7 @@ async fn hostile_device_input_is_refused_and_nothing_is_written() {
         outcome: Outcome::Admit,
         gate: "forged".into(),
         operator: String::new(),
+        signature: Default::default(),
     };
     let fresh = ScanRecord {
         id: ScanId { node, seq: 99 },
@@ -143,8 +144,8 @@ async fn hostile_device_input_is_refused_and_nothing_is_written() {
     .await;
     assert_eq!(
         (st, code.as_str()),
-        (409, "invalid_state"),
-        "scan 1 exists with other content"
+        (422, "bad_record_signature"),
+        "records not signed by the gate they name are refused, nothing written"
     );
     let mut truncated = msg(vec![fresh]);
     truncated.truncate(truncated.len() - 3);
