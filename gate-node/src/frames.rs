@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use image::GrayImage;
 
@@ -244,6 +244,91 @@ impl FrameSource for DirectorySource {
     }
 }
 
+/// The PNG/JPEG frames arriving in a directory (a watched folder): polled
+/// every `poll`; the files there at start come first (natural order), then
+/// each new file once its size has stayed the same over one poll (so a frame
+/// still being written is not read half-way). Never ends by itself: it waits
+/// for the next file. A file is read once; one that reappears under the same
+/// name is not read again.
+pub struct WatchedDirectorySource {
+    dir: PathBuf,
+    poll: Duration,
+    seen: std::collections::HashSet<PathBuf>,
+    sizes: std::collections::HashMap<PathBuf, u64>,
+    ready: std::collections::VecDeque<PathBuf>,
+    limits: ImageLimits,
+}
+
+impl WatchedDirectorySource {
+    /// Watches `dir` (not recursive); it must exist.
+    pub fn open(dir: impl AsRef<Path>, poll: Duration) -> Result<Self, FrameError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(FrameError::Io(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(Self {
+            dir,
+            poll,
+            seen: Default::default(),
+            sizes: Default::default(),
+            ready: Default::default(),
+            limits: ImageLimits::default(),
+        })
+    }
+
+    /// One look at the directory: queues the files whose size is stable.
+    fn scan(&mut self) -> Result<(), FrameError> {
+        let io = |e: std::io::Error| FrameError::Io(format!("{}: {e}", self.dir.display()));
+        let mut fresh = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if self.seen.contains(&path) || !is_frame_file(&path) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let len = meta.len();
+            if len > 0 && self.sizes.get(&path) == Some(&len) {
+                fresh.push(path);
+            } else {
+                self.sizes.insert(path, len);
+            }
+        }
+        fresh.sort_by(|a, b| natural_cmp(&file_name(a), &file_name(b)));
+        for path in fresh {
+            self.sizes.remove(&path);
+            self.seen.insert(path.clone());
+            self.ready.push_back(path);
+        }
+        Ok(())
+    }
+}
+
+impl FrameSource for WatchedDirectorySource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        loop {
+            if let Some(path) = self.ready.pop_front() {
+                let image = load_gray_file(&path, self.limits)?;
+                return Ok(Some(Frame {
+                    image,
+                    captured_at: Instant::now(),
+                }));
+            }
+            self.scan()?;
+            if self.ready.is_empty() {
+                std::thread::sleep(self.poll);
+            }
+        }
+    }
+}
+
 fn is_frame_file(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -301,6 +386,42 @@ fn trim_zeros(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watched_folder_yields_frames_as_they_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = |name: &str, shade: u8| {
+            let img = GrayImage::from_pixel(8, 8, image::Luma([shade]));
+            let tmp = dir.path().join(format!("{name}.part"));
+            img.save_with_format(&tmp, image::ImageFormat::Png).unwrap();
+            std::fs::rename(&tmp, dir.path().join(name)).unwrap();
+        };
+        png("old.png", 10);
+        let mut src = WatchedDirectorySource::open(dir.path(), Duration::from_millis(20)).unwrap();
+        assert_eq!(
+            src.next_frame().unwrap().unwrap().image.get_pixel(0, 0).0,
+            [10]
+        );
+        let writer = {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(150));
+                let img = GrayImage::from_pixel(8, 8, image::Luma([200]));
+                img.save_with_format(path.join("new.png"), image::ImageFormat::Png)
+                    .unwrap();
+                std::fs::write(path.join("notes.txt"), "not a frame").unwrap();
+            })
+        };
+        // Blocks until the new frame arrives, then yields it (once).
+        let frame = src.next_frame().unwrap().unwrap();
+        assert_eq!(frame.image.get_pixel(0, 0).0, [200]);
+        writer.join().unwrap();
+        assert!(src.ready.is_empty() && src.seen.len() == 2);
+        assert!(
+            WatchedDirectorySource::open(dir.path().join("nope"), Duration::from_millis(20))
+                .is_err()
+        );
+    }
 
     #[test]
     fn natural_order_compares_numbers_by_value() {

@@ -18,7 +18,8 @@ use crate::config::{SourceConfig, SourceKind};
 use crate::decode::QrDecoder;
 use crate::engine::Engine;
 use crate::frames::{
-    CameraSource, DirectorySource, FrameError, FrameSource, ImageFileSource, LineSource, TextSource,
+    CameraSource, DirectorySource, FrameError, FrameSource, ImageFileSource, LineSource,
+    TextSource, WatchedDirectorySource,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -124,6 +125,13 @@ impl ScanSource {
                     Ok(Input::Lines(Box::new(LineSource::open(&device)?)))
                 })?
             }
+            SourceKind::Fifo => {
+                let path = config.path.clone().unwrap_or_default();
+                let name = format!("fifo {}", path.display());
+                Self::device(name, move || {
+                    Ok(Input::Lines(Box::new(LineSource::open_fifo(&path)?)))
+                })?
+            }
             SourceKind::Images => {
                 let path = config.path.clone().unwrap_or_default();
                 let name = format!("images {}", path.display());
@@ -131,7 +139,15 @@ impl ScanSource {
                     name: name.clone(),
                     reason: FrameError::Io(e.to_string()),
                 })?;
-                let frames: Box<dyn FrameSource> = if meta.is_dir() {
+                let frames: Box<dyn FrameSource> = if meta.is_dir() && config.watch {
+                    let poll = Duration::from_millis(config.watch_poll_ms);
+                    Box::new(WatchedDirectorySource::open(&path, poll).map_err(|reason| {
+                        SourceError {
+                            name: name.clone(),
+                            reason,
+                        }
+                    })?)
+                } else if meta.is_dir() {
                     Box::new(DirectorySource::open(&path).map_err(|reason| SourceError {
                         name: name.clone(),
                         reason,

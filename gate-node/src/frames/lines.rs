@@ -49,6 +49,30 @@ impl LineSource {
         Ok(Self::from_reader(path.display().to_string(), file))
     }
 
+    /// Lines from a named pipe (FIFO) that outlives its writers: the pipe is
+    /// opened for reading and writing, so opening never waits for a writer
+    /// and a writer closing its end is not an end of input; the next writer's
+    /// lines are read as they come. `path` must already be a FIFO
+    /// (`mkfifo`).
+    pub fn open_fifo(path: impl AsRef<Path>) -> Result<Self, FrameError> {
+        use std::os::unix::fs::FileTypeExt;
+        let path = path.as_ref();
+        let io = |e: std::io::Error| FrameError::Io(format!("{}: {e}", path.display()));
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.file_type().is_fifo() {
+            return Err(FrameError::Io(format!(
+                "{} is not a FIFO (create it with `mkfifo`)",
+                path.display()
+            )));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Self::from_reader(path.display().to_string(), file))
+    }
+
     /// Lines from any reader (tests, sockets).
     pub fn from_reader(name: impl Into<String>, reader: impl Read + Send + 'static) -> Self {
         Self {
@@ -117,6 +141,34 @@ fn raw_mode(file: &File) -> rustix::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_survives_writers_coming_and_going() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("scans");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut src = LineSource::open_fifo(&fifo).unwrap();
+        for (i, text) in ["first", "second", "third"].iter().enumerate() {
+            // Each writer opens, writes one line and goes away.
+            let mut w = OpenOptions::new().write(true).open(&fifo).unwrap();
+            writeln!(w, "{text}").unwrap();
+            drop(w);
+            assert_eq!(
+                src.next_line().unwrap().as_deref(),
+                Some(*text),
+                "writer {i}"
+            );
+        }
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x\n").unwrap();
+        let err = LineSource::open_fifo(&plain).unwrap_err().to_string();
+        assert!(err.contains("not a FIFO"), "{err}");
+    }
 
     fn lines(input: &[u8]) -> Vec<Result<Option<String>, String>> {
         let mut src = LineSource::from_reader("test", std::io::Cursor::new(input.to_vec()));
