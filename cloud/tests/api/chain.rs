@@ -757,3 +757,154 @@ async fn a_nonce_taken_by_another_transaction_is_reconciled_not_lost() {
     let c = contract_of(&app, &org, &eid).await.unwrap();
     assert_eq!(mints_of(&anvil, c, &tid).await, 1);
 }
+
+alloy::sol! {
+    function grantRole(bytes32 role, address account) external;
+    function revokeRole(bytes32 role, address account) external;
+}
+
+/// The mint transactions of the order's first job, by status.
+fn tx_statuses(st: &Value) -> Vec<String> {
+    st["jobs"][0]["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every mint passes gas estimation when signed, then reverts on chain:
+/// the contract admin (another key) revokes the minter's role between
+/// signing and broadcasting. After `chain.max_reverts` reverts the job
+/// fails for good: the order shows `failed`, no new transaction is
+/// signed, nothing is minted; `POST /orders/{id}/mint-nft` makes it due
+/// again.
+async fn a_mint_fails_for_good_after_max_reverts(backend: Backend) {
+    use alloy::sol_types::SolCall;
+    const MAX_REVERTS: i64 = 2;
+    let anvil = Anvil::start(&[]).await;
+    let admin_key = anvil.client(HOLDER_KEY);
+    let admin = admin_key.minter();
+    let config = move |c: &mut Config, url: &str| {
+        chain_config(c, url, false);
+        c.chain.admin_address = admin.to_string();
+        c.chain.max_reverts = MAX_REVERTS;
+    };
+    let url = anvil.url.clone();
+    let app = TestApp::spawn(backend, move |c| config(c, &url)).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+
+    let (state, _dir) = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        c.database.url = Secret::new(app.database_url.clone());
+        c.auth.jwt_secret = Secret::new("test-jwt-secret-0123456789abcdef0123");
+        c.keys.master_key = Secret::new("00".repeat(32));
+        config(&mut c, &anvil.url);
+        (cloud::build_state(c).await.expect("worker state"), dir)
+    };
+    let m = minter(&state);
+    let minter_role = alloy::primitives::keccak256("MINTER_ROLE");
+    let revoke = revokeRoleCall {
+        role: minter_role,
+        account: m.client().minter(),
+    }
+    .abi_encode();
+    let grant = grantRoleCall {
+        role: minter_role,
+        account: m.client().minter(),
+    }
+    .abi_encode();
+
+    deploy_then_sign(&app, &org, &eid, &m).await;
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    for round in 1..=MAX_REVERTS {
+        // The mint is signed (estimated while the minter may mint); now the
+        // role goes before the stored bytes are broadcast.
+        let st = mint_state(&app, &buyer, &oid).await;
+        assert_eq!(
+            tx_statuses(&st).last().map(String::as_str),
+            Some("signed"),
+            "round {round}: {st}"
+        );
+        assert!(
+            crate::anvil::send(&admin_key, Some(c), revoke.clone().into())
+                .await
+                .success
+        );
+        eventually("the mint reverted", || async {
+            m.track().await.unwrap();
+            let st = mint_state(&app, &buyer, &oid).await;
+            tx_statuses(&st).iter().filter(|s| *s == "reverted").count() == round as usize
+        })
+        .await;
+        let st = mint_state(&app, &buyer, &oid).await;
+        if round < MAX_REVERTS {
+            assert_eq!(
+                st["jobs"][0]["status"], "pending",
+                "retried after a revert: {st}"
+            );
+            assert!(
+                crate::anvil::send(&admin_key, Some(c), grant.clone().into())
+                    .await
+                    .success
+            );
+            eventually("the retry is signed", || async {
+                m.dispatch(false).await.unwrap().signed > 0
+            })
+            .await;
+        }
+    }
+
+    let st = mint_state(&app, &buyer, &oid).await;
+    assert_eq!(st["jobs"][0]["status"], "failed", "{st}");
+    assert_eq!(st["status"], "failed", "the order shows the failure: {st}");
+    assert!(
+        st["jobs"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("reverted")),
+        "the failure says why: {st}"
+    );
+    assert_eq!(
+        tx_statuses(&st),
+        vec!["reverted".to_string(); MAX_REVERTS as usize],
+        "{st}"
+    );
+    // Failed for good: even with the role back, the worker signs nothing new.
+    assert!(
+        crate::anvil::send(&admin_key, Some(c), grant.clone().into())
+            .await
+            .success
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        m.dispatch(true).await.unwrap().signed,
+        0,
+        "no retry after failing"
+    );
+    assert_eq!(owner_on_chain(&anvil, c, &tid).await, None);
+    assert_eq!(mints_of(&anvil, c, &tid).await, 0);
+
+    // The organizer's retry makes the job due again, and it mints.
+    let (s, v) = app
+        .post(
+            &format!("/orders/{oid}/mint-nft"),
+            Some(&org.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    eventually("the retried job mints", || async {
+        m.dispatch(true).await.unwrap();
+        m.track().await.unwrap();
+        minted(&app, &buyer, &oid).await
+    })
+    .await;
+    let (_, waddr) = custodial(&app, &buyer).await;
+    assert_eq!(owner_on_chain(&anvil, c, &tid).await, Some(waddr));
+}
+chain_both!(a_mint_fails_for_good_after_max_reverts);
