@@ -324,6 +324,20 @@ async fn list(
     } else if !user.is_admin() {
         return Err(ApiError::Validation("event_id is required".into()));
     }
+    let scope = NotificationFilter {
+        event_id: q.event_id,
+        ..Default::default()
+    };
+    list_page(&state, &q, scope).await
+}
+
+/// One page of messages within `scope`: the query's status filter, cursor
+/// and limit (1..=100, default 50), shared by every list endpoint.
+async fn list_page(
+    state: &AppState,
+    q: &ListQuery,
+    scope: NotificationFilter,
+) -> ApiResult<Json<Vec<NotificationStatus>>> {
     let status = q
         .status
         .as_deref()
@@ -331,11 +345,10 @@ async fn list(
         .transpose()
         .map_err(ApiError::Validation)?;
     let f = NotificationFilter {
-        event_id: q.event_id,
         status,
         after: q.cursor,
         limit: i64::from(q.limit.unwrap_or(50).clamp(1, 100)),
-        ..Default::default()
+        ..scope
     };
     let rows = state.store.list_notifications(&f).await?;
     Ok(Json(rows.iter().map(NotificationStatus::from).collect()))
@@ -577,21 +590,11 @@ async fn deliveries(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<NotificationStatus>>> {
     let e = owned_endpoint(&state, &user, id).await?;
-    let status = q
-        .status
-        .as_deref()
-        .map(str::parse::<DeliveryStatus>)
-        .transpose()
-        .map_err(ApiError::Validation)?;
-    let f = NotificationFilter {
+    let scope = NotificationFilter {
         endpoint_id: Some(e.id),
-        status,
-        after: q.cursor,
-        limit: i64::from(q.limit.unwrap_or(50).clamp(1, 100)),
         ..Default::default()
     };
-    let rows = state.store.list_notifications(&f).await?;
-    Ok(Json(rows.iter().map(NotificationStatus::from).collect()))
+    list_page(&state, &q, scope).await
 }
 
 /// Your notification preferences.
