@@ -121,6 +121,35 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// How often buffered event-page views are written to the database.
     pub view_flush_ms: u64,
+    /// A request head must arrive whole within this; idle keep-alive
+    /// connections are closed after it too.
+    pub header_timeout_ms: u64,
+    /// Connections open at once (keep it under the process's file limit,
+    /// `LimitNOFILE`, minus the database pool).
+    pub max_connections: usize,
+    /// Connections open at once from one client address; unset (the
+    /// default) behind a load balancer, where every connection comes from
+    /// its address.
+    pub per_address: Option<usize>,
+}
+
+impl ServerConfig {
+    /// The connection limits these settings give; 64 connections beyond
+    /// `max_connections` stay reserved for this host (a local health probe).
+    pub fn limits(&self) -> http_guard::Limits {
+        http_guard::Limits {
+            header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            // The router's own timeout answers first (in its error shape);
+            // this one only bounds a request the router never sees whole.
+            request_timeout: std::time::Duration::from_millis(
+                self.request_timeout_ms.saturating_add(1_000),
+            ),
+            max_connections: self.max_connections,
+            reserve: 64,
+            per_address: self.per_address,
+            drain: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -132,6 +161,9 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             trust_forwarded_for: false,
             view_flush_ms: 1_000,
+            header_timeout_ms: 10_000,
+            max_connections: 4_096,
+            per_address: None,
         }
     }
 }
@@ -323,6 +355,12 @@ impl Config {
         }
         if self.server.body_limit_bytes < 1024 {
             return bad("server.body_limit_bytes must be at least 1024");
+        }
+        if self.server.header_timeout_ms < 100 {
+            return bad("server.header_timeout_ms must be at least 100");
+        }
+        if self.server.max_connections == 0 || self.server.per_address == Some(0) {
+            return bad("server.max_connections and server.per_address must be at least 1");
         }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;

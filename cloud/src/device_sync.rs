@@ -22,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sync_protocol::SyncMessage;
+use sync_protocol::roster::{RecordRefusal, RosterHeader, SignedRoster, verify_signatures};
 use sync_protocol::sync::MAX_RECORDS_PER_MESSAGE;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -39,6 +40,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(manifest))
         .routes(routes!(delta))
         .routes(routes!(checkins))
+        .routes(routes!(roster))
         .layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT))
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(axum::middleware::from_fn_with_state(
@@ -189,20 +191,141 @@ async fn checkins(
             format!("node {node} belongs to another event"),
         ));
     }
+    let revoked = check_records(&state, &dev, &msg).await?;
     let out = state
         .store
         .sync_checkins(
             dev.event_id,
             &msg,
+            &revoked,
+            dev.device.id,
             state.now_ms().max(0) as u64,
             MAX_RECORDS_PER_MESSAGE,
         )
         .await?;
     tracing::info!(
         device = %dev.device.id, event = %dev.event_id, pushed = msg.records.len(),
-        new = out.report.new, pulled = out.reply.records.len(), "check-in sync"
+        new = out.report.new, refused = out.report.refused, conflicts = out.report.conflicts,
+        pulled = out.reply.records.len(), "check-in sync"
     );
     metrics::counter!("cloud_checkins_ingested_total").increment(out.report.new as u64);
     crate::console::fleet::record(&state, &dev, &headers).await;
     Ok(binary(None, out.reply.encode()))
+}
+
+/// Checks every record of an upload against the event's roster as published
+/// now: a device of the event, signed by it, not dated before its
+/// enrollment. Returns the records a revoked device made after its
+/// revocation (kept as evidence, never counted); any other refusal refuses
+/// the whole batch (422, nothing written).
+async fn check_records(
+    state: &AppState,
+    dev: &EventDevice,
+    msg: &SyncMessage,
+) -> ApiResult<std::collections::BTreeSet<sync_protocol::ScanId>> {
+    let roster = state.store.roster_now(dev.event_id).await?;
+    let mut revoked = std::collections::BTreeSet::new();
+    let mut pairs = Vec::with_capacity(msg.records.len());
+    let refuse = |e: RecordRefusal| {
+        ApiError::coded(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            format!("{e}; nothing was written"),
+        )
+    };
+    for r in &msg.records {
+        match roster.standing(r) {
+            Ok(entry) => pairs.push((r, &entry.public_key)),
+            Err(RecordRefusal::Revoked(id)) => {
+                let entry = roster
+                    .entry(&id.node)
+                    .ok_or_else(|| refuse(RecordRefusal::UnknownDevice(id)))?;
+                pairs.push((r, &entry.public_key));
+                revoked.insert(id);
+            }
+            Err(e) => return Err(refuse(e)),
+        }
+    }
+    verify_signatures(&pairs).map_err(refuse)?;
+    Ok(revoked)
+}
+
+/// `?since=V`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct RosterQuery {
+    /// The roster version the device holds (0: none).
+    since: u64,
+}
+
+pub use sync_protocol::device_api::{GossipKeyView, RosterView};
+
+/// The signed device roster and the current gossip key, publishing the
+/// next version first if the event's devices changed.
+pub async fn current_roster(
+    state: &AppState,
+    event: crate::model::EventId,
+    since: u64,
+) -> ApiResult<Option<RosterView>> {
+    let signer = event_signer(state.store.as_ref(), &state.vault, event)
+        .await
+        .map_err(|e| ApiError::Internal(format!("event signing key: {e}")))?;
+    let aad = format!("gossip-key/{event}");
+    let internal = |e: crate::crypto::CryptoError| ApiError::Internal(format!("gossip key: {e}"));
+    let candidate = state
+        .vault
+        .seal(
+            &crate::crypto::random_bytes::<32>().map_err(internal)?,
+            &aad,
+        )
+        .map_err(internal)?;
+    let published = state
+        .store
+        .publish_roster(event, &signer.key.public(), &candidate, state.now_ms())
+        .await?;
+    if since == published.version {
+        return Ok(None);
+    }
+    let update = state.store.roster_update(event, since).await?;
+    let header = RosterHeader {
+        event_id: event,
+        version: update.current.version,
+        digest: update.current.digest,
+        issued_at: state.now_secs(),
+    };
+    let mut entries = update.entries;
+    let bytes = SignedRoster::sign(&signer.key, &header, update.base, &mut entries)
+        .map_err(|e| ApiError::Internal(format!("signing roster: {e}")))?;
+    let key = state
+        .vault
+        .open(&update.current.sealed_gossip_key, &aad)
+        .map_err(internal)?;
+    Ok(Some(RosterView {
+        version: update.current.version,
+        roster: hex::encode(bytes),
+        gossip_key: GossipKeyView {
+            version: update.current.version,
+            key: hex::encode(key),
+        },
+    }))
+}
+
+/// The signed device roster (delta from `since`, or full) and the gossip
+/// key of its version.
+#[utoipa::path(get, path = "/sync/events/{event_id}/roster", tag = "device sync", security(("device_token" = [])),
+    params(("event_id" = String, Path, format = Uuid, description = "the device's event"), RosterQuery),
+    responses((status = 200, body = RosterView, description = "the roster and the current gossip key"),
+               (status = 204, description = "`since` is current"),
+               (status = 401, body = ErrorBody, description = "missing, unknown or revoked (`device_revoked`) token"),
+               (status = 403, body = ErrorBody, description = "another event than the device's (`wrong_event`)")))]
+async fn roster(
+    State(state): State<AppState>,
+    dev: EventDevice,
+    Query(q): Query<RosterQuery>,
+) -> ApiResult<Response> {
+    match current_roster(&state, dev.event_id, q.since).await? {
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(view) => Ok(axum::Json(view).into_response()),
+    }
 }

@@ -42,7 +42,6 @@ use crate::crypto::{KeyVault, load_or_create_secret};
 use crate::model::SystemClock;
 use crate::state::{AppState, ViewCounter};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -129,12 +128,10 @@ pub async fn serve(
         .map(|m| tokio::spawn(m.run()));
     let notifier = notifications::worker::start(&state).map_err(ServeError::Startup)?;
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = http_guard::Server::new(state.config.server.limits())
+        .trusting(http_guard::this_host)
+        .serve(listener, router, shutdown)
+        .await;
     upkeep.abort();
     sweeper.abort();
     if let Some(m) = minter {

@@ -9,18 +9,19 @@
 use crate::cloud_sync::{CloudStatus, CloudSync};
 use crate::engine::{CounterSnapshot, Engine, EngineError, ScanReport, decision_label};
 use crate::peer::{PeerError, PeerHub, PeerState, TIME_HEADER};
-use crate::store::{CloudBacklog, ManifestInfo, StoreError};
+use crate::store::{CloudBacklog, Evidence, ManifestInfo, RosterInfo, StoreError};
 use crate::time::BestTime;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use sync_protocol::checkin::DoubleAdmission;
 use sync_protocol::{Direction, EventId, Hlc, NodeId, Reason, ScanRecord, TicketId};
@@ -66,6 +67,9 @@ pub enum ApiError {
     /// 401.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403 `forbidden`: this caller may not use this endpoint.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404.
     #[error("not found")]
     NotFound,
@@ -90,6 +94,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -105,6 +110,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
@@ -172,7 +178,10 @@ impl From<StoreError> for ApiError {
 impl From<PeerError> for ApiError {
     fn from(e: PeerError) -> Self {
         match e {
-            PeerError::Unauthorized(_) => ApiError::Unauthorized(e.to_string()),
+            PeerError::Unauthorized(_) | PeerError::UnknownKeyVersion(_) | PeerError::Replay(_) => {
+                ApiError::Unauthorized(e.to_string())
+            }
+            PeerError::Refused(_) => ApiError::Unprocessable(e.to_string()),
             PeerError::Malformed(_) | PeerError::Loopback => ApiError::BadRequest(e.to_string()),
             PeerError::WrongEvent => ApiError::Unprocessable(e.to_string()),
             PeerError::Conflict(_) => ApiError::Conflict(e.to_string()),
@@ -218,21 +227,46 @@ pub struct Status {
     pub counters: CounterSnapshot,
     /// Double admissions found (first 100).
     pub double_admissions: Vec<DoubleAdmission>,
+    /// The device roster held (which devices' records this node believes).
+    pub roster: RosterInfo,
+    /// Records refused but kept as evidence: conflicting copies of a held
+    /// scan id (a device signed two records under one id) and records of
+    /// revoked devices made after revocation.
+    pub flagged: Flagged,
+}
+
+/// Evidence counts and the latest pieces.
+#[derive(Clone, Debug, Serialize)]
+pub struct Flagged {
+    /// Conflicting copies kept.
+    pub conflicts: u64,
+    /// Records of revoked devices refused.
+    pub revoked: u64,
+    /// The latest 20 pieces of evidence.
+    pub latest: Vec<Evidence>,
 }
 
 async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
     let engine = s.engine.clone();
-    let (manifest, records, pending, double_admissions, id) = blocking(move || {
-        let store = engine.store();
-        Ok((
-            store.manifest_info()?,
-            store.record_count()?,
-            store.cloud_backlog()?,
-            store.double_admissions(100)?,
-            store.require_identity()?,
-        ))
-    })
-    .await?;
+    let (manifest, records, pending, double_admissions, id, roster, flagged) =
+        blocking(move || {
+            let store = engine.store();
+            let (conflicts, revoked) = store.evidence_counts()?;
+            Ok((
+                store.manifest_info()?,
+                store.record_count()?,
+                store.cloud_backlog()?,
+                store.double_admissions(100)?,
+                store.require_identity()?,
+                store.roster_info()?,
+                Flagged {
+                    conflicts,
+                    revoked,
+                    latest: store.evidence(20)?,
+                },
+            ))
+        })
+        .await?;
     Ok(Json(Status {
         node_id: id.node_id,
         event_id: id.event_id,
@@ -247,6 +281,8 @@ async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
         peers: s.peers.peers(),
         counters: s.engine.counters(),
         double_admissions,
+        roster,
+        flagged,
     }))
 }
 
@@ -347,10 +383,21 @@ struct ScanRequest {
 
 async fn scan(
     State(s): State<AppState>,
+    caller: Option<Extension<ConnectInfo<SocketAddr>>>,
     req: Result<Json<ScanRequest>, JsonRejection>,
 ) -> Result<Json<ScanReport>, ApiError> {
     if !s.scan_endpoint {
         return Err(ApiError::NotFound);
+    }
+    // Anyone who can post here writes durable records that sync to every
+    // peer and the cloud: only this gate itself may.
+    let caller = caller.map(|Extension(ConnectInfo(a))| a.ip().to_canonical());
+    if !caller.is_some_and(http_guard::this_host) {
+        return Err(ApiError::Forbidden(
+            "POST /scan is answered only on the gate itself (127.0.0.1 or ::1); \
+             run the client on the gate, or send scans through a scan source"
+                .into(),
+        ));
     }
     let Json(req) = req?;
     let engine = s.engine.clone();
@@ -379,13 +426,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes, with `limits`
+/// (header-read and idle timeouts, a request deadline, a connection limit
+/// whose reserve only this gate itself and its known peers may use, a
+/// per-address cap): a flood of strangers cannot stop `/status` on the
+/// gate or peer sync.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    limits: http_guard::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let peers = state.peers.clone();
+    http_guard::Server::new(limits)
+        .trusting(move |ip| http_guard::this_host(ip) || peers.is_peer_address(ip))
+        .serve(listener, router(state), shutdown)
         .await
 }

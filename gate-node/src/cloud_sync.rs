@@ -106,6 +106,31 @@ impl CloudSync {
             .clone()
     }
 
+    /// Brings the device roster (and with it the gossip key) up to date;
+    /// returns the version held after. A delta that does not chain is
+    /// followed by a full roster.
+    pub async fn refresh_roster(&self) -> Result<u64, SyncError> {
+        let store = self.store.clone();
+        let held = blocking(move || store.roster_info()).await?.version;
+        let Some(fetched) = self.client.roster(&self.event, held).await? else {
+            return Ok(held);
+        };
+        let store = self.store.clone();
+        let bytes = fetched.roster.clone();
+        match blocking(move || store.apply_roster(&bytes, Some(fetched.gossip_key))).await {
+            Ok(v) => return Ok(v),
+            Err(SyncError::Store(StoreError::Manifest(
+                ManifestError::Gap { .. } | ManifestError::Fork(_),
+            ))) => tracing::warn!("roster delta does not chain: fetching the full roster"),
+            Err(e) => return Err(e),
+        }
+        let Some(full) = self.client.roster(&self.event, 0).await? else {
+            return Ok(held);
+        };
+        let store = self.store.clone();
+        blocking(move || store.apply_roster(&full.roster, Some(full.gossip_key))).await
+    }
+
     /// Brings the manifest up to date; returns the version held after.
     pub async fn refresh_manifest(&self) -> Result<u64, SyncError> {
         let store = self.store.clone();
@@ -195,8 +220,10 @@ impl CloudSync {
         serde_json::to_string(&status).ok()
     }
 
-    /// One full sync: manifest, then check-ins.
+    /// One full sync: roster, manifest, then check-ins (records are checked
+    /// against the roster, so it comes first).
     pub async fn sync_once(&self) -> Result<SyncReport, SyncError> {
+        self.refresh_roster().await?;
         let version = self.refresh_manifest().await?;
         let mut report = self.sync_checkins().await?;
         report.manifest_version = version;

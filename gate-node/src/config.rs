@@ -39,6 +39,8 @@ pub struct Config {
     pub operator: String,
     /// Sync timings.
     pub sync: SyncConfig,
+    /// Limits of the local API (a venue LAN is hostile).
+    pub api: ApiConfig,
     /// Where scans come from.
     pub source: SourceConfig,
     /// Gate hardware (relay, lights, buzzer); without it decisions are only
@@ -62,6 +64,7 @@ impl Default for Config {
             trust_system_clock: false,
             operator: String::new(),
             sync: SyncConfig::default(),
+            api: ApiConfig::default(),
             source: SourceConfig::default(),
             gpio: None,
             require_gpio: false,
@@ -94,6 +97,66 @@ impl Default for SyncConfig {
             cloud_backoff_max_ms: 60_000,
             batch: 10_000,
         }
+    }
+}
+
+/// Limits of the local API: a stranger on the LAN must not be able to stop
+/// a gate from answering its peers and its own status probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// A request head must arrive whole within this; an idle keep-alive
+    /// connection is closed after it too.
+    pub header_timeout_ms: u64,
+    /// From a complete head to the answer (body included); past it: 408.
+    pub request_timeout_ms: u64,
+    /// Connections open at once, from anyone.
+    pub max_connections: usize,
+    /// Further connections kept for this gate itself (127.0.0.1, ::1) and
+    /// its known peers once `max_connections` are open.
+    pub reserve: usize,
+    /// Connections open at once from one address that is neither.
+    pub per_address: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_ms: 5_000,
+            request_timeout_ms: 15_000,
+            max_connections: 256,
+            reserve: 64,
+            per_address: 32,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The server limits these settings give.
+    pub fn limits(&self) -> http_guard::Limits {
+        use std::time::Duration;
+        http_guard::Limits {
+            header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_connections: self.max_connections,
+            reserve: self.reserve,
+            per_address: Some(self.per_address),
+            drain: Duration::from_secs(5),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.header_timeout_ms < 100 || self.request_timeout_ms < 100 {
+            return Err(ConfigError(
+                "api.header_timeout_ms and api.request_timeout_ms must be at least 100".into(),
+            ));
+        }
+        if self.max_connections == 0 || self.per_address == 0 {
+            return Err(ConfigError(
+                "api.max_connections and api.per_address must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -196,6 +259,7 @@ impl Config {
 
     /// Checks values no type can express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.api.validate()?;
         for p in &self.peers {
             if !(p.starts_with("http://") || p.starts_with("https://")) {
                 return Err(ConfigError(format!("peer {p:?} is not an http(s) URL")));

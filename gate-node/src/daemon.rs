@@ -186,7 +186,7 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
-    let served = api::serve(listener, state, shutdown).await;
+    let served = api::serve(listener, state, config.api.limits(), shutdown).await;
     tracing::info!("shutting down");
     crate::service::stopping();
     stop_source.store(true, Ordering::SeqCst);

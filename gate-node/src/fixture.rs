@@ -5,6 +5,7 @@
 use crate::provision::Bundle;
 use std::collections::BTreeMap;
 use sync_protocol::manifest::{EntryStatus, Header, chain_digest, genesis_digest};
+use sync_protocol::roster::{self, RosterEntry, RosterHeader, SignedRoster};
 use sync_protocol::{
     Claims, Credential, EventId, GatePolicy, KeyCertificate, Manifest, ManifestDelta,
     ManifestEntry, NodeId, SecretKey, TicketId,
@@ -32,8 +33,17 @@ pub struct EventFixture {
     pub digest: [u8; 32],
     /// Current entries.
     pub entries: BTreeMap<TicketId, ManifestEntry>,
+    /// Current roster version.
+    pub roster_version: u64,
+    /// Current roster chain digest.
+    pub roster_digest: [u8; 32],
+    /// The roster: devices 1 to [`FIXTURE_DEVICES`] (see [`Self::node_id`]).
+    pub devices: BTreeMap<NodeId, RosterEntry>,
     seed: u8,
 }
+
+/// Devices every fixture roster lists (node numbers 1 to 16).
+pub const FIXTURE_DEVICES: u8 = 16;
 
 impl EventFixture {
     /// An event with `tickets` valid tickets at manifest version 1; `seed`
@@ -56,11 +66,88 @@ impl EventFixture {
             version: 0,
             digest: genesis_digest(&event_id),
             entries: BTreeMap::new(),
+            roster_version: 0,
+            roster_digest: roster::genesis_digest(&event_id),
+            devices: BTreeMap::new(),
             seed,
         };
         let entries: Vec<ManifestEntry> = (0..tickets).map(|i| f.entry(i)).collect();
         f.advance(&entries);
+        let devices: Vec<RosterEntry> = (1..=FIXTURE_DEVICES)
+            .map(|n| RosterEntry {
+                node_id: f.node_id(n),
+                public_key: f.device_key(n).public(),
+                enrolled_at_ms: 0,
+                revoked_at_ms: None,
+            })
+            .collect();
+        f.advance_roster(&devices);
         f
+    }
+
+    /// The node id of device number `n`.
+    pub fn node_id(&self, n: u8) -> NodeId {
+        let mut node = [0u8; 16];
+        node[0] = self.seed;
+        node[1] = 0xaa;
+        node[6] = 0x70;
+        node[8] = 0x80;
+        node[15] = n;
+        NodeId::from_bytes(node)
+    }
+
+    /// The device key of device number `n` (its bundle's seed).
+    pub fn device_key(&self, n: u8) -> SecretKey {
+        SecretKey::from_seed([n.wrapping_add(1); 32])
+    }
+
+    /// The gossip key of roster version `v` (fixture rule: version 1 is
+    /// [`Self::gossip_key`], later ones differ).
+    pub fn gossip_key_at(&self, v: u64) -> [u8; 32] {
+        if v <= 1 {
+            return self.gossip_key;
+        }
+        let mut k = self.gossip_key;
+        k[0] ^= v as u8;
+        k[1] ^= 0x5a;
+        k
+    }
+
+    fn advance_roster(&mut self, changed: &[RosterEntry]) {
+        self.roster_version += 1;
+        self.roster_digest =
+            roster::chain_digest(&self.roster_digest, self.roster_version, changed);
+        for e in changed {
+            self.devices.insert(e.node_id, e.clone());
+        }
+    }
+
+    fn roster_header(&self) -> RosterHeader {
+        RosterHeader {
+            event_id: self.event_id,
+            version: self.roster_version,
+            digest: self.roster_digest,
+            issued_at: ISSUED_AT,
+        }
+    }
+
+    /// The full signed roster at the current version.
+    pub fn roster_bytes(&self) -> Vec<u8> {
+        let mut entries: Vec<RosterEntry> = self.devices.values().cloned().collect();
+        SignedRoster::sign(&self.event_key, &self.roster_header(), None, &mut entries)
+            .unwrap_or_default()
+    }
+
+    /// Revokes device number `n` as of `at_ms` and returns the signed roster delta.
+    pub fn revoke_device(&mut self, n: u8, at_ms: u64) -> Vec<u8> {
+        let Some(mut e) = self.devices.get(&self.node_id(n)).cloned() else {
+            return Vec::new();
+        };
+        e.revoked_at_ms = Some(at_ms.max(e.enrolled_at_ms).max(1));
+        let base = (self.roster_version, self.roster_digest);
+        self.advance_roster(std::slice::from_ref(&e));
+        SignedRoster::sign(&self.event_key, &self.roster_header(), Some(base), &mut [e])
+            .unwrap_or_default()
     }
 
     /// The id of ticket number `i`.
@@ -183,18 +270,14 @@ impl EventFixture {
     /// A provisioning bundle for node number `n` at this event's entry gate,
     /// carrying the current full manifest.
     pub fn bundle(&self, n: u8, gate: &str) -> Bundle {
-        let mut node = [0u8; 16];
-        node[0] = self.seed;
-        node[1] = 0xaa;
-        node[6] = 0x70;
-        node[8] = 0x80;
-        node[15] = n;
         Bundle {
-            node_id: NodeId::from_bytes(node),
+            node_id: self.node_id(n),
             event_id: self.event_id,
             root_public_key: hex::encode(self.root.public().to_bytes()),
             key_certificates: vec![hex::encode(self.cert.encode())],
-            gossip_key: hex::encode(self.gossip_key),
+            gossip_key: hex::encode(self.gossip_key_at(self.roster_version)),
+            gossip_key_version: self.roster_version,
+            roster: Some(hex::encode(self.roster_bytes())),
             policy: GatePolicy::entry(self.event_id),
             gate: gate.to_owned(),
             device_seed: Some(hex::encode([n.wrapping_add(1); 32])),

@@ -6,10 +6,15 @@
 //! during a partition arrive when it heals. Peers come from the config and
 //! from mDNS (see [`crate::discovery`]).
 //!
-//! Invariants: an envelope that fails the HMAC, a message that does not
-//! decode, a message for another event and a batch with a conflicting record
-//! are all refused with nothing written; conversations are bounded in rounds.
-//! A response carries `X-Gatehouse-Time` only when this node's time is trusted.
+//! Invariants: an envelope that fails the HMAC (under the gossip key of the
+//! roster version it names: the newest two are accepted), one outside the
+//! replay window or whose nonce was already seen, a message that does not
+//! decode, a message for another event and a batch with a record the roster
+//! refuses (see [`Store::apply_records`]) are all refused with nothing
+//! written; conversations are bounded in rounds. A reply is sealed under the
+//! key version of the request it answers, and carries at most `batch`
+//! records. A response carries `X-Gatehouse-Time` only when this node's time
+//! is trusted.
 
 use crate::store::{Store, StoreError};
 use crate::time::{TimeAuthority, TimeSource};
@@ -19,9 +24,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use sync_protocol::checkin::CheckinError;
-use sync_protocol::sync::{open, seal};
+use sync_protocol::roster::RecordRefusal;
+use sync_protocol::sync::{EnvelopeHeader, ReplayError, ReplayGuard, open, peek, seal};
 use sync_protocol::{DecodeError, EventId, NodeId, ScanRecord, SyncMessage};
 use tokio::sync::{mpsc, watch};
+
+/// A gossip key with the roster version it belongs to.
+type VersionedKey = (u64, [u8; 32]);
 
 /// Header carrying the sender's clock in unix milliseconds.
 pub const TIME_HEADER: &str = "x-gatehouse-time";
@@ -39,6 +48,18 @@ pub enum PeerError {
     /// The payload is not a sync message.
     #[error("malformed sync message: {0}")]
     Malformed(DecodeError),
+    /// The envelope names a roster version whose gossip key this node does
+    /// not hold (the sender's roster is newer: sync with the cloud).
+    #[error(
+        "sync envelope sealed with the gossip key of roster version {0}, which this node does not hold"
+    )]
+    UnknownKeyVersion(u64),
+    /// Authentic but not fresh: outside the replay window, or replayed.
+    #[error("sync envelope refused: {0}")]
+    Replay(ReplayError),
+    /// A record failed the roster check; the batch was refused.
+    #[error("record refused: {0}")]
+    Refused(RecordRefusal),
     /// A message carrying this node's own id: a discovery loop, or another
     /// device with a cloned identity (a copied SD card).
     #[error("message carries this node's own id (discovery loop or cloned node identity)")]
@@ -64,6 +85,7 @@ impl From<StoreError> for PeerError {
                 PeerError::WrongEvent
             }
             StoreError::Checkin(c) => PeerError::Conflict(c),
+            StoreError::Refused(r) => PeerError::Refused(r),
             other => PeerError::Store(other),
         }
     }
@@ -103,10 +125,10 @@ pub struct PeerHub {
     time: Arc<TimeSource>,
     node_id: NodeId,
     event_id: EventId,
-    gossip_key: [u8; 32],
     batch: usize,
     http: reqwest::Client,
     peers: Mutex<BTreeMap<String, PeerState>>,
+    replay: Mutex<ReplayGuard>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -137,11 +159,68 @@ impl PeerHub {
             time,
             node_id: id.node_id,
             event_id: id.event_id,
-            gossip_key: id.gossip_key,
             batch,
             http,
             peers: Mutex::new(BTreeMap::new()),
+            replay: Mutex::new(ReplayGuard::new()),
         })
+    }
+
+    /// The newest two gossip keys, newest first (read from the store each
+    /// time: a roster fetched by cloud sync brings a new one).
+    async fn keys(&self) -> Result<Vec<(u64, [u8; 32])>, PeerError> {
+        let store = self.store.clone();
+        let keys = blocking(move || store.gossip_keys()).await??;
+        if keys.is_empty() {
+            return Err(PeerError::Store(StoreError::NotProvisioned));
+        }
+        Ok(keys)
+    }
+
+    fn header(&self, key_version: u64) -> Result<EnvelopeHeader, PeerError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| PeerError::Transport(format!("no randomness: {e}")))?;
+        Ok(EnvelopeHeader {
+            sender: self.node_id,
+            key_version,
+            timestamp_ms: self.time.now().ms,
+            nonce,
+        })
+    }
+
+    /// Seals `msg` under the gossip key of `version`.
+    fn seal_with(
+        &self,
+        (version, key): (u64, [u8; 32]),
+        msg: &SyncMessage,
+    ) -> Result<Vec<u8>, PeerError> {
+        Ok(seal(&key, &self.header(version)?, &msg.encode()))
+    }
+
+    /// Opens an envelope under the key of the version it names, checks it is
+    /// fresh (replay window, nonce) and decodes its message.
+    fn open_checked(
+        &self,
+        keys: &[(u64, [u8; 32])],
+        bytes: &[u8],
+    ) -> Result<(EnvelopeHeader, VersionedKey, SyncMessage), PeerError> {
+        let named = peek(bytes).map_err(PeerError::Unauthorized)?;
+        let key = *keys
+            .iter()
+            .find(|(v, _)| *v == named.key_version)
+            .ok_or(PeerError::UnknownKeyVersion(named.key_version))?;
+        let (header, payload) = open(&key.1, bytes).map_err(PeerError::Unauthorized)?;
+        self.replay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(&header, self.time.now().ms)
+            .map_err(PeerError::Replay)?;
+        let msg = SyncMessage::decode(payload).map_err(PeerError::Malformed)?;
+        if msg.event_id != self.event_id {
+            return Err(PeerError::WrongEvent);
+        }
+        Ok((header, key, msg))
     }
 
     fn peers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PeerState>> {
@@ -165,6 +244,21 @@ impl PeerHub {
             records_sent: 0,
         });
         entry.node_id = entry.node_id.or(node_id);
+    }
+
+    /// Whether `ip` is the address of a known peer (its URL names it by
+    /// IP, as mDNS and the docs' examples do): such a caller may use the
+    /// local API's reserved connections.
+    pub fn is_peer_address(&self, ip: std::net::IpAddr) -> bool {
+        self.peers_lock().keys().any(|url| {
+            reqwest::Url::parse(url)
+                .ok()
+                .is_some_and(|u| match u.host() {
+                    Some(url::Host::Ipv4(a)) => std::net::IpAddr::V4(a) == ip,
+                    Some(url::Host::Ipv6(a)) => std::net::IpAddr::V6(a).to_canonical() == ip,
+                    _ => false,
+                })
+        })
     }
 
     /// Known peers.
@@ -200,14 +294,10 @@ impl PeerHub {
     /// Serves `POST /peer/sync`: opens, applies (all or nothing) and answers
     /// with a sealed reply, or `None` when there is nothing to say.
     pub async fn handle(&self, body: Vec<u8>) -> Result<Option<Vec<u8>>, PeerError> {
-        let key = self.gossip_key;
-        let (sender, payload) = open(&key, &body).map_err(PeerError::Unauthorized)?;
-        if sender == self.node_id {
+        let keys = self.keys().await?;
+        let (header, key, msg) = self.open_checked(&keys, &body)?;
+        if header.sender == self.node_id {
             return Err(PeerError::Loopback);
-        }
-        let msg = SyncMessage::decode(payload).map_err(PeerError::Malformed)?;
-        if msg.event_id != self.event_id {
-            return Err(PeerError::WrongEvent);
         }
         let (store, batch, wall, limit) = (
             self.store.clone(),
@@ -220,9 +310,20 @@ impl PeerHub {
             metrics::counter!("gate_peer_records_received_total")
                 .increment(received.report.new as u64);
         }
-        Ok(received
+        received
             .reply
-            .map(|reply| seal(&key, self.node_id, &reply.encode())))
+            .map(|reply| self.seal_with(key, &reply))
+            .transpose()
+    }
+
+    async fn post(&self, url: &str, body: Vec<u8>) -> Result<reqwest::Response, PeerError> {
+        self.http
+            .post(format!("{url}/peer/sync"))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| PeerError::Transport(e.to_string()))
     }
 
     /// One request: sends `msg`, returns the peer's reply message.
@@ -231,15 +332,13 @@ impl PeerHub {
         url: &str,
         msg: &SyncMessage,
     ) -> Result<Option<SyncMessage>, PeerError> {
-        let body = seal(&self.gossip_key, self.node_id, &msg.encode());
-        let resp = self
-            .http
-            .post(format!("{url}/peer/sync"))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| PeerError::Transport(e.to_string()))?;
+        let keys = self.keys().await?;
+        let mut resp = self.post(url, self.seal_with(keys[0], msg)?).await?;
+        // A peer that has not fetched the newest roster yet holds only the
+        // previous gossip key: speak that one to it.
+        if resp.status().as_u16() == 401 && keys.len() > 1 {
+            resp = self.post(url, self.seal_with(keys[1], msg)?).await?;
+        }
         if let Some(ms) = resp
             .headers()
             .get(TIME_HEADER)
@@ -257,11 +356,7 @@ impl PeerHub {
             .bytes()
             .await
             .map_err(|e| PeerError::Transport(e.to_string()))?;
-        let (_, payload) = open(&self.gossip_key, &bytes).map_err(PeerError::Unauthorized)?;
-        let reply = SyncMessage::decode(payload).map_err(PeerError::Malformed)?;
-        if reply.event_id != self.event_id {
-            return Err(PeerError::WrongEvent);
-        }
+        let (_, _, reply) = self.open_checked(&keys, &bytes)?;
         Ok(Some(reply))
     }
 

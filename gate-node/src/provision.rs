@@ -23,6 +23,13 @@ pub struct Bundle {
     pub key_certificates: Vec<String>,
     /// LAN sync HMAC key, 64 hex digits.
     pub gossip_key: String,
+    /// The roster version the gossip key belongs to.
+    #[serde(default)]
+    pub gossip_key_version: u64,
+    /// The event's signed device roster (full), hex: without it the node
+    /// believes no peer's records.
+    #[serde(default)]
+    pub roster: Option<String>,
     /// Gate policy.
     pub policy: GatePolicy,
     /// Gate label.
@@ -107,6 +114,7 @@ impl Bundle {
             },
             device_token: self.device_token.clone(),
             gossip_key: hex_array("gossip_key", &self.gossip_key)?,
+            gossip_key_version: self.gossip_key_version,
             root_public_key: hex_array("root_public_key", &self.root_public_key)?,
             policy: self.policy.clone(),
             gate: self.gate.clone(),
@@ -130,9 +138,33 @@ pub fn import(store: &Store, bundle: &Bundle, fresh_seed: [u8; 32]) -> Result<()
             })
         })
         .transpose()?;
+    let roster = bundle
+        .roster
+        .as_deref()
+        .map(|m| {
+            hex::decode(m.trim()).map_err(|e| ProvisionError::Field {
+                field: "roster",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
     store.provision(&identity, &certs)?;
     if let Some(bytes) = manifest {
         store.apply_manifest(&bytes)?;
     }
+    if let Some(bytes) = roster {
+        apply_roster_once(store, &bytes)?;
+    }
     Ok(())
+}
+
+/// Applies a bundle's roster; one the node already holds (same or newer
+/// version, e.g. a re-import) is not an error.
+fn apply_roster_once(store: &Store, bytes: &[u8]) -> Result<(), ProvisionError> {
+    match store.apply_roster(bytes, None) {
+        Ok(_) | Err(StoreError::Manifest(sync_protocol::manifest::ManifestError::Stale { .. })) => {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

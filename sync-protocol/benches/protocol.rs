@@ -3,6 +3,10 @@
 //! decoded and verified in at most 500 ms; a one-ticket delta at most 512
 //! bytes; merging 100k scan records in at most 100 ms.
 //!
+//! Record signatures: verifying one signed scan record, and a 1,000-record
+//! sync batch one by one and as one ed25519 batch (the roster check peers
+//! and the cloud run on every record they receive).
+//!
 //! `cargo bench -p sync-protocol --bench protocol` (sizes are printed first).
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -10,6 +14,7 @@ use std::hint::black_box;
 use sync_protocol::checkin::CheckinLog;
 use sync_protocol::decision::{GatePolicy, TimeReading};
 use sync_protocol::manifest::{Header, ManifestDelta, ManifestState, chain_digest, genesis_digest};
+use sync_protocol::roster::{Roster, RosterEntry};
 use sync_protocol::{Claims, Credential, KeyRing, Manifest, SecretKey, decide};
 
 #[path = "support/data.rs"]
@@ -170,6 +175,46 @@ fn benches(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    g.finish();
+
+    // Every record a replica receives is checked against the roster: one
+    // signature per record, in one batch per message.
+    let devices: Vec<SecretKey> = (1..=4u8)
+        .map(|n| SecretKey::from_seed([0x40 + n; 32]))
+        .collect();
+    let mut batch = data::scans(1_000, 4, &tickets, 13);
+    for r in &mut batch {
+        r.sign(&devices[usize::from(r.id.node.as_bytes()[0]) - 1]);
+    }
+    let roster = Roster::from_parts(
+        data::event(),
+        1,
+        [0; 32],
+        devices.iter().enumerate().map(|(i, k)| RosterEntry {
+            node_id: sync_protocol::NodeId::from_bytes([i as u8 + 1; 16]),
+            public_key: k.public(),
+            enrolled_at_ms: 0,
+            revoked_at_ms: None,
+        }),
+    );
+    roster.check_records(&batch).unwrap();
+    let key = devices[usize::from(batch[0].id.node.as_bytes()[0]) - 1].public();
+    let mut g = c.benchmark_group("record signatures");
+    g.bench_function("verify one record (strict)", |b| {
+        b.iter(|| black_box(&batch[0]).verify(&key).unwrap())
+    });
+    g.sample_size(20);
+    g.bench_function("1000 records one by one (strict)", |b| {
+        b.iter(|| {
+            for r in &batch {
+                let k = &roster.entry(&r.id.node).unwrap().public_key;
+                r.verify(k).unwrap();
+            }
+        })
+    });
+    g.bench_function("1000 records: roster check (batch verify)", |b| {
+        b.iter(|| roster.check_records(black_box(&batch)).unwrap())
     });
     g.finish();
 }

@@ -69,6 +69,7 @@ fn main() -> std::io::Result<()> {
             outcome: Outcome::Admit,
             gate: "North".into(),
             operator: "ann".into(),
+            signature: Default::default(),
         })
         .expect("consistent records");
     }
@@ -86,7 +87,16 @@ fn main() -> std::io::Result<()> {
         (
             "sync_message",
             "envelope",
-            sync::seal(&[7; 32], NodeId::from_bytes([7; 16]), &msg),
+            sync::seal(
+                &[7; 32],
+                &sync::EnvelopeHeader {
+                    sender: NodeId::from_bytes([7; 16]),
+                    key_version: 1,
+                    timestamp_ms: 1_700_000_000_000,
+                    nonce: [9; 16],
+                },
+                &msg,
+            ),
         ),
     ];
     for (target, name, bytes) in seeds {

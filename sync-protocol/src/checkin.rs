@@ -15,8 +15,9 @@
 
 use crate::decision::{CheckinView, Outcome};
 use crate::hlc::Hlc;
+use crate::keys::{PublicKey, SecretKey};
 use crate::wire::{Reader, Writer};
-use crate::{DecodeError, EventId, NodeId, ScanId, TicketId};
+use crate::{DecodeError, EventId, NodeId, ScanId, TicketId, VerifyError};
 use crdts::{CmRDT, CvRDT, Dot, VClock};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -27,7 +28,69 @@ pub const MAX_LABEL: usize = 64;
 pub const RECORD_FIXED_LEN: usize = 16 + 8 + 16 + 16 + 2 + 1 + 8 + 1 + 1;
 /// Largest per-node sequence number (2^48; no node scans that often).
 pub const MAX_SEQ: u64 = 1 << 48;
+/// Magic of a signed scan record.
+pub const RECORD_MAGIC: [u8; 2] = *b"TC";
+/// Layout version of a signed scan record (version 1 was the unsigned body).
+pub const RECORD_VERSION: u8 = 2;
+/// Fixed part of a signed record: magic, version, body fixed part, signature.
+pub const SIGNED_RECORD_FIXED_LEN: usize = 3 + RECORD_FIXED_LEN + 64;
 const NO_ZONE: u8 = 0xff;
+
+/// The recording device's ed25519 signature over a record (all zeros until
+/// [`ScanRecord::sign`] is called). Serialised as hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordSignature(pub [u8; 64]);
+
+impl RecordSignature {
+    /// No signature yet.
+    pub const UNSIGNED: Self = Self([0; 64]);
+    /// Whether this is [`Self::UNSIGNED`].
+    pub fn is_unsigned(&self) -> bool {
+        self.0 == [0; 64]
+    }
+}
+
+impl Default for RecordSignature {
+    fn default() -> Self {
+        Self::UNSIGNED
+    }
+}
+
+impl std::fmt::Debug for RecordSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RecordSignature({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+impl Serialize for RecordSignature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(128);
+        for b in self.0 {
+            out.push_str(&format!("{b:02x}"));
+        }
+        s.serialize_str(&out)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordSignature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = text.as_bytes();
+        if bytes.len() != 128 {
+            return Err(serde::de::Error::custom("signature must be 128 hex digits"));
+        }
+        let mut out = [0u8; 64];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let hex = std::str::from_utf8(pair).map_err(serde::de::Error::custom)?;
+            out[i] = u8::from_str_radix(hex, 16).map_err(serde::de::Error::custom)?;
+        }
+        Ok(Self(out))
+    }
+}
 
 /// Which way the holder passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,6 +125,9 @@ pub struct ScanRecord {
     pub gate: String,
     /// Staff member operating a handheld scanner, empty for a fixed gate.
     pub operator: String,
+    /// The recording device's signature over [`ScanRecord::signed_bytes`].
+    #[serde(default)]
+    pub signature: RecordSignature,
 }
 
 impl ScanRecord {
@@ -129,12 +195,15 @@ impl ScanRecord {
             outcome,
             gate: r.short_str()?,
             operator: r.short_str()?,
+            signature: RecordSignature::UNSIGNED,
         };
         record.validate()?;
         Ok(record)
     }
 
-    /// The wire form (layout in `docs/protocol.md`).
+    /// The record's content: the layout-1 body (`docs/protocol.md`), without
+    /// the signature. Stores keep this form (so earlier releases still read
+    /// it) next to the signature; idempotency compares it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w =
             Writer::with_capacity(RECORD_FIXED_LEN + 2 + self.gate.len() + self.operator.len());
@@ -142,10 +211,89 @@ impl ScanRecord {
         w.into_inner()
     }
 
-    /// Parses and validates the wire form.
+    /// Parses and validates a layout-1 body; the signature is unset.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let record = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(record)
+    }
+
+    /// A stored body with its stored signature.
+    pub fn from_parts(body: &[u8], signature: [u8; 64]) -> Result<Self, DecodeError> {
+        let mut record = Self::from_bytes(body)?;
+        record.signature = RecordSignature(signature);
+        Ok(record)
+    }
+
+    /// The bytes the device signs: magic `TC`, version 2, then the body.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(
+            SIGNED_RECORD_FIXED_LEN + 2 + self.gate.len() + self.operator.len(),
+        );
+        w.bytes(&RECORD_MAGIC);
+        w.u8(RECORD_VERSION);
+        self.write(&mut w);
+        w.into_inner()
+    }
+
+    /// Signs the record with its device's key (the one proven at enrollment).
+    pub fn sign(&mut self, key: &SecretKey) {
+        self.signature = RecordSignature(key.sign(&self.signed_bytes()));
+    }
+
+    /// Checks the signature strictly against `key`.
+    pub fn verify(&self, key: &PublicKey) -> Result<(), VerifyError> {
+        key.verify(&self.signed_bytes(), &self.signature.0)
+    }
+
+    /// Whether two records say the same thing (signatures aside: a valid
+    /// signature over the same content is the same record).
+    pub fn same_content(&self, other: &Self) -> bool {
+        Self {
+            signature: RecordSignature::UNSIGNED,
+            ..self.clone()
+        } == Self {
+            signature: RecordSignature::UNSIGNED,
+            ..other.clone()
+        }
+    }
+
+    pub(crate) fn write_signed(&self, w: &mut Writer) {
+        w.bytes(&RECORD_MAGIC);
+        w.u8(RECORD_VERSION);
+        self.write(w);
+        w.bytes(&self.signature.0);
+    }
+
+    pub(crate) fn read_signed(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if r.array::<2>()? != RECORD_MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let version = r.u8()?;
+        if version != RECORD_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let mut record = Self::read(r)?;
+        record.signature = RecordSignature(r.array()?);
+        Ok(record)
+    }
+
+    /// The signed wire form (layout 2): `TC`, `02`, body, 64-byte signature
+    /// over every preceding byte.
+    pub fn to_signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(
+            SIGNED_RECORD_FIXED_LEN + 2 + self.gate.len() + self.operator.len(),
+        );
+        self.write_signed(&mut w);
+        w.into_inner()
+    }
+
+    /// Parses the signed wire form (the signature is checked against a
+    /// roster by [`crate::roster::Roster::check_records`]).
+    pub fn from_signed_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let record = Self::read_signed(&mut r)?;
         r.finish()?;
         Ok(record)
     }
@@ -244,6 +392,37 @@ pub fn fold_ticket<'a>(records: impl IntoIterator<Item = &'a ScanRecord>) -> Tic
     fold
 }
 
+/// What adding one sequence number does to a node's coverage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// Already within the prefix: nothing changes.
+    Held,
+    /// Beyond a gap: it becomes an extra.
+    Extra,
+    /// It extends the prefix, which (after absorbing the extras that now
+    /// follow it) ends here.
+    Prefix(u64),
+}
+
+/// The summary algorithm every replica uses (in memory here, in SQL in the
+/// gate node and the cloud): with `prefix` held contiguously, adding `seq`
+/// either changes nothing, adds an extra, or advances the prefix through
+/// every following extra; `take_extra(s)` removes extra `s` and says
+/// whether it was held.
+pub fn advance(prefix: u64, seq: u64, mut take_extra: impl FnMut(u64) -> bool) -> Advance {
+    if seq <= prefix {
+        return Advance::Held;
+    }
+    if seq != prefix + 1 {
+        return Advance::Extra;
+    }
+    let mut next = seq;
+    while take_extra(next + 1) {
+        next += 1;
+    }
+    Advance::Prefix(next)
+}
+
 /// Exactly which records a replica holds: per node, the contiguous prefix
 /// `1..=n` (a `crdts::VClock`) plus any sequence numbers held beyond a gap.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -279,25 +458,22 @@ impl Summary {
             })
     }
 
-    fn add(&mut self, id: ScanId) {
+    /// Records that the replica now holds `id` (the one summary algorithm:
+    /// advance the prefix, absorb extras; see [`advance`]).
+    pub fn add(&mut self, id: ScanId) {
         let prefix = self.vv.get(&id.node);
-        if id.seq <= prefix {
-            return;
-        }
-        if id.seq != prefix + 1 {
-            self.extras.entry(id.node).or_default().insert(id.seq);
-            return;
-        }
-        let mut next = id.seq;
-        if let Some(extra) = self.extras.get_mut(&id.node) {
-            while extra.remove(&(next + 1)) {
-                next += 1;
+        let extras = self.extras.entry(id.node).or_default();
+        let step = advance(prefix, id.seq, |seq| extras.remove(&seq));
+        match step {
+            Advance::Held => {}
+            Advance::Extra => {
+                extras.insert(id.seq);
             }
-            if extra.is_empty() {
-                self.extras.remove(&id.node);
-            }
+            Advance::Prefix(next) => self.vv.apply(Dot::new(id.node, next)),
         }
-        self.vv.apply(Dot::new(id.node, next));
+        if extras.is_empty() {
+            self.extras.remove(&id.node);
+        }
     }
 }
 
@@ -322,6 +498,14 @@ pub struct ApplyReport {
     pub new: usize,
     /// Records already held (ignored).
     pub duplicate: usize,
+    /// Records refused but kept as evidence (made by a revoked device
+    /// after its revocation); stores only, the in-memory log refuses.
+    #[serde(default)]
+    pub refused: usize,
+    /// Second copies of held scan ids with other content, kept as
+    /// evidence; stores only, the in-memory log refuses the batch.
+    #[serde(default)]
+    pub conflicts: usize,
 }
 
 /// One replica of an event's check-in set. Two replicas are equal when they
@@ -389,7 +573,7 @@ impl CheckinLog {
             .validate()
             .map_err(|e| CheckinError::Invalid(record.id, e))?;
         match self.records.get(&record.id) {
-            Some(held) if held == record => Ok(false),
+            Some(held) if held.same_content(record) => Ok(false),
             Some(_) => Err(CheckinError::Conflict(record.id)),
             None => Ok(true),
         }
@@ -424,7 +608,9 @@ impl CheckinLog {
                 continue;
             }
             match fresh.get(&record.id) {
-                Some(other) if other != &record => return Err(CheckinError::Conflict(record.id)),
+                Some(other) if !other.same_content(&record) => {
+                    return Err(CheckinError::Conflict(record.id));
+                }
                 Some(_) => report.duplicate += 1,
                 None => {
                     fresh.insert(record.id, record);

@@ -4,10 +4,16 @@
 //! Order of checks (the first failing check is the reason):
 //!
 //! 1. `malformed`: the text is not a well-formed `TK1:` credential.
-//! 2. `wrong_event`: the credential names another event than the gate's.
-//! 3. `unknown_key`: no certificate for the key id and this event.
-//! 4. `bad_signature`: the signature does not verify.
-//! 5. `key_not_valid`: the key's certificate does not cover the current time.
+//! 2. `unknown_key`: no certificate for the key id (for any event).
+//! 3. `bad_signature`: the signature does not verify under that key.
+//! 4. `wrong_event`: the (now authentic) credential names another event.
+//! 5. `unknown_key` again if the key is not certified for the event the
+//!    credential names; `key_not_valid` if its certificate does not cover now.
+//!
+//!    The signature is checked before anything the credential claims is
+//!    believed: until it verifies, the decision carries no ticket, event,
+//!    generation or tier, so a gate records nothing for junk (a record needs
+//!    a ticket), whatever event or ticket the junk names.
 //! 6. `event_closed`: the manifest's door state (the event's status as the
 //!    cloud last signed it) does not admit: draft, ended or cancelled. A gate
 //!    that was never told a door state admits as before; every decision
@@ -285,6 +291,14 @@ pub fn decide_credential(
 ) -> Decision {
     let claims = &credential.claims;
     let news = manifest.door();
+    // Nothing the credential claims is believed before its signature verifies.
+    if let Err(reason) = authenticate(credential, keys) {
+        return Decision {
+            door: news.state,
+            door_news_age_secs: news.as_of.map(|t| now.unix_secs.saturating_sub(t)),
+            ..Decision::reject(reason)
+        };
+    }
     let mut d = Decision {
         ticket_id: Some(claims.ticket_id),
         event_id: Some(claims.event_id),
@@ -343,6 +357,18 @@ pub fn decide_listed(
     d
 }
 
+/// Checks the signature under the key its key id names, whatever event the
+/// key is certified for (every certificate of one key id carries one key).
+fn authenticate(credential: &Credential, keys: &KeyRing) -> Result<(), Reason> {
+    let cert = keys
+        .lookup(&credential.key_id)
+        .first()
+        .ok_or(Reason::UnknownKey)?;
+    credential
+        .verify(&cert.public_key)
+        .map_err(|_| Reason::BadSignature)
+}
+
 fn check(
     credential: &Credential,
     keys: &KeyRing,
@@ -357,16 +383,14 @@ fn check(
         return Err(Reason::WrongEvent);
     }
     let t = now.unix_secs;
-    let key = match keys.key_for(&credential.key_id, &claims.event_id, t) {
-        Ok(key) => key,
+    match keys.key_for(&credential.key_id, &claims.event_id, t) {
+        Ok(_) => {}
         Err(KeyLookupError::Unknown) => return Err(Reason::UnknownKey),
-        Err(KeyLookupError::OutsideWindow(key)) => {
-            credential.verify(key).map_err(|_| Reason::BadSignature)?;
+        Err(KeyLookupError::OutsideWindow(_)) => {
             d.time_uncertain |= !now.trusted;
             return Err(Reason::KeyNotValid);
         }
-    };
-    credential.verify(key).map_err(|_| Reason::BadSignature)?;
+    }
     if policy.direction == Direction::Exit {
         return Ok(());
     }

@@ -216,12 +216,42 @@ pub struct EnrollResponse {
     pub root_public_key: String,
     /// Hex of each 139-byte key certificate of the event's signing keys.
     pub key_certificates: Vec<String>,
-    /// 64 hex digits: the HMAC key the event's devices seal LAN sync with.
+    /// 64 hex digits: the HMAC key the event's devices seal LAN sync with,
+    /// for roster version `gossip_key_version` (later versions bring new keys).
     pub gossip_key: String,
+    /// The roster version the gossip key belongs to.
+    pub gossip_key_version: u64,
+    /// Hex of the event's signed full device roster (`docs/protocol.md`).
+    pub roster: String,
     /// The gate policy.
     pub policy: PolicyView,
     /// Gate label.
     pub gate: String,
+}
+
+/// The event's gossip key of one roster version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GossipKeyView {
+    /// Roster version it belongs to.
+    pub version: u64,
+    /// 64 hex digits.
+    pub key: String,
+}
+
+/// `GET /sync/events/{id}/roster?since=V`: the signed device roster and
+/// the current gossip key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RosterView {
+    /// The current roster version.
+    pub version: u64,
+    /// Hex of the signed roster: a delta from `since` when the cloud has
+    /// that version, else the full roster (`docs/protocol.md`).
+    pub roster: String,
+    /// The LAN gossip key of the current version (it changes with every
+    /// version, so a revoked device's key stops working).
+    pub gossip_key: GossipKeyView,
 }
 
 /// The gate's state, sent as JSON in the optional `X-Gate-Status` header
@@ -304,6 +334,8 @@ mod tests {
             root_public_key: "11".repeat(32),
             key_certificates: vec!["22".repeat(139)],
             gossip_key: "33".repeat(32),
+            gossip_key_version: 1,
+            roster: "44".repeat(8),
             policy: policy.clone(),
             gate: "North 2".into(),
         };
@@ -311,15 +343,16 @@ mod tests {
             concat!(
                 r#"{{"node_id":"00000000-0000-0000-0000-000000000007","device_token":"{}","#,
                 r#""event_id":"01900000-0000-7000-8000-000000000001","root_public_key":"{}","#,
-                r#""key_certificates":["{}"],"gossip_key":"{}","#,
-                r#""policy":{{"event_id":"01900000-0000-7000-8000-000000000001","zone":2,"#,
+                r#""key_certificates":["{}"],"gossip_key":"{}","gossip_key_version":1,"#,
+                r#""roster":"{}","policy":{{"event_id":"01900000-0000-7000-8000-000000000001","zone":2,"#,
                 r#""direction":"entry","grace_secs":60,"require_listed":false,"default_reentry":false}},"#,
                 r#""gate":"North 2"}}"#
             ),
             "ab".repeat(32),
             "11".repeat(32),
             "22".repeat(139),
-            "33".repeat(32)
+            "33".repeat(32),
+            "44".repeat(8)
         );
         assert_eq!(serde_json::to_string(&resp).unwrap(), want);
         assert_eq!(serde_json::from_str::<EnrollResponse>(&want).unwrap(), resp);

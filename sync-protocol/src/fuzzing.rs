@@ -51,5 +51,8 @@ pub fn sync_message(data: &[u8]) {
         assert_eq!(SyncMessage::decode(&m.encode()).as_ref(), Ok(&m));
     }
     let _ = ScanRecord::from_bytes(data);
+    let _ = ScanRecord::from_signed_bytes(data);
     let _ = sync::open(&[7; 32], data);
+    let (ring, event) = ring();
+    let _ = crate::roster::SignedRoster::open(data, ring, event);
 }

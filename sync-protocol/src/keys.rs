@@ -114,6 +114,9 @@ impl PublicKey {
     pub fn key_id(&self) -> KeyId {
         self.key_id
     }
+    pub(crate) fn verifying(&self) -> &VerifyingKey {
+        &self.key
+    }
     /// Strict ed25519 verification (rejects malleable signatures).
     pub fn verify(&self, msg: &[u8], signature: &[u8; 64]) -> Result<(), VerifyError> {
         let sig = Signature::from_bytes(signature);

@@ -10,6 +10,7 @@
 //! - [`manifest`]: signed manifests and chained deltas.
 //! - [`hlc`]: the hybrid logical clock that orders scans.
 //! - [`checkin`]: scan records and the grow-only check-in set.
+//! - [`roster`]: the signed device roster every record is checked against.
 //! - [`sync`]: the messages replicas exchange, and the LAN envelope.
 //! - [`decision`]: [`decide`], the one admission function.
 //! - [`device_api`]: the JSON wire types of the cloud's device API.
@@ -25,10 +26,11 @@ pub mod hlc;
 mod ids;
 pub mod keys;
 pub mod manifest;
+pub mod roster;
 pub mod sync;
 mod wire;
 
-pub use checkin::{CheckinLog, Direction, ScanRecord, TicketState};
+pub use checkin::{CheckinLog, Direction, RecordSignature, ScanRecord, TicketState};
 pub use credential::{Claims, Credential, ValidityWindow};
 pub use decision::{
     CheckinView, Decision, GatePolicy, Outcome, Reason, TimeReading, decide, decide_listed,
@@ -37,6 +39,7 @@ pub use hlc::{Hlc, HlcClock};
 pub use ids::{EventId, KeyId, NodeId, ScanId, TicketId};
 pub use keys::{KeyCertificate, KeyRing, PublicKey, SecretKey};
 pub use manifest::{Manifest, ManifestDelta, ManifestEntry, ManifestState, ManifestView};
+pub use roster::{RecordRefusal, Roster, RosterEntry, SignedRoster};
 pub use sync::SyncMessage;
 
 /// Bytes that are not a well-formed protocol object.

@@ -27,8 +27,19 @@ use sha2::Sha256;
 pub const SYNC_MAGIC: [u8; 2] = *b"TS";
 /// Magic of a sealed envelope.
 pub const ENVELOPE_MAGIC: [u8; 2] = *b"TE";
-/// Layout version of both.
-pub const SYNC_VERSION: u8 = 1;
+/// Layout version of a sync message (2: records carry their device's
+/// signature; version 1 carried unsigned records).
+pub const SYNC_VERSION: u8 = 2;
+/// Layout version of the envelope (2: roster key version, timestamp and
+/// nonce; version 1 had none of them).
+pub const ENVELOPE_VERSION: u8 = 2;
+/// How far an envelope's timestamp may be from the receiver's clock.
+pub const REPLAY_WINDOW_MS: u64 = 60_000;
+/// Most nonces a [`ReplayGuard`] remembers (beyond that it refuses
+/// envelopes until old ones age out of the window).
+pub const MAX_REMEMBERED_NONCES: usize = 65_536;
+/// Fixed bytes of an envelope around its payload.
+pub const ENVELOPE_OVERHEAD: usize = 2 + 1 + 16 + 8 + 8 + 16 + 4 + 32;
 /// Most records in one message.
 pub const MAX_RECORDS_PER_MESSAGE: usize = 10_000;
 /// Most nodes in one summary.
@@ -91,7 +102,7 @@ impl SyncMessage {
         let records = &self.records[..self.records.len().min(MAX_RECORDS_PER_MESSAGE)];
         w.u32(records.len() as u32);
         for r in records {
-            r.write(&mut w);
+            r.write_signed(&mut w);
         }
         w.into_inner()
     }
@@ -149,12 +160,12 @@ impl SyncMessage {
         if count > MAX_RECORDS_PER_MESSAGE {
             return Err(DecodeError::TooLarge);
         }
-        if r.remaining() < count * crate::checkin::RECORD_FIXED_LEN {
+        if r.remaining() < count * crate::checkin::SIGNED_RECORD_FIXED_LEN {
             return Err(DecodeError::Truncated);
         }
         let mut records = Vec::with_capacity(count);
         for _ in 0..count {
-            let record = ScanRecord::read(&mut r)?;
+            let record = ScanRecord::read_signed(&mut r)?;
             if record.event_id != event_id {
                 return Err(DecodeError::Invalid(
                     "record for another event than the message",
@@ -233,13 +244,31 @@ impl CheckinLog {
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Wraps message bytes for the LAN: magic, version, sender, length, payload,
-/// then HMAC-SHA256 under the event's gossip key over all of that.
-pub fn seal(key: &[u8; 32], sender: NodeId, payload: &[u8]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(payload.len() + 57);
+/// The header of an opened envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvelopeHeader {
+    /// Sending node.
+    pub sender: NodeId,
+    /// Roster version whose gossip key sealed it.
+    pub key_version: u64,
+    /// Sender's clock when sealing, unix ms.
+    pub timestamp_ms: u64,
+    /// Random, unique per envelope.
+    pub nonce: [u8; 16],
+}
+
+/// Wraps message bytes for the LAN: magic, version, sender, roster key
+/// version, timestamp, nonce, length, payload, then HMAC-SHA256 under the
+/// gossip key of that roster version over all of that. The caller draws the
+/// nonce from the OS RNG and passes its clock.
+pub fn seal(key: &[u8; 32], header: &EnvelopeHeader, payload: &[u8]) -> Vec<u8> {
+    let mut w = Writer::with_capacity(payload.len() + ENVELOPE_OVERHEAD);
     w.bytes(&ENVELOPE_MAGIC);
-    w.u8(SYNC_VERSION);
-    w.bytes(sender.as_bytes());
+    w.u8(ENVELOPE_VERSION);
+    w.bytes(header.sender.as_bytes());
+    w.u64(header.key_version);
+    w.u64(header.timestamp_ms);
+    w.bytes(&header.nonce);
     w.u32(payload.len() as u32);
     w.bytes(payload);
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
@@ -248,8 +277,9 @@ pub fn seal(key: &[u8; 32], sender: NodeId, payload: &[u8]) -> Vec<u8> {
     w.into_inner()
 }
 
-/// Checks an envelope's tag (in constant time) and returns sender and payload.
-pub fn open<'a>(key: &[u8; 32], bytes: &'a [u8]) -> Result<(NodeId, &'a [u8]), DecodeError> {
+/// Reads an envelope's header without authenticating it: only to pick the
+/// gossip key of `key_version` for [`open`].
+pub fn peek(bytes: &[u8]) -> Result<EnvelopeHeader, DecodeError> {
     if bytes.len() > MAX_ENVELOPE_LEN {
         return Err(DecodeError::TooLarge);
     }
@@ -258,10 +288,26 @@ pub fn open<'a>(key: &[u8; 32], bytes: &'a [u8]) -> Result<(NodeId, &'a [u8]), D
         return Err(DecodeError::BadMagic);
     }
     let version = r.u8()?;
-    if version != SYNC_VERSION {
+    if version != ENVELOPE_VERSION {
         return Err(DecodeError::UnsupportedVersion(version));
     }
-    let sender = NodeId::from_bytes(r.array()?);
+    Ok(EnvelopeHeader {
+        sender: NodeId::from_bytes(r.array()?),
+        key_version: r.u64()?,
+        timestamp_ms: r.u64()?,
+        nonce: r.array()?,
+    })
+}
+
+/// Checks an envelope's tag (in constant time) and returns its header and
+/// payload. Freshness is the [`ReplayGuard`]'s job, after this.
+pub fn open<'a>(
+    key: &[u8; 32],
+    bytes: &'a [u8],
+) -> Result<(EnvelopeHeader, &'a [u8]), DecodeError> {
+    let header = peek(bytes)?;
+    let mut r = Reader::new(bytes);
+    r.take(ENVELOPE_OVERHEAD - 4 - 32)?;
     let len = r.u32()? as usize;
     let payload = r.take(len)?;
     let signed_len = r.position();
@@ -271,5 +317,77 @@ pub fn open<'a>(key: &[u8; 32], bytes: &'a [u8]) -> Result<(NodeId, &'a [u8]), D
     mac.update(&bytes[..signed_len]);
     mac.verify_slice(tag)
         .map_err(|_| DecodeError::Invalid("envelope authentication failed"))?;
-    Ok((sender, payload))
+    Ok((header, payload))
+}
+
+/// Why an authenticated envelope was refused as not fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// Its timestamp is outside the window around the receiver's clock.
+    #[error(
+        "envelope timestamp is {skew_ms} ms away from this node's clock (window {REPLAY_WINDOW_MS} ms)"
+    )]
+    Stale {
+        /// Distance from the receiver's clock.
+        skew_ms: u64,
+    },
+    /// This nonce was already seen within the window: a replay.
+    #[error("envelope nonce already seen: a replayed envelope")]
+    Replayed,
+    /// Too many envelopes within one window to remember them all.
+    #[error("too many envelopes in the replay window; retry shortly")]
+    Full,
+}
+
+/// Remembers the nonces of envelopes accepted within the last
+/// [`REPLAY_WINDOW_MS`], at most [`MAX_REMEMBERED_NONCES`] of them: memory
+/// is bounded, and an envelope older than the window is refused by its
+/// timestamp, so forgetting it is safe.
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    seen: std::collections::HashMap<[u8; 16], u64>,
+    by_time: std::collections::BTreeSet<(u64, [u8; 16])>,
+}
+
+impl ReplayGuard {
+    /// An empty guard.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accepts `header` once if its timestamp is within the window of
+    /// `now_ms` and its nonce is new.
+    pub fn check(&mut self, header: &EnvelopeHeader, now_ms: u64) -> Result<(), ReplayError> {
+        let skew_ms = now_ms.abs_diff(header.timestamp_ms);
+        if skew_ms > REPLAY_WINDOW_MS {
+            return Err(ReplayError::Stale { skew_ms });
+        }
+        let horizon = now_ms.saturating_sub(REPLAY_WINDOW_MS);
+        while let Some(&(t, nonce)) = self.by_time.first() {
+            if t >= horizon {
+                break;
+            }
+            self.by_time.pop_first();
+            self.seen.remove(&nonce);
+        }
+        if self.seen.contains_key(&header.nonce) {
+            return Err(ReplayError::Replayed);
+        }
+        if self.seen.len() >= MAX_REMEMBERED_NONCES {
+            return Err(ReplayError::Full);
+        }
+        self.seen.insert(header.nonce, header.timestamp_ms);
+        self.by_time.insert((header.timestamp_ms, header.nonce));
+        Ok(())
+    }
+
+    /// Nonces remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
 }

@@ -125,7 +125,12 @@ pub async fn check_in(
         if decision.event_id != Some(event.id) {
             return Ok((decision, seen, None));
         }
+        let signer =
+            crate::crypto::signing::event_signer(state.store.as_ref(), &state.vault, event.id)
+                .await
+                .map_err(|e| ApiError::Internal(format!("event signing key: {e}")))?;
         let scan = CloudScan {
+            signer: signer.key,
             event_id: event.id,
             ticket_id,
             generation,

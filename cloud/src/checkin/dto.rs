@@ -266,6 +266,14 @@ pub struct CheckinStats {
     pub per_hour: Vec<HourStats>,
     /// Entries admitted while the ticket was already inside (partitions).
     pub double_admissions: Vec<DoubleAdmissionView>,
+    /// Second copies of held scan ids with other content (a device signed
+    /// two records under one id, e.g. a cloned SD card), kept as evidence.
+    #[serde(default)]
+    pub conflicting_records: u64,
+    /// Records revoked devices made after their revocation: kept as
+    /// evidence, never counted above.
+    #[serde(default)]
+    pub revoked_device_records: u64,
 }
 
 /// Scans at one gate.

@@ -21,6 +21,8 @@ pub async fn event_stats(state: &AppState, event: EventId) -> ApiResult<CheckinS
     // Tickets admitted: the store's one definition of "checked in", the
     // figure `/events/{id}/stats` and `/events/{id}/analytics` report too.
     stats.admitted = u64::try_from(state.store.checked_in(event).await?).unwrap_or(0);
+    (stats.conflicting_records, stats.revoked_device_records) =
+        state.store.evidence_counts(event).await?;
     stats.admissions = gates.iter().map(|g| g.admitted).sum();
     stats.exits = gates.iter().map(|g| g.exits).sum();
     stats.rejected = gates.iter().map(|g| g.rejected).sum();
@@ -77,6 +79,8 @@ fn fold_all(event: EventId, admitted: &[ScanRecord]) -> CheckinStats {
             })
             .collect(),
         double_admissions: doubles,
+        conflicting_records: 0,
+        revoked_device_records: 0,
     }
 }
 
@@ -100,6 +104,7 @@ mod tests {
             outcome: Outcome::Admit,
             gate: String::new(),
             operator: String::new(),
+            signature: Default::default(),
         }
     }
 

@@ -322,6 +322,7 @@ mod tests {
             outcome: Outcome::Admit,
             gate: String::new(),
             operator: String::new(),
+            signature: Default::default(),
         }
     }
 

@@ -3,21 +3,22 @@
 //! and revocation. Contract: `docs/device-api.md`.
 //!
 //! Enrollment hands the device everything it needs to admit offline: the
-//! organizer root key, the event key certificates, the event's gossip key
+//! organizer root key, the event key certificates, the event's signed device
+//! roster (which now lists it) with the gossip key of that roster version
 //! (sealed at rest like signing keys, AAD `gossip-key/<event>`), its gate
 //! policy and a device token (stored as SHA-256 only). The code is spent
-//! last, in the same transaction that inserts the device.
+//! last, in the same transaction that inserts the device. Revocation
+//! publishes the roster's next version at once.
 
 pub mod auth;
 pub mod dto;
 
 use crate::auth::extract::Organizer;
-use crate::crypto::random_bytes;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query};
 use crate::model::{EventStatus, UnixMillis};
 use crate::state::AppState;
-use crate::store::{DeviceRecord, EnrollmentCodeRecord, EventRecord, GateSetup, StoreError};
+use crate::store::{DeviceRecord, EnrollmentCodeRecord, GateSetup, StoreError};
 use auth::{code_hash, new_code, new_token, sha256_hex};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -164,7 +165,6 @@ async fn enroll(
         .map_err(|_| invalid("proof is not the device key's signature over the code"))?;
 
     let event = state.store.event(code.setup.event_id).await?;
-    let gossip_key = gossip_key(&state, &event, now).await?;
     let root = state.store.organizer_key(event.organizer_id).await?;
     let cert = state.store.event_key(event.id).await?.certificate;
     let token = new_token()?;
@@ -185,6 +185,11 @@ async fn enroll(
         other => other?,
     }
     tracing::info!(device = %device.id, event = %event.id, gate = %device.setup.gate, "device enrolled");
+    // The roster's next version lists the device; its gossip key is the
+    // device's LAN key until the next version.
+    let roster = crate::device_sync::current_roster(&state, event.id, 0)
+        .await?
+        .ok_or_else(|| ApiError::Internal("a fresh roster is never current at version 0".into()))?;
     Ok((
         StatusCode::CREATED,
         Json(EnrollResponse {
@@ -193,26 +198,13 @@ async fn enroll(
             event_id: event.id,
             root_public_key: hex::encode(root.public_key),
             key_certificates: vec![hex::encode(cert)],
-            gossip_key: hex::encode(gossip_key),
+            gossip_key: roster.gossip_key.key,
+            gossip_key_version: roster.gossip_key.version,
+            roster: roster.roster,
             policy: policy_view(&code.setup),
             gate: code.setup.gate,
         }),
     ))
-}
-
-/// The event's gossip key, created (and sealed) on first use.
-async fn gossip_key(state: &AppState, event: &EventRecord, now: UnixMillis) -> ApiResult<[u8; 32]> {
-    let aad = format!("gossip-key/{}", event.id);
-    let internal = |e: crate::crypto::CryptoError| ApiError::Internal(format!("gossip key: {e}"));
-    let candidate = state
-        .vault
-        .seal(&random_bytes::<32>().map_err(internal)?, &aad)
-        .map_err(internal)?;
-    let sealed = state
-        .store
-        .ensure_gossip_key(event.id, &candidate, now)
-        .await?;
-    state.vault.open(&sealed, &aad).map_err(internal)
 }
 
 /// The event's devices (organizer of the event, admin).
@@ -243,6 +235,10 @@ async fn revoke(
     let event = state.store.event(device.setup.event_id).await?;
     user.require_manager(&event, NOT_MANAGER)?;
     let device = state.store.revoke_device(id, state.now_ms()).await?;
+    // The roster's next version says so (with a new gossip key): every
+    // device learns it on its next sync, and refuses what the revoked one
+    // records from now on.
+    crate::device_sync::current_roster(&state, event.id, 0).await?;
     tracing::info!(device = %device.id, event = %event.id, "device revoked");
     Ok(Json(DeviceView::from(&device)))
 }

@@ -297,6 +297,7 @@ async fn stats_flag_a_partitions_double_admission(app: TestApp) {
     let hour = 1_900_000_000_000 / 3_600_000 * 3_600_000;
     let mut at_b = record(b.node_id, 1, &eid, &tickets[0].0, hour + 2_000);
     at_b.gate = "South".into();
+    at_b.sign(&sync_protocol::SecretKey::from_seed([7; 32]));
     push(
         &app,
         &a.token,
@@ -307,6 +308,7 @@ async fn stats_flag_a_partitions_double_admission(app: TestApp) {
     push(&app, &b.token, &eid, vec![at_b]).await;
     let mut rejected = record(a.node_id, 2, &eid, &tickets[1].0, hour + 3_000);
     rejected.outcome = sync_protocol::Outcome::Reject(sync_protocol::Reason::Revoked);
+    rejected.sign(&sync_protocol::SecretKey::from_seed([7; 32]));
     push(&app, &a.token, &eid, vec![rejected]).await;
 
     let staff = app.with_role("staff@example.com", "staff").await;

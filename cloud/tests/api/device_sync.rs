@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sync_protocol::checkin::Summary;
 use sync_protocol::manifest::{EntryStatus, ManifestState};
-use sync_protocol::{EventId, Manifest, ManifestDelta, NodeId, ScanId, SyncMessage};
+use sync_protocol::{EventId, Manifest, ManifestDelta, ScanId, SyncMessage};
 
 async fn manifests_and_deltas_for_enrolled_devices(app: TestApp) {
     let org = app.organizer("org@example.com").await;
@@ -195,25 +195,50 @@ async fn checkin_batches_are_idempotent_all_or_nothing_and_answer_what_is_missin
     let reply = SyncMessage::decode(&reply).unwrap();
     assert_eq!(reply.records.len(), 3, "B is sent every scan it lacks");
 
-    // A conflicting copy of scan 1 sinks its whole batch.
-    let mut forged = record(a.node_id, 1, &eid, t(2), 1_000);
-    forged.gate = "elsewhere".into();
+    // A record not signed by the device it names (an insider holding the
+    // gossip key, issue #17) sinks its whole batch.
+    let mut unsigned_copy = super::devices::unsigned(a.node_id, 3, &eid, t(2), 3_000);
+    unsigned_copy.gate = "forged".into();
     let fresh = record(a.node_id, 3, &eid, t(2), 3_000);
     let (st, body) = push(
         &app,
         &b.token,
         &eid,
-        msg(&eid, Summary::default(), vec![fresh.clone(), forged]),
+        msg(&eid, Summary::default(), vec![fresh.clone(), unsigned_copy]),
     )
     .await;
     assert_eq!(
         (st, error_code(&body).as_str()),
-        (StatusCode::CONFLICT, "invalid_state")
+        (StatusCode::UNPROCESSABLE_ENTITY, "bad_record_signature")
     );
     assert_eq!(
         event_scans(&app, &org, &eid).await.len(),
         3,
         "nothing of the batch was written"
+    );
+    // A second copy of scan 1 with other content, signed by its device (a
+    // cloned SD card): kept as evidence and flagged, never a silent fork,
+    // and the rest of the batch is applied.
+    let mut clone = super::devices::unsigned(a.node_id, 1, &eid, t(2), 1_000);
+    clone.gate = "elsewhere".into();
+    clone.sign(&sync_protocol::SecretKey::from_seed([7; 32]));
+    let (st, _) = push(
+        &app,
+        &b.token,
+        &eid,
+        msg(&eid, Summary::default(), vec![clone]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, stats) = app
+        .get(&format!("/checkin/event/{eid}/stats"), &org.access)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{stats}");
+    assert_eq!(stats["conflicting_records"], 1, "{stats}");
+    assert_eq!(
+        event_scans(&app, &org, &eid).await.len(),
+        3,
+        "the held copy stays"
     );
 
     // Relayed by B, A's scan 3 closes the gap.
@@ -324,7 +349,7 @@ async fn a_full_batch_of_ten_thousand_records_is_one_request(app: TestApp) {
         .to_string();
     let tickets = sell(&app, &org, &eid, 1).await;
     let a = enroll(&app, &org, &eid).await;
-    let relayed = NodeId::from_bytes([0x42; 16]);
+    let relayed = enroll(&app, &org, &eid).await.node_id;
     let records: Vec<_> = (1..=10_000)
         .map(|seq| record(relayed, seq, &eid, &tickets[0].0, 1_000 + seq))
         .collect();

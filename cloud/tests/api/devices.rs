@@ -93,8 +93,16 @@ pub fn error_code(bytes: &[u8]) -> String {
     v["error"]["code"].as_str().unwrap_or("").to_string()
 }
 
-/// A scan record as a gate makes it.
+/// A scan record as a gate makes it, signed with the key every test device
+/// enrolls with (seed `[7; 32]`, see [`enroll`]).
 pub fn record(node: NodeId, seq: u64, event: &str, ticket: &str, hlc_ms: u64) -> ScanRecord {
+    let mut r = unsigned(node, seq, event, ticket, hlc_ms);
+    r.sign(&sync_protocol::SecretKey::from_seed([7; 32]));
+    r
+}
+
+/// A scan record without a signature.
+pub fn unsigned(node: NodeId, seq: u64, event: &str, ticket: &str, hlc_ms: u64) -> ScanRecord {
     ScanRecord {
         id: ScanId { node, seq },
         event_id: event.parse::<EventId>().unwrap(),
@@ -106,6 +114,7 @@ pub fn record(node: NodeId, seq: u64, event: &str, ticket: &str, hlc_ms: u64) ->
         outcome: Outcome::Admit,
         gate: "North 2".into(),
         operator: String::new(),
+        signature: Default::default(),
     }
 }
 
@@ -182,9 +191,14 @@ async fn enrollment_hands_out_keys_policy_and_a_token(app: TestApp) {
         .verify(&root)
         .expect("the event key is certified by the root the device will trust");
 
-    // A second device of the event gets the same gossip key (one LAN per event).
+    // A second device of the event is the roster's next version, with the
+    // next gossip key (keys rotate with every roster version, issue #17).
     let other = enroll(&app, &org, &eid).await;
-    assert_eq!(other.body["gossip_key"], e["gossip_key"]);
+    assert_ne!(other.body["gossip_key"], e["gossip_key"]);
+    assert_eq!(
+        other.body["gossip_key_version"].as_u64(),
+        e["gossip_key_version"].as_u64().map(|v| v + 1)
+    );
     assert_ne!(
         other.body["node_id"], e["node_id"],
         "every device is its own node"

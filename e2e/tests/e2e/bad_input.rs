@@ -121,6 +121,7 @@ async fn hostile_device_input_is_refused_and_nothing_is_written() {
         outcome: Outcome::Admit,
         gate: "forged".into(),
         operator: String::new(),
+        signature: Default::default(),
     };
     let fresh = ScanRecord {
         id: ScanId { node, seq: 99 },
@@ -143,8 +144,8 @@ async fn hostile_device_input_is_refused_and_nothing_is_written() {
     .await;
     assert_eq!(
         (st, code.as_str()),
-        (409, "invalid_state"),
-        "scan 1 exists with other content"
+        (422, "bad_record_signature"),
+        "records not signed by the gate they name are refused, nothing written"
     );
     let mut truncated = msg(vec![fresh]);
     truncated.truncate(truncated.len() - 3);

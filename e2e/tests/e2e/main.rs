@@ -7,6 +7,7 @@ mod bad_input;
 mod console;
 mod crash;
 mod gates;
+mod hostile_lan;
 mod latency;
 mod shop;
 

@@ -138,16 +138,17 @@ fn a_code_held_in_view_for_seconds_is_one_scan_and_one_light() {
 }
 
 #[test]
-fn forged_credentials_are_rejected_and_recorded() {
+fn forged_credentials_are_rejected_and_never_recorded() {
     let r = rig(0);
     let rogue = sync_protocol::SecretKey::from_seed([99; 32]);
     let forged = r.f.credential_with(&rogue, r.f.ticket(4));
     let report = r.engine.scan_text(&forged).unwrap();
     assert_eq!(report.reason, Some(Reason::UnknownKey));
     assert!(
-        report.scan_id.is_some(),
-        "a parsed credential's rejection is on record"
+        report.scan_id.is_none(),
+        "nothing an unverified credential claims is believed, so nothing is recorded (issue #17)"
     );
+    assert_eq!(r.engine.store().record_count().unwrap(), 0);
     let genuine = r.engine.scan_text(&r.f.credential(r.f.ticket(4))).unwrap();
     assert!(
         genuine.admitted(),

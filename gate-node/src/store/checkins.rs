@@ -16,8 +16,10 @@ use crdts::{CmRDT, Dot};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::cell::RefCell;
 use sync_protocol::checkin::{
-    ApplyReport, CheckinError, DoubleAdmission, MAX_SEQ, Summary, TicketFold, fold_ticket,
+    Advance, ApplyReport, CheckinError, DoubleAdmission, MAX_SEQ, Summary, TicketFold, advance,
+    fold_ticket,
 };
+use sync_protocol::roster::RecordRefusal;
 use sync_protocol::{
     CheckinView, Decision, Direction, EventId, Hlc, HlcClock, KeyRing, ManifestView, NodeId,
     ScanId, ScanRecord, TicketId, TicketState,
@@ -57,8 +59,9 @@ fn cut_label(s: &str) -> String {
     s[..end].to_owned()
 }
 
-fn decode_record(bytes: &[u8]) -> Result<ScanRecord, StoreError> {
-    ScanRecord::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("scan record: {e}")))
+fn decode_record(bytes: &[u8], signature: Option<[u8; 64]>) -> Result<ScanRecord, StoreError> {
+    ScanRecord::from_parts(bytes, signature.unwrap_or([0; 64]))
+        .map_err(|e| StoreError::Corrupt(format!("scan record: {e}")))
 }
 
 fn get_record(conn: &Connection, id: &ScanId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -68,12 +71,46 @@ fn get_record(conn: &Connection, id: &ScanId) -> Result<Option<Vec<u8>>, StoreEr
         .optional()?)
 }
 
+/// Whether `id` is held only as evidence (refused, but part of the summary
+/// so that peers stop offering it).
+fn in_evidence(conn: &Connection, id: &ScanId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM checkin_evidence WHERE node = ?1 AND seq = ?2 AND kind = 'revoked'",
+        )?
+        .query_row(params![id.node.as_bytes(), i64_of(id.seq)], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Keeps a refused record as evidence (idempotent).
+fn keep_evidence(
+    conn: &Connection,
+    kind: &str,
+    r: &ScanRecord,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO checkin_evidence (node, seq, kind, record, signature, received_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        r.id.node.as_bytes(),
+        i64_of(r.id.seq),
+        kind,
+        r.to_bytes(),
+        r.signature.0.as_slice(),
+        i64_of(now_ms),
+    ])?;
+    Ok(())
+}
+
 /// Inserts a record known to be new and advances the summary.
 fn insert_new(conn: &Connection, r: &ScanRecord, now_ms: u64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO checkins
-             (node, seq, ticket_id, hlc, outcome, direction, record, stored_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (node, seq, ticket_id, hlc, outcome, direction, record, stored_at_ms, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         r.id.node.as_bytes(),
@@ -84,32 +121,49 @@ fn insert_new(conn: &Connection, r: &ScanRecord, now_ms: u64) -> Result<(), Stor
         matches!(r.direction, Direction::Exit),
         r.to_bytes(),
         i64_of(now_ms),
+        (!r.signature.is_unsigned()).then_some(r.signature.0.as_slice()),
     ])?;
-    let node = r.id.node.as_bytes();
+    add_to_summary(conn, &r.id)
+}
+
+/// Advances the stored summary by one id, with the protocol's algorithm
+/// ([`sync_protocol::checkin::advance`]).
+fn add_to_summary(conn: &Connection, id: &ScanId) -> Result<(), StoreError> {
+    let node = id.node.as_bytes();
     let prefix: u64 = conn
         .prepare_cached("SELECT prefix FROM summary_prefix WHERE node = ?1")?
         .query_row([node], |row| row.get::<_, i64>(0))
         .optional()?
         .map_or(0, u64_of);
-    if r.id.seq <= prefix {
-        return Ok(());
-    }
-    if r.id.seq != prefix + 1 {
-        conn.prepare_cached("INSERT OR IGNORE INTO summary_extra (node, seq) VALUES (?1, ?2)")?
-            .execute(params![node, i64_of(r.id.seq)])?;
-        return Ok(());
-    }
-    let mut next = r.id.seq;
     let mut absorb =
         conn.prepare_cached("DELETE FROM summary_extra WHERE node = ?1 AND seq = ?2")?;
-    while absorb.execute(params![node, i64_of(next + 1)])? == 1 {
-        next += 1;
+    let mut failed = None;
+    let step = advance(prefix, id.seq, |seq| {
+        match absorb.execute(params![node, i64_of(seq)]) {
+            Ok(n) => n == 1,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
     }
-    conn.prepare_cached(
-        "INSERT INTO summary_prefix (node, prefix) VALUES (?1, ?2)
-         ON CONFLICT (node) DO UPDATE SET prefix = excluded.prefix",
-    )?
-    .execute(params![node, i64_of(next)])?;
+    match step {
+        Advance::Held => {}
+        Advance::Extra => {
+            conn.prepare_cached("INSERT OR IGNORE INTO summary_extra (node, seq) VALUES (?1, ?2)")?
+                .execute(params![node, i64_of(id.seq)])?;
+        }
+        Advance::Prefix(next) => {
+            conn.prepare_cached(
+                "INSERT INTO summary_prefix (node, prefix) VALUES (?1, ?2)
+                 ON CONFLICT (node) DO UPDATE SET prefix = excluded.prefix",
+            )?
+            .execute(params![node, i64_of(next)])?;
+        }
+    }
     Ok(())
 }
 
@@ -146,8 +200,11 @@ pub(super) fn missing_for(
 ) -> Result<Vec<ScanRecord>, StoreError> {
     let mine = read_summary(conn)?;
     let mut out = Vec::new();
+    // Unsigned records (a peer's, stored by a release before signed
+    // records) cannot be believed by anyone: they are never sent.
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, record FROM checkins WHERE node = ?1 AND seq > ?2 ORDER BY seq",
+        "SELECT seq, record, signature FROM checkins
+         WHERE node = ?1 AND seq > ?2 AND signature IS NOT NULL ORDER BY seq",
     )?;
     for node in nodes_of(&mine) {
         let from = their.vv.get(&node);
@@ -158,7 +215,7 @@ pub(super) fn missing_for(
             }
             let seq = u64_of(row.get(0)?);
             if !their.has(&ScanId { node, seq }) {
-                out.push(decode_record(&row.get::<_, Vec<u8>>(1)?)?);
+                out.push(decode_record(&row.get::<_, Vec<u8>>(1)?, row.get(2)?)?);
             }
         }
     }
@@ -190,7 +247,7 @@ impl<'c> SqlCheckins<'c> {
         let rows = stmt.query_map([ticket.as_bytes()], |r| r.get::<_, Vec<u8>>(0))?;
         let mut records = Vec::new();
         for bytes in rows {
-            records.push(decode_record(&bytes?)?);
+            records.push(decode_record(&bytes?, None)?);
         }
         Ok(fold_ticket(&records))
     }
@@ -224,6 +281,10 @@ impl Store {
         // Borrowed, not cloned: this runs on every scan.
         let inner = &mut *guard;
         let ring = inner.ring.as_ref().ok_or(StoreError::NotProvisioned)?;
+        let key = inner
+            .device_key
+            .as_ref()
+            .ok_or(StoreError::NotProvisioned)?;
         let tx = inner
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -244,7 +305,7 @@ impl Store {
         }
         let hlc = HlcClock::new(get_hlc(&tx)?).now(wall_ms);
         put(&tx, "hlc_last", &hlc.0.to_be_bytes())?;
-        let record = ScanRecord {
+        let mut record = ScanRecord {
             id: ScanId {
                 node: template.node,
                 seq,
@@ -258,7 +319,9 @@ impl Store {
             outcome: decision.outcome,
             gate: cut_label(&template.gate),
             operator: cut_label(&template.operator),
+            signature: Default::default(),
         };
+        record.sign(key);
         insert_new(&tx, &record, wall_ms)?;
         tx.commit()?;
         Ok((decision, Some(record)))
@@ -280,9 +343,17 @@ impl Store {
         Ok(decision)
     }
 
-    /// Applies records from a peer or the cloud, all or nothing (as
-    /// [`sync_protocol::CheckinLog::apply`]). Remote HLCs up to
-    /// `observe_until_ms` advance the persisted clock.
+    /// Applies records from a peer or the cloud (as
+    /// [`sync_protocol::CheckinLog::apply`], with the roster in front).
+    /// Refused, with nothing written: a record for another event, an invalid
+    /// one, one claiming this node's id that this node does not hold, one of
+    /// a device the roster does not list, dated before its enrollment, or
+    /// not signed by its device. Kept as evidence and not applied (the rest
+    /// of the batch is): a record its device made after its revocation
+    /// (`revoked`), and a second copy of a held scan id with other content
+    /// (`conflict`: the device signed two different records under one id, a
+    /// cloned identity). Remote HLCs up to `observe_until_ms` advance the
+    /// persisted clock.
     pub fn apply_records(
         &self,
         records: &[ScanRecord],
@@ -290,33 +361,90 @@ impl Store {
         observe_until_ms: u64,
     ) -> Result<ApplyReport, StoreError> {
         let mut inner = self.lock();
-        let event = inner
-            .identity
-            .as_ref()
-            .ok_or(StoreError::NotProvisioned)?
-            .event_id;
+        let (event, own) = {
+            let id = inner.identity.as_ref().ok_or(StoreError::NotProvisioned)?;
+            (id.event_id, id.node_id)
+        };
+        let roster = inner.roster.clone().ok_or(StoreError::NotProvisioned)?;
         let tx = inner
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut report = ApplyReport::default();
         let mut newest = Hlc::default();
+        let mut fresh: Vec<&ScanRecord> = Vec::new();
+        let mut revoked: Vec<&ScanRecord> = Vec::new();
+        let mut conflicts: Vec<&ScanRecord> = Vec::new();
+        let mut to_verify = Vec::new();
         for r in records {
             if r.event_id != event {
                 return Err(CheckinError::WrongEvent(r.id).into());
             }
             r.validate().map_err(|e| CheckinError::Invalid(r.id, e))?;
-            match get_record(&tx, &r.id)? {
-                Some(held) if held == r.to_bytes() => report.duplicate += 1,
-                Some(_) => return Err(CheckinError::Conflict(r.id).into()),
-                None => {
-                    insert_new(&tx, r, wall_ms)?;
-                    report.new += 1;
-                    if r.hlc.physical_ms() <= observe_until_ms {
-                        newest = newest.max(r.hlc);
+            let held = get_record(&tx, &r.id)?;
+            if r.id.node == own {
+                // Nobody but this node records under its id: not even a
+                // copy of one it holds is believed unless it is identical.
+                match held {
+                    Some(bytes) if bytes == r.to_bytes() => {
+                        report.duplicate += 1;
+                        continue;
                     }
+                    _ => return Err(RecordRefusal::OwnNode(r.id).into()),
+                }
+            }
+            let entry = match roster.standing(r) {
+                Ok(entry) => entry,
+                Err(RecordRefusal::Revoked(_)) => {
+                    let entry = roster
+                        .entry(&r.id.node)
+                        .ok_or(RecordRefusal::UnknownDevice(r.id))?;
+                    to_verify.push((r, &entry.public_key));
+                    if held.is_none() {
+                        revoked.push(r);
+                    } else {
+                        report.duplicate += 1;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            to_verify.push((r, &entry.public_key));
+            match held {
+                Some(bytes) if bytes == r.to_bytes() => report.duplicate += 1,
+                Some(_) => conflicts.push(r),
+                None if in_evidence(&tx, &r.id)? => report.duplicate += 1,
+                None => fresh.push(r),
+            }
+        }
+        sync_protocol::roster::verify_signatures(&to_verify)?;
+        let mut seen: std::collections::BTreeMap<ScanId, &ScanRecord> =
+            std::collections::BTreeMap::new();
+        for r in fresh {
+            match seen.get(&r.id) {
+                Some(other) if !ScanRecord::same_content(other, r) => conflicts.push(r),
+                Some(_) => report.duplicate += 1,
+                None => {
+                    seen.insert(r.id, r);
                 }
             }
         }
+        for r in seen.into_values() {
+            insert_new(&tx, r, wall_ms)?;
+            report.new += 1;
+            if r.hlc.physical_ms() <= observe_until_ms {
+                newest = newest.max(r.hlc);
+            }
+        }
+        for r in &revoked {
+            keep_evidence(&tx, "revoked", r, wall_ms)?;
+            add_to_summary(&tx, &r.id)?;
+        }
+        for r in &conflicts {
+            keep_evidence(&tx, "conflict", r, wall_ms)?;
+            tracing::warn!(scan = %r.id, "conflicting copy of a held scan kept as evidence");
+        }
+        report.refused += revoked.len();
+        report.conflicts += conflicts.len();
         if newest > Hlc::default() {
             let held = get_hlc(&tx)?;
             let observed = HlcClock::new(held).observe(newest, wall_ms);
@@ -342,9 +470,15 @@ impl Store {
 
     /// One record.
     pub fn record(&self, id: &ScanId) -> Result<Option<ScanRecord>, StoreError> {
-        get_record(&self.lock().conn, id)?
-            .map(|b| decode_record(&b))
-            .transpose()
+        let inner = self.lock();
+        let row: Option<(Vec<u8>, Option<[u8; 64]>)> = inner
+            .conn
+            .prepare_cached("SELECT record, signature FROM checkins WHERE node = ?1 AND seq = ?2")?
+            .query_row(params![id.node.as_bytes(), i64_of(id.seq)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(b, sig)| decode_record(&b, sig)).transpose()
     }
 
     /// The latest `limit` records by HLC, newest first.
@@ -352,9 +486,15 @@ impl Store {
         let inner = self.lock();
         let mut stmt = inner
             .conn
-            .prepare_cached("SELECT record FROM checkins ORDER BY hlc DESC LIMIT ?1")?;
-        let rows = stmt.query_map([limit.min(100_000) as i64], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|b| decode_record(&b?)).collect()
+            .prepare_cached("SELECT record, signature FROM checkins ORDER BY hlc DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit.min(100_000) as i64], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<[u8; 64]>>(1)?))
+        })?;
+        rows.map(|row| {
+            let (b, sig) = row?;
+            decode_record(&b, sig)
+        })
+        .collect()
     }
 
     /// Number of records held.

@@ -16,18 +16,23 @@
 mod checkins;
 mod listing;
 pub mod manifest;
+mod roster;
 pub mod schema;
 mod sync;
 
 pub use checkins::{CloudBacklog, RecordTemplate};
 pub use manifest::{Applied, ManifestInfo};
+pub use roster::{Evidence, RosterInfo};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use sync_protocol::checkin::CheckinError;
 use sync_protocol::manifest::{ManifestError, genesis_digest};
-use sync_protocol::{EventId, GatePolicy, KeyCertificate, KeyRing, NodeId, PublicKey};
+use sync_protocol::roster::RecordRefusal;
+use sync_protocol::{
+    EventId, GatePolicy, KeyCertificate, KeyRing, NodeId, PublicKey, Roster, SecretKey,
+};
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,10 @@ pub enum StoreError {
     /// A batch of records was refused (nothing written).
     #[error(transparent)]
     Checkin(#[from] CheckinError),
+    /// A record failed the roster check (unknown device, bad signature,
+    /// this node's own id); the batch was refused, nothing written.
+    #[error("record refused: {0}")]
+    Refused(#[from] RecordRefusal),
     /// A sync message was for another event (nothing written).
     #[error("sync message is for another event")]
     WrongEvent,
@@ -85,8 +94,11 @@ pub struct Identity {
     pub device_seed: [u8; 32],
     /// Bearer token for the cloud (secret); absent when provisioned offline.
     pub device_token: Option<String>,
-    /// HMAC key for LAN sync envelopes (secret).
+    /// HMAC key for LAN sync envelopes (secret), as enrollment gave it.
     pub gossip_key: [u8; 32],
+    /// The roster version that key belongs to (later keys arrive with
+    /// later rosters, see [`Store::gossip_keys`]).
+    pub gossip_key_version: u64,
     /// The organizer root public key, the trust anchor.
     pub root_public_key: [u8; 32],
     /// Gate policy.
@@ -120,6 +132,8 @@ pub(crate) struct Inner {
     pub(crate) conn: Connection,
     pub(crate) ring: Option<KeyRing>,
     pub(crate) identity: Option<Identity>,
+    pub(crate) roster: Option<Roster>,
+    pub(crate) device_key: Option<SecretKey>,
     data_version: i64,
 }
 
@@ -163,9 +177,12 @@ impl Store {
             conn,
             ring: None,
             identity: None,
+            roster: None,
+            device_key: None,
             data_version,
         };
         inner.reload()?;
+        inner.sign_legacy_records()?;
         Ok(Self {
             inner: Mutex::new(inner),
         })
@@ -260,6 +277,12 @@ impl Store {
             }
         }
         put(&tx, "gossip_key", &identity.gossip_key)?;
+        put(
+            &tx,
+            "gossip_key_version",
+            &identity.gossip_key_version.to_be_bytes(),
+        )?;
+        roster::put_gossip_key(&tx, identity.gossip_key_version, &identity.gossip_key)?;
         put(&tx, "root_public_key", &identity.root_public_key)?;
         let policy =
             serde_json::to_vec(&identity.policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -307,6 +330,38 @@ impl Inner {
             None => None,
             Some(id) => Some(load_ring(&self.conn, &id.root_public_key)?),
         };
+        self.device_key = self
+            .identity
+            .as_ref()
+            .map(|id| SecretKey::from_seed(id.device_seed));
+        self.reload_roster()
+    }
+
+    /// Signs this node's own records stored by a release before signed
+    /// records (schema 3 adds the column), so every record it sends is signed.
+    fn sign_legacy_records(&mut self) -> Result<(), StoreError> {
+        let (Some(id), Some(key)) = (&self.identity, &self.device_key) else {
+            return Ok(());
+        };
+        let node = id.node_id;
+        let key = key.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let unsigned: Vec<(i64, Vec<u8>)> = tx
+            .prepare("SELECT seq, record FROM checkins WHERE node = ?1 AND signature IS NULL")?
+            .query_map([node.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (seq, body) in unsigned {
+            let mut record = sync_protocol::ScanRecord::from_bytes(&body)
+                .map_err(|e| StoreError::Corrupt(format!("scan record: {e}")))?;
+            record.sign(&key);
+            tx.execute(
+                "UPDATE checkins SET signature = ?1 WHERE node = ?2 AND seq = ?3",
+                params![record.signature.0.as_slice(), node.as_bytes(), seq],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 }
@@ -367,6 +422,7 @@ fn load_identity(conn: &Connection) -> Result<Option<Identity>, StoreError> {
         device_seed: get_array(conn, "device_seed")?.ok_or_else(|| missing("device_seed"))?,
         device_token: get_string(conn, "device_token")?,
         gossip_key: get_array(conn, "gossip_key")?.ok_or_else(|| missing("gossip_key"))?,
+        gossip_key_version: get_u64(conn, "gossip_key_version")?.unwrap_or(0),
         root_public_key: get_array(conn, "root_public_key")?
             .ok_or_else(|| missing("root_public_key"))?,
         policy: serde_json::from_slice(&policy)

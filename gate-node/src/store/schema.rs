@@ -12,6 +12,7 @@ use rusqlite::Connection;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_sync_cursors.sql"),
+    include_str!("migrations/003_signed_records.sql"),
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,5 @@
 use super::*;
 use crate::fixture::EventFixture;
-use sync_protocol::checkin::CheckinError;
 use sync_protocol::manifest::{EntryStatus, ManifestError};
 use sync_protocol::{
     CheckinLog, Decision, Direction, ScanId, ScanRecord, SecretKey, SyncMessage, TimeReading,
@@ -186,6 +185,7 @@ fn batches_are_all_or_nothing_and_sync_matches_the_reference_log() {
         .unwrap()
         .unwrap();
     evil.gate = "elsewhere".into();
+    evil.sign(&f.device_key(1));
     let err = b.apply_records(&[rb.clone(), evil.clone()], NOW_MS, u64::MAX);
     assert!(
         err.is_ok(),
@@ -196,8 +196,11 @@ fn batches_are_all_or_nothing_and_sync_matches_the_reference_log() {
         .apply_records(&[rb.clone(), evil], NOW_MS, u64::MAX)
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Checkin(CheckinError::Conflict(_))),
-        "{err}"
+        matches!(
+            err,
+            StoreError::Refused(sync_protocol::roster::RecordRefusal::OwnNode(_))
+        ),
+        "nobody but a records under a's id: {err}"
     );
     assert_eq!(
         a.summary().unwrap(),
@@ -392,9 +395,9 @@ fn every_commit_is_fsynced_wal_with_synchronous_full() {
 }
 
 fn remote(f: &EventFixture, node: u8, seq: u64) -> ScanRecord {
-    ScanRecord {
+    let mut r = ScanRecord {
         id: ScanId {
-            node: sync_protocol::NodeId::from_bytes([node; 16]),
+            node: f.node_id(node),
             seq,
         },
         event_id: f.event_id,
@@ -406,7 +409,10 @@ fn remote(f: &EventFixture, node: u8, seq: u64) -> ScanRecord {
         outcome: sync_protocol::Outcome::Admit,
         gate: format!("G{node}"),
         operator: String::new(),
-    }
+        signature: Default::default(),
+    };
+    r.sign(&f.device_key(node));
+    r
 }
 
 proptest::proptest! {

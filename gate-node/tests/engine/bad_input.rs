@@ -5,7 +5,7 @@
 use crate::harness::{Cluster, cli};
 use gate_node::fixture::EventFixture;
 use sync_protocol::checkin::Summary;
-use sync_protocol::sync::seal;
+use sync_protocol::sync::{EnvelopeHeader, seal};
 use sync_protocol::{NodeId, ScanId, ScanRecord, SyncMessage};
 
 async fn fingerprint(node: &crate::harness::Node) -> (serde_json::Value, serde_json::Value) {
@@ -114,7 +114,38 @@ fn record(f: &EventFixture, node: NodeId, seq: u64, gate: &str) -> ScanRecord {
         outcome: sync_protocol::Outcome::Admit,
         gate: gate.into(),
         operator: String::new(),
+        signature: Default::default(),
     }
+}
+
+/// A record of fixture device `n`, signed by it.
+fn signed(f: &EventFixture, n: u8, seq: u64, gate: &str) -> ScanRecord {
+    let mut r = record(f, f.node_id(n), seq, gate);
+    r.sign(&f.device_key(n));
+    r
+}
+
+/// Seals like a peer does now: roster key version 1, the current time, a
+/// fresh nonce.
+fn envelope(key: &[u8; 32], sender: NodeId, payload: &[u8]) -> Vec<u8> {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(
+        &NONCE
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            .to_be_bytes(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let header = EnvelopeHeader {
+        sender,
+        key_version: 1,
+        timestamp_ms: now,
+        nonce,
+    };
+    seal(key, &header, payload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,43 +153,40 @@ async fn hostile_sync_envelopes_are_refused_and_write_nothing() {
     let f = EventFixture::new(43, 5);
     let c = Cluster::start(&f, 1).await;
     let node = &c.nodes[0];
-    let stranger = NodeId::from_bytes([0x55; 16]);
+    let own: NodeId = node.status().await["node_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let peer = f.node_id(5);
     // One genuine record from a peer, so a conflict has something to hit.
-    let genuine = record(&f, stranger, 1, "West");
+    let genuine = signed(&f, 5, 1, "West");
     let msg = |records: Vec<ScanRecord>| SyncMessage {
         event_id: f.event_id,
         have: Summary::default(),
         records,
     };
-    let ok = seal(
-        &f.gossip_key,
-        stranger,
-        &msg(vec![genuine.clone()]).encode(),
-    );
+    let ok = envelope(&f.gossip_key, peer, &msg(vec![genuine.clone()]).encode());
     assert!(
-        node.post_peer_sync(ok).await.is_success(),
+        node.post_peer_sync(ok.clone()).await.is_success(),
         "a genuine message is accepted"
     );
     let before = fingerprint(node).await;
     assert_eq!(before.0, 1);
 
-    let wrong_key = seal(
-        &[1; 32],
-        stranger,
-        &msg(vec![record(&f, stranger, 2, "W")]).encode(),
-    );
-    let mut tampered = seal(
+    let wrong_key = envelope(&[1; 32], peer, &msg(vec![signed(&f, 5, 2, "W")]).encode());
+    let mut tampered = envelope(
         &f.gossip_key,
-        stranger,
-        &msg(vec![record(&f, stranger, 2, "W")]).encode(),
+        peer,
+        &msg(vec![signed(&f, 5, 2, "W")]).encode(),
     );
     let n = tampered.len();
     tampered[n - 40] ^= 1;
-    let garbage_payload = seal(&f.gossip_key, stranger, b"TS\x01 definitely not a message");
+    let garbage_payload = envelope(&f.gossip_key, peer, b"TS\x02 definitely not a message");
     let other = EventFixture::new(44, 1);
-    let foreign = seal(
+    let foreign = envelope(
         &f.gossip_key,
-        stranger,
+        peer,
         &SyncMessage {
             event_id: other.event_id,
             have: Summary::default(),
@@ -166,26 +194,58 @@ async fn hostile_sync_envelopes_are_refused_and_write_nothing() {
         }
         .encode(),
     );
-    let mut conflicting = genuine.clone();
-    conflicting.gate = "Forged".into();
-    let conflict = seal(
+    // Insiders holding the gossip key (finding 1 and 2 of issue #17): a
+    // record under the target's own id, unsigned; a peer's "next scan"
+    // signed by another device; a device the roster does not list.
+    let mut own_forged = record(&f, own, 1 << 48, "Forged");
+    own_forged.sign(&f.device_key(5));
+    let own_id = envelope(&f.gossip_key, peer, &msg(vec![own_forged]).encode());
+    let mut next = record(&f, peer, 2, "Forged");
+    next.sign(&f.device_key(4));
+    let forged_next = envelope(&f.gossip_key, peer, &msg(vec![next]).encode());
+    let unsigned = envelope(
         &f.gossip_key,
-        stranger,
-        &msg(vec![record(&f, stranger, 2, "W"), conflicting]).encode(),
+        peer,
+        &msg(vec![record(&f, peer, 3, "W")]).encode(),
     );
+    let stranger = NodeId::from_bytes([0x55; 16]);
+    let mut unknown = record(&f, stranger, 1, "W");
+    unknown.sign(&f.device_key(5));
+    let unknown = envelope(&f.gossip_key, stranger, &msg(vec![unknown]).encode());
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("empty body", vec![], 401),
         ("random bytes", vec![0xAB; 300], 401),
         ("wrong gossip key", wrong_key, 401),
         ("tampered envelope", tampered, 401),
+        ("a replayed envelope", ok, 401),
         ("garbage payload", garbage_payload, 400),
         ("another event", foreign, 422),
-        ("conflicting record in a batch", conflict, 409),
+        ("a record under the node's own id", own_id, 422),
+        (
+            "a peer's next scan signed by another device",
+            forged_next,
+            422,
+        ),
+        ("an unsigned record", unsigned, 422),
+        ("a device the roster does not list", unknown, 422),
     ];
     for (name, body, want) in cases {
         let got = node.post_peer_sync(body).await;
         assert_eq!(got.as_u16(), want, "{name} is refused with {want}");
     }
+    // A second, validly signed copy of a held scan id with other content
+    // (a cloned device) is kept as evidence and flagged, never applied.
+    let mut conflicting = genuine.clone();
+    conflicting.gate = "Clone".into();
+    conflicting.sign(&f.device_key(5));
+    let conflict = envelope(&f.gossip_key, peer, &msg(vec![conflicting]).encode());
+    assert!(node.post_peer_sync(conflict).await.is_success());
+    let status = node.status().await;
+    assert_eq!(
+        status["flagged"]["conflicts"], 1,
+        "the conflict is visible in /status: {status}"
+    );
+    assert_eq!(status["flagged"]["latest"][0]["record"]["gate"], "Clone");
     // The node refuses an oversized body from its Content-Length, before
     // reading it, and closes the connection: the client sees 413 or, if it
     // was still writing, a broken pipe. Either way nothing is read or written.

@@ -7,7 +7,7 @@ use crate::harness::{Node, Proxy, cli, wait_until, write_config};
 use gate_node::fixture::EventFixture;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use sync_protocol::{Direction, Hlc, NodeId, Outcome, ScanId, ScanRecord};
+use sync_protocol::{Direction, Hlc, Outcome, ScanId, ScanRecord};
 
 fn enroll(dir: &std::path::Path, cloud_url: &str) {
     write_config(
@@ -102,9 +102,10 @@ async fn an_enrolled_gate_syncs_manifest_and_checkins_with_the_cloud_in_batches(
     assert!(cloud.counts.full_manifests.load(Ordering::SeqCst) > fulls);
 
     // A scan by another device reaches the gate through the cloud.
-    cloud.record_elsewhere(ScanRecord {
+    // Signed by a device of the fixture's roster, as every record must be.
+    let mut elsewhere = ScanRecord {
         id: ScanId {
-            node: NodeId::from_bytes([0x77; 16]),
+            node: f.node_id(7),
             seq: 1,
         },
         event_id: f.event_id,
@@ -116,14 +117,14 @@ async fn an_enrolled_gate_syncs_manifest_and_checkins_with_the_cloud_in_batches(
         outcome: Outcome::Admit,
         gate: "Scanner app".into(),
         operator: "Ana".into(),
-    });
+        signature: Default::default(),
+    };
+    elsewhere.sign(&f.device_key(7));
+    cloud.record_elsewhere(elsewhere);
     wait_until(
         Duration::from_secs(10),
         "the other device's scan at the gate",
-        || async {
-            node.holds(&format!("{}:1", NodeId::from_bytes([0x77; 16])))
-                .await
-        },
+        || async { node.holds(&format!("{}:1", f.node_id(7))).await },
     )
     .await;
     assert_eq!(

@@ -94,6 +94,8 @@ async fn enroll(State(c): State<Shared>, body: Bytes) -> Response {
             "root_public_key": b.root_public_key,
             "key_certificates": b.key_certificates,
             "gossip_key": b.gossip_key,
+            "gossip_key_version": b.gossip_key_version,
+            "roster": b.roster,
             "policy": b.policy,
             "gate": "North 2",
         })),
@@ -129,6 +131,33 @@ async fn delta(
         }
         None => error(StatusCode::CONFLICT, "full_manifest_required"),
     }
+}
+
+async fn roster(
+    State(c): State<Shared>,
+    h: HeaderMap,
+    Path(_e): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&h) {
+        return error(StatusCode::UNAUTHORIZED, "device_revoked");
+    }
+    let since: u64 = q.get("since").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let f = c.event.lock().unwrap();
+    if since == f.roster_version {
+        return timed(StatusCode::NO_CONTENT, ());
+    }
+    timed(
+        StatusCode::OK,
+        axum::Json(serde_json::json!({
+            "version": f.roster_version,
+            "roster": hex::encode(f.roster_bytes()),
+            "gossip_key": {
+                "version": f.roster_version,
+                "key": hex::encode(f.gossip_key_at(f.roster_version)),
+            },
+        })),
+    )
 }
 
 async fn checkins(
@@ -176,6 +205,7 @@ impl Cloud {
             .route("/sync/events/{event}/manifest", get(manifest))
             .route("/sync/events/{event}/manifest/delta", get(delta))
             .route("/sync/events/{event}/checkins", post(checkins))
+            .route("/sync/events/{event}/roster", get(roster))
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

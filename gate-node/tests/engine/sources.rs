@@ -107,11 +107,10 @@ async fn a_directory_of_camera_frames_admits_rejects_and_debounces() {
         [
             (id(3), s("admit"), s("")),
             (id(1), s("admit"), s("")),
-            (id(4), s("reject"), s("unknown_key")),
             (id(2), s("admit"), s("")),
             (id(3), s("reject"), s("already_inside")),
         ],
-        "one durable record per ticket shown, in the order shown"
+        "one durable record per genuine ticket shown, in the order shown (the forgery is not believed, so not recorded)"
     );
 }
 

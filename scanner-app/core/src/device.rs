@@ -11,6 +11,7 @@ use crate::words::{self, Context};
 use gate_node::api::{self, AppState};
 use gate_node::cloud::CloudClient;
 use gate_node::cloud_sync::CloudSync;
+use gate_node::config::ApiConfig;
 use gate_node::decode::QrDecoder;
 use gate_node::engine::{Engine, ScanReport};
 use gate_node::peer::{PeerHub, PeerSource};
@@ -157,9 +158,14 @@ impl Device {
             scan_endpoint: false,
         };
         let mut api_stop = stop_rx;
-        tokio::spawn(api::serve(listener, state, async move {
-            let _ = api_stop.wait_for(|s| *s).await;
-        }));
+        tokio::spawn(api::serve(
+            listener,
+            state,
+            ApiConfig::default().limits(),
+            async move {
+                let _ = api_stop.wait_for(|s| *s).await;
+            },
+        ));
         tracing::info!(%api_addr, node = %identity.node_id, "scanner device running");
         Ok(Self {
             store,

@@ -109,6 +109,7 @@ pub fn scans(n: usize, nodes: u8, tickets: &[TicketId], seed: u64) -> Vec<ScanRe
                 outcome: Outcome::Admit,
                 gate: format!("Gate {}", g + 1),
                 operator: String::new(),
+                signature: Default::default(),
             }
         })
         .collect()

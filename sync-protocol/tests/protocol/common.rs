@@ -71,5 +71,6 @@ pub fn scan(node_n: u8, seq: u64, ticket_n: u8, direction: Direction, hlc: u64) 
         outcome: Outcome::Admit,
         gate: format!("gate {node_n}"),
         operator: String::new(),
+        signature: Default::default(),
     }
 }

@@ -213,6 +213,38 @@ fn newer_generation_than_the_manifest_is_admitted_older_is_superseded() {
 }
 
 #[test]
+fn junk_naming_another_event_is_a_bad_signature_and_carries_no_ticket() {
+    // Issue #17 finding 6: an unsigned credential naming another event was
+    // `wrong_event` (checked before the signature) and carried a ticket id,
+    // so gates recorded it durably. The signature now comes first.
+    let gate = Gate::new();
+    let mut c = claims(20);
+    c.event_id = "0194f3a0-7c00-7000-8000-0000000000ee".parse().unwrap();
+    let mut bytes = Credential::issue(&event_key(), c)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0x01;
+    let junk = format!("TK1:{}", sync_protocol::base45::encode(&bytes));
+    let d = gate.decide(&junk);
+    assert_eq!(d.outcome, Outcome::Reject(Reason::BadSignature));
+    assert_eq!(
+        (d.ticket_id, d.event_id),
+        (None, None),
+        "nothing an unverified credential claims is believed"
+    );
+    let stranger = sync_protocol::SecretKey::from_seed([0x99; 32]);
+    let d = gate.decide(
+        &Credential::issue(&stranger, claims(21))
+            .unwrap()
+            .to_qr_text(),
+    );
+    assert_eq!(d.outcome, Outcome::Reject(Reason::UnknownKey));
+    assert_eq!(d.ticket_id, None);
+}
+
+#[test]
 fn garbage_is_malformed_and_carries_no_ticket() {
     let gate = Gate::new();
     for text in [

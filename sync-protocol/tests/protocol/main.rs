@@ -5,6 +5,7 @@
 mod common;
 mod decision;
 mod props;
+mod roster;
 mod sizes;
 mod sync;
 mod vectors;

@@ -290,6 +290,15 @@ fn valid_input(kind: usize) -> Vec<u8> {
         2 => log_of(&[(1, 1), (1, 2), (2, 1), (3, 5)])
             .sync_push(vec![record(1, 1), record(2, 1)])
             .encode(),
-        _ => sync_protocol::sync::seal(&[7; 32], node(1), &log_of(&[(1, 1)]).sync_start().encode()),
+        _ => sync_protocol::sync::seal(
+            &[7; 32],
+            &sync_protocol::sync::EnvelopeHeader {
+                sender: node(1),
+                key_version: 1,
+                timestamp_ms: 1_700_000_000_000,
+                nonce: [9; 16],
+            },
+            &log_of(&[(1, 1)]).sync_start().encode(),
+        ),
     }
 }

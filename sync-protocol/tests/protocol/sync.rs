@@ -127,9 +127,15 @@ fn message_for_another_event_is_refused() {
 fn envelope_authenticates_sender_and_payload() {
     let key = [0x5a; 32];
     let payload = CheckinLog::new(event()).sync_start().encode();
-    let sealed = sync::seal(&key, node(4), &payload);
-    let (sender, body) = sync::open(&key, &sealed).unwrap();
-    assert_eq!(sender, node(4));
+    let header = sync::EnvelopeHeader {
+        sender: node(4),
+        key_version: 3,
+        timestamp_ms: 1_700_000_000_000,
+        nonce: [7; 16],
+    };
+    let sealed = sync::seal(&key, &header, &payload);
+    let (got, body) = sync::open(&key, &sealed).unwrap();
+    assert_eq!(got, header);
     assert_eq!(body, payload.as_slice());
     assert!(sync::open(&[0x5b; 32], &sealed).is_err(), "wrong key");
     for i in 0..sealed.len() {

@@ -86,14 +86,17 @@ def decide(v):
         c = parse_credential(v["qr_text"])
     except (ValueError, struct.error):
         return "malformed"
-    if c["event_id"] != event:
-        return "wrong_event"
-    if c["key_id"] != hashlib.sha256(cert["key"]).digest()[:8] or cert["event_id"] != event:
+    # The signature is checked before anything the credential claims.
+    if c["key_id"] != hashlib.sha256(cert["key"]).digest()[:8]:
         return "unknown_key"
     try:
         Ed25519PublicKey.from_public_bytes(cert["key"]).verify(c["signature"], c["signed"])
     except InvalidSignature:
         return "bad_signature"
+    if c["event_id"] != event:
+        return "wrong_event"
+    if cert["event_id"] != event:
+        return "unknown_key"
     if not cert["window"][0] <= now <= cert["window"][1]:
         return "key_not_valid"
     listed = {uuid.UUID(t): 0 for t in v["revoked_ticket_ids"]}

@@ -14,9 +14,11 @@
 //!   5 minutes ahead of its clock), so its own scans order after what it saw.
 
 mod queries;
+mod roster;
 mod summary;
 
 pub use queries::{GateCount, ScanFilter, StoredScan};
+pub use roster::{RosterUpdate, RosterVersion};
 
 use super::sql::{col, map_err, parsed};
 use super::{Dialect, SqlStore, StoreError, StoreResult};
@@ -33,7 +35,7 @@ use sync_protocol::{
 
 /// Remote HLCs further ahead of the cloud's clock than this do not move it.
 const MAX_HLC_LEAD_MS: u64 = 300_000;
-/// Rows per multi-row INSERT (14 parameters each; far below every limit).
+/// Rows per multi-row INSERT (15 parameters each; far below every limit).
 const INSERT_CHUNK: usize = 200;
 /// Ids per `IN (...)` lookup.
 const LOOKUP_CHUNK: usize = 500;
@@ -47,9 +49,12 @@ pub struct SyncOutcome {
     pub reply: SyncMessage,
 }
 
-/// A scan the cloud itself records (online check-in by staff).
+/// A scan the cloud itself records (online check-in by staff), signed with
+/// the event key (the cloud replica's key in the roster).
 #[derive(Debug, Clone)]
 pub struct CloudScan {
+    /// The event's signing key.
+    pub signer: sync_protocol::SecretKey,
     /// The event.
     pub event_id: EventId,
     /// The ticket.
@@ -71,16 +76,38 @@ pub struct CloudScan {
 /// The check-in CRDT replicas and reads over them.
 #[async_trait]
 pub trait CheckinStore: Send + Sync {
-    /// Applies a device's batch (all or nothing; `InvalidState` when a record
-    /// differs from the copy held or claims the cloud's node id) and answers
-    /// with the cloud's summary and at most `limit` records `msg.have` lacks.
+    /// Applies a device's batch, whose records the caller checked against
+    /// the roster, and answers with the cloud's summary and at most `limit`
+    /// records `msg.have` lacks. Records in `revoked` (made by a revoked
+    /// device after its revocation) and second copies of held scan ids with
+    /// other content are kept as evidence, never applied; `InvalidState`
+    /// (nothing written) when a record claims the cloud's node id but was never
+    /// recorded by it.
     async fn sync_checkins(
         &self,
         event: EventId,
         msg: &SyncMessage,
+        revoked: &std::collections::BTreeSet<ScanId>,
+        from_device: NodeId,
         now_ms: u64,
         limit: usize,
     ) -> StoreResult<SyncOutcome>;
+    /// Publishes the next roster version if the event's devices changed
+    /// (see [`RosterVersion`]); the current version either way.
+    async fn publish_roster(
+        &self,
+        event: EventId,
+        cloud_key: &sync_protocol::PublicKey,
+        sealed_candidate: &[u8],
+        now: UnixMillis,
+    ) -> StoreResult<RosterVersion>;
+    /// What a device at roster version `since` needs (`NotFound` before the
+    /// first publication).
+    async fn roster_update(&self, event: EventId, since: u64) -> StoreResult<RosterUpdate>;
+    /// The roster as published now.
+    async fn roster_now(&self, event: EventId) -> StoreResult<sync_protocol::Roster>;
+    /// Evidence kept: `(conflicts, revoked)`.
+    async fn evidence_counts(&self, event: EventId) -> StoreResult<(u64, u64)>;
     /// Of `nodes`, those that belong to another event (a device or a cloud
     /// replica enrolled there).
     async fn foreign_nodes(&self, event: EventId, nodes: &[NodeId]) -> StoreResult<Vec<NodeId>>;
@@ -181,6 +208,58 @@ impl<D: Dialect> SqlStore<D> {
         Ok(())
     }
 
+    /// Keeps a refused record as evidence (idempotent).
+    async fn keep_evidence(
+        tx: &mut Transaction<'static, Any>,
+        kind: &str,
+        r: &ScanRecord,
+        from_device: NodeId,
+        now: UnixMillis,
+    ) -> StoreResult<()> {
+        use sha2::Digest;
+        let body = r.to_bytes();
+        sqlx::query(
+            "INSERT INTO checkin_evidence (event_id, scan_id, kind, record_hash, record, signature, \
+             from_device, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(r.event_id.to_string())
+        .bind(r.id.to_string())
+        .bind(kind.to_string())
+        .bind(hex::encode(sha2::Sha256::digest(&body)))
+        .bind(body)
+        .bind(r.signature.0.to_vec())
+        .bind(from_device.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Of `ids`, those held as `revoked` evidence (in the summary, not the set).
+    async fn evidence_ids(
+        tx: &mut Transaction<'static, Any>,
+        event: EventId,
+        ids: &[ScanId],
+    ) -> StoreResult<std::collections::HashSet<ScanId>> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT scan_id FROM checkin_evidence WHERE event_id = $1 AND kind = 'revoked' AND scan_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(event.to_string());
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for row in q.fetch_all(&mut **tx).await.map_err(map_err)? {
+                out.insert(parsed(&row, "scan_id")?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored bytes of `ids` (all of one event).
     async fn stored_bytes(
         tx: &mut Transaction<'static, Any>,
@@ -216,13 +295,13 @@ impl<D: Dialect> SqlStore<D> {
         for chunk in records.chunks(INSERT_CHUNK) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let marks: Vec<String> = (1..=14).map(|c| format!("${}", i * 14 + c)).collect();
+                    let marks: Vec<String> = (1..=15).map(|c| format!("${}", i * 15 + c)).collect();
                     format!("({})", marks.join(", "))
                 })
                 .collect();
             let sql = format!(
                 "INSERT INTO checkins (scan_id, event_id, ticket_id, node_id, seq, generation, direction, \
-                 outcome, hlc, zone, gate, operator, recorded_at, record) VALUES {}",
+                 outcome, hlc, zone, gate, operator, recorded_at, record, signature) VALUES {}",
                 rows.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -241,7 +320,8 @@ impl<D: Dialect> SqlStore<D> {
                     .bind(label(&r.gate))
                     .bind(label(&r.operator))
                     .bind(now)
-                    .bind(r.to_bytes());
+                    .bind(r.to_bytes())
+                    .bind((!r.signature.is_unsigned()).then(|| r.signature.0.to_vec()));
             }
             q.execute(&mut **tx).await.map_err(map_err)?;
         }
@@ -257,17 +337,19 @@ impl<D: Dialect> SqlStore<D> {
         limit: usize,
     ) -> StoreResult<Vec<ScanRecord>> {
         let mut out = Vec::new();
-        for (node, cov) in &mine.nodes {
-            let from = their.vv.get(node);
-            let top = cov.extras.last().copied().unwrap_or(cov.prefix);
+        for (node, prefix, extras) in mine.nodes() {
+            let from = their.vv.get(&node);
+            let top = extras.and_then(|e| e.last().copied()).unwrap_or(prefix);
             if top <= from || out.len() >= limit {
                 continue;
             }
-            let skip = their.extras.get(node).map_or(0, |e| e.len());
+            let skip = their.extras.get(&node).map_or(0, |e| e.len());
             let want = (limit - out.len() + skip) as i64;
+            // Unsigned rows (stored before signed records) are never sent:
+            // no device would believe them.
             let rows = sqlx::query(
-                "SELECT record FROM checkins WHERE event_id = $1 AND node_id = $2 AND seq > $3 \
-                 ORDER BY seq LIMIT $4",
+                "SELECT record, signature FROM checkins WHERE event_id = $1 AND node_id = $2 AND seq > $3 \
+                 AND signature IS NOT NULL ORDER BY seq LIMIT $4",
             )
             .bind(event.to_string())
             .bind(node.to_string())
@@ -293,6 +375,8 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         &self,
         event: EventId,
         msg: &SyncMessage,
+        revoked: &std::collections::BTreeSet<ScanId>,
+        from_device: NodeId,
         now_ms: u64,
         limit: usize,
     ) -> StoreResult<SyncOutcome> {
@@ -302,6 +386,8 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         let mut report = ApplyReport::default();
         let mut fresh: BTreeMap<ScanId, &ScanRecord> = BTreeMap::new();
         let mut held: Vec<&ScanRecord> = Vec::new();
+        let mut conflicts: Vec<&ScanRecord> = Vec::new();
+        let mut refused: BTreeMap<ScanId, &ScanRecord> = BTreeMap::new();
         for r in &msg.records {
             if r.event_id != event {
                 return Err(StoreError::InvalidState(format!(
@@ -313,13 +399,12 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
                 held.push(r);
                 continue;
             }
+            if revoked.contains(&r.id) {
+                refused.insert(r.id, r);
+                continue;
+            }
             match fresh.get(&r.id) {
-                Some(other) if *other != r => {
-                    return Err(StoreError::InvalidState(format!(
-                        "scan {} appears twice in the batch with different content",
-                        r.id
-                    )));
-                }
+                Some(other) if !other.same_content(r) => conflicts.push(r),
                 Some(_) => report.duplicate += 1,
                 None if r.id.node == replica.node => {
                     return Err(StoreError::InvalidState(format!(
@@ -334,15 +419,17 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         }
         let ids: Vec<ScanId> = held.iter().map(|r| r.id).collect();
         let stored = Self::stored_bytes(&mut tx, event, &ids).await?;
+        let missing: Vec<ScanId> = ids
+            .iter()
+            .filter(|id| !stored.contains_key(id))
+            .copied()
+            .collect();
+        let as_evidence = Self::evidence_ids(&mut tx, event, &missing).await?;
         for r in &held {
             match stored.get(&r.id) {
                 Some(bytes) if *bytes == r.to_bytes() => report.duplicate += 1,
-                Some(_) => {
-                    return Err(StoreError::InvalidState(format!(
-                        "scan {} arrived with different content than the copy held",
-                        r.id
-                    )));
-                }
+                Some(_) => conflicts.push(r),
+                None if as_evidence.contains(&r.id) => report.duplicate += 1,
                 None => {
                     return Err(StoreError::Other(format!(
                         "summary lists scan {} but it is not stored",
@@ -351,9 +438,26 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
                 }
             }
         }
+        let now = now_ms as i64;
+        for r in &conflicts {
+            Self::keep_evidence(&mut tx, "conflict", r, from_device, now).await?;
+            tracing::warn!(scan = %r.id, device = %from_device, "conflicting copy of a held scan kept as evidence");
+        }
+        for r in refused.values() {
+            Self::keep_evidence(&mut tx, "revoked", r, from_device, now).await?;
+        }
+        report.conflicts = conflicts.len();
+        report.refused = refused.len();
         let fresh: Vec<&ScanRecord> = fresh.into_values().collect();
         report.new = fresh.len();
         let mut after = before.clone();
+        for id in refused.keys() {
+            // Held as evidence: the device stops offering it.
+            after.add(id);
+        }
+        if !refused.is_empty() && fresh.is_empty() {
+            after.store_changes(&before, &mut tx, event).await?;
+        }
         if !fresh.is_empty() {
             Self::insert_records(&mut tx, &fresh, now_ms as i64).await?;
             super::outbox::checked_in(&mut tx, event, &fresh, now_ms as i64).await?;
@@ -421,7 +525,7 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         }
         replica.last_seq += 1;
         replica.last_hlc = HlcClock::new(replica.last_hlc).now(now_ms);
-        let record = ScanRecord {
+        let mut record = ScanRecord {
             id: ScanId {
                 node: replica.node,
                 seq: replica.last_seq,
@@ -435,10 +539,12 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
             outcome: scan.outcome,
             gate: scan.gate.clone(),
             operator: scan.operator.clone(),
+            signature: Default::default(),
         };
         record
             .validate()
             .map_err(|e| StoreError::Other(format!("cloud scan record: {e}")))?;
+        record.sign(&scan.signer);
         Self::insert_records(&mut tx, &[&record], now_ms as i64).await?;
         super::outbox::checked_in(&mut tx, event, &[&record], now_ms as i64).await?;
         // The cloud's own records are contiguous: its prefix is its last seq.
@@ -455,6 +561,45 @@ impl<D: Dialect> CheckinStore for SqlStore<D> {
         Self::save_replica(&mut tx, event, &replica).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(record))
+    }
+
+    async fn publish_roster(
+        &self,
+        event: EventId,
+        cloud_key: &sync_protocol::PublicKey,
+        sealed_candidate: &[u8],
+        now: UnixMillis,
+    ) -> StoreResult<RosterVersion> {
+        self.publish_roster_tx(event, cloud_key, sealed_candidate, now)
+            .await
+    }
+
+    async fn roster_update(&self, event: EventId, since: u64) -> StoreResult<RosterUpdate> {
+        self.roster_update_tx(event, since).await
+    }
+
+    async fn roster_now(&self, event: EventId) -> StoreResult<sync_protocol::Roster> {
+        self.roster_now_tx(event).await
+    }
+
+    async fn evidence_counts(&self, event: EventId) -> StoreResult<(u64, u64)> {
+        let rows = sqlx::query(
+            "SELECT kind, count(*) AS n FROM checkin_evidence WHERE event_id = $1 GROUP BY kind",
+        )
+        .bind(event.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut out = (0, 0);
+        for row in &rows {
+            let kind: String = col(row, "kind")?;
+            let n = summary::seq_of(col(row, "n")?)?;
+            match kind.as_str() {
+                "conflict" => out.0 = n,
+                _ => out.1 = n,
+            }
+        }
+        Ok(out)
     }
 
     async fn ticket_scans(&self, event: EventId, ticket: TicketId) -> StoreResult<Vec<StoredScan>> {

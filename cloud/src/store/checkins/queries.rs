@@ -49,11 +49,20 @@ pub struct GateCount {
     pub rejected: i64,
 }
 
-/// Decodes the `record` column.
+/// Decodes the `record` column, with the `signature` column when the query
+/// selected it.
 pub(super) fn decode(row: &AnyRow) -> StoreResult<ScanRecord> {
+    use sqlx::Row;
     let bytes: Option<Vec<u8>> = col(row, "record")?;
     let bytes = bytes.ok_or_else(|| StoreError::Other("check-in row without record".into()))?;
-    ScanRecord::from_bytes(&bytes).map_err(|e| StoreError::Other(format!("stored scan: {e}")))
+    let signature = row
+        .try_get::<Option<Vec<u8>>, _>("signature")
+        .ok()
+        .flatten()
+        .and_then(|s| <[u8; 64]>::try_from(s).ok())
+        .unwrap_or([0; 64]);
+    ScanRecord::from_parts(&bytes, signature)
+        .map_err(|e| StoreError::Other(format!("stored scan: {e}")))
 }
 
 fn stored(row: &AnyRow) -> StoreResult<StoredScan> {

@@ -8,71 +8,48 @@ use super::super::{StoreError, StoreResult};
 use crate::model::EventId;
 use crdts::{CmRDT, Dot};
 use sqlx::{Any, Transaction};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use sync_protocol::checkin::Summary;
 use sync_protocol::{NodeId, ScanId};
 
-/// What the replica holds of one node's scans.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Coverage {
-    /// `1..=prefix` held.
-    pub prefix: u64,
-    /// Held above the prefix (never `prefix + 1`).
-    pub extras: BTreeSet<u64>,
-}
-
-impl Coverage {
-    fn has(&self, seq: u64) -> bool {
-        seq <= self.prefix || self.extras.contains(&seq)
-    }
-
-    fn add(&mut self, seq: u64) {
-        if seq <= self.prefix {
-            return;
-        }
-        if seq != self.prefix + 1 {
-            self.extras.insert(seq);
-            return;
-        }
-        self.prefix = seq;
-        while self.extras.remove(&(self.prefix + 1)) {
-            self.prefix += 1;
-        }
-    }
-}
-
-/// The replica's summary, per node.
+/// The replica's summary: the protocol's own [`Summary`] (one algorithm
+/// for every replica: `Summary::add`, `Summary::has`), loaded from and
+/// written back to the two tables.
 #[derive(Debug, Clone, Default)]
-pub(super) struct ReplicaSummary {
-    pub nodes: BTreeMap<NodeId, Coverage>,
-}
+pub(super) struct ReplicaSummary(pub Summary);
 
 impl ReplicaSummary {
     pub fn has(&self, id: &ScanId) -> bool {
-        self.nodes.get(&id.node).is_some_and(|c| c.has(id.seq))
+        self.0.has(id)
     }
 
     pub fn add(&mut self, id: &ScanId) {
-        self.nodes.entry(id.node).or_default().add(id.seq);
+        self.0.add(*id);
     }
 
     /// As the protocol's [`Summary`].
     pub fn to_summary(&self) -> Summary {
-        let mut s = Summary::default();
-        for (node, c) in &self.nodes {
-            if c.prefix > 0 {
-                s.vv.apply(Dot::new(*node, c.prefix));
-            }
-            if !c.extras.is_empty() {
-                s.extras.insert(*node, c.extras.clone());
-            }
-        }
-        s
+        self.0.clone()
+    }
+
+    /// Every node held: its prefix and its extras.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, u64, Option<&BTreeSet<u64>>)> {
+        let nodes: BTreeSet<NodeId> = self
+            .0
+            .vv
+            .dots
+            .keys()
+            .chain(self.0.extras.keys())
+            .copied()
+            .collect();
+        nodes
+            .into_iter()
+            .map(|n| (n, self.0.vv.get(&n), self.0.extras.get(&n)))
     }
 
     /// Reads the event's summary.
     pub async fn load(tx: &mut Transaction<'static, Any>, event: EventId) -> StoreResult<Self> {
-        let mut out = Self::default();
+        let mut out = Summary::default();
         let rows = sqlx::query("SELECT node_id, prefix FROM checkin_prefix WHERE event_id = $1")
             .bind(event.to_string())
             .fetch_all(&mut **tx)
@@ -80,7 +57,10 @@ impl ReplicaSummary {
             .map_err(map_err)?;
         for row in &rows {
             let node: NodeId = parsed(row, "node_id")?;
-            out.nodes.entry(node).or_default().prefix = seq_of(col(row, "prefix")?)?;
+            let prefix = seq_of(col(row, "prefix")?)?;
+            if prefix > 0 {
+                out.vv.apply(Dot::new(node, prefix));
+            }
         }
         let rows = sqlx::query("SELECT node_id, seq FROM checkin_extras WHERE event_id = $1")
             .bind(event.to_string())
@@ -90,9 +70,9 @@ impl ReplicaSummary {
         for row in &rows {
             let node: NodeId = parsed(row, "node_id")?;
             let seq = seq_of(col(row, "seq")?)?;
-            out.nodes.entry(node).or_default().extras.insert(seq);
+            out.extras.entry(node).or_default().insert(seq);
         }
-        Ok(out)
+        Ok(Self(out))
     }
 
     /// Writes the nodes whose coverage differs from `before`.
@@ -102,20 +82,24 @@ impl ReplicaSummary {
         tx: &mut Transaction<'static, Any>,
         event: EventId,
     ) -> StoreResult<()> {
-        let empty = Coverage::default();
-        for (node, after) in &self.nodes {
-            let old = before.nodes.get(node).unwrap_or(&empty);
-            if old == after {
+        let none = BTreeSet::new();
+        for (node, prefix, extras) in self.nodes() {
+            let extras = extras.unwrap_or(&none);
+            let (old_prefix, old_extras) = (
+                before.0.vv.get(&node),
+                before.0.extras.get(&node).unwrap_or(&none),
+            );
+            if (old_prefix, old_extras) == (prefix, extras) {
                 continue;
             }
-            if after.prefix != old.prefix {
+            if prefix != old_prefix {
                 sqlx::query(
                     "INSERT INTO checkin_prefix (event_id, node_id, prefix) VALUES ($1, $2, $3) \
                      ON CONFLICT (event_id, node_id) DO UPDATE SET prefix = excluded.prefix",
                 )
                 .bind(event.to_string())
                 .bind(node.to_string())
-                .bind(seq_col(after.prefix)?)
+                .bind(seq_col(prefix)?)
                 .execute(&mut **tx)
                 .await
                 .map_err(map_err)?;
@@ -124,12 +108,12 @@ impl ReplicaSummary {
                 )
                 .bind(event.to_string())
                 .bind(node.to_string())
-                .bind(seq_col(after.prefix)?)
+                .bind(seq_col(prefix)?)
                 .execute(&mut **tx)
                 .await
                 .map_err(map_err)?;
             }
-            for seq in after.extras.difference(&old.extras) {
+            for seq in extras.difference(old_extras) {
                 sqlx::query(
                     "INSERT INTO checkin_extras (event_id, node_id, seq) VALUES ($1, $2, $3)",
                 )
@@ -159,16 +143,33 @@ pub(super) fn seq_col(seq: u64) -> StoreResult<i64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn coverage_absorbs_extras_into_the_prefix() {
-        let mut c = Coverage::default();
-        for seq in [3, 5, 1] {
-            c.add(seq);
+    fn id(seq: u64) -> ScanId {
+        ScanId {
+            node: NodeId(uuid::Uuid::from_u128(1)),
+            seq,
         }
-        assert_eq!((c.prefix, c.extras.len()), (1, 2), "gap at 2");
-        c.add(2);
-        assert_eq!(c.prefix, 3, "2 closes the gap up to 3; 5 stays beyond 4");
-        assert_eq!(c.extras, BTreeSet::from([5]));
-        assert!(c.has(5) && !c.has(4));
+    }
+
+    #[test]
+    fn the_replica_summary_is_the_protocols_summary() {
+        let mut r = ReplicaSummary::default();
+        for seq in [3, 5, 1] {
+            r.add(&id(seq));
+        }
+        let nodes: Vec<_> = r.nodes().map(|(_, p, e)| (p, e.cloned())).collect();
+        assert_eq!(nodes, vec![(1, Some(BTreeSet::from([3, 5])))], "gap at 2");
+        r.add(&id(2));
+        let nodes: Vec<_> = r.nodes().map(|(_, p, e)| (p, e.cloned())).collect();
+        assert_eq!(
+            nodes,
+            vec![(3, Some(BTreeSet::from([5])))],
+            "2 closes the gap up to 3"
+        );
+        assert!(r.has(&id(5)) && !r.has(&id(4)));
+        let mut protocol = Summary::default();
+        for seq in [3, 5, 1, 2] {
+            protocol.add(id(seq));
+        }
+        assert_eq!(r.to_summary(), protocol);
     }
 }
