@@ -115,6 +115,7 @@ async fn gates_report_their_state_and_the_doors_view_counts_scans(app: TestApp) 
     // A new gate reports; a rejected scan counts by reason.
     let mut rejected = record(gate.node_id, 2, &eid, &tickets[1].0, t);
     rejected.outcome = Outcome::Reject(Reason::Revoked);
+    rejected.sign(&sync_protocol::SecretKey::from_seed([7; 32]));
     let (_, event) = app.get(&format!("/events/{eid}"), &org.access).await;
     let held = event["manifest_version"].as_i64().unwrap();
     let status = format!(
