@@ -1,6 +1,6 @@
-//! The daemon's scan input besides `POST /scan`: a camera, an image file or
-//! a directory of frames, or text lines from a serial/HID barcode scanner or
-//! stdin, chosen by the `[source]` table, fed into the engine on a thread of
+//! The daemon's scan input besides `POST /scan`: a camera, an image file, a
+//! directory of frames (read once or watched), or text lines from a
+//! serial/HID barcode scanner, a FIFO or stdin, chosen by the `[source]` table, fed into the engine on a thread of
 //! its own.
 //!
 //! Frames are decoded on that thread, never on the async runtime, with the
@@ -10,15 +10,16 @@
 //!
 //! A frame or line that cannot be read (a broken file, an overlong line) is
 //! logged, counted in `source_errors` and skipped. A device that fails or
-//! ends (camera or scanner unplugged) is reopened with backoff; a directory
-//! or stdin that ends ends the source, while the daemon goes on serving its
+//! ends (camera or scanner unplugged) is reopened with backoff; a watched
+//! folder and a FIFO do not end; a directory or stdin that ends ends the source, while the daemon goes on serving its
 //! API and syncing.
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::decode::QrDecoder;
 use crate::engine::Engine;
 use crate::frames::{
-    CameraSource, DirectorySource, FrameError, FrameSource, ImageFileSource, LineSource, TextSource,
+    CameraSource, DirectorySource, FrameError, FrameSource, ImageFileSource, LineSource,
+    TextSource, WatchedDirectorySource,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -124,6 +125,13 @@ impl ScanSource {
                     Ok(Input::Lines(Box::new(LineSource::open(&device)?)))
                 })?
             }
+            SourceKind::Fifo => {
+                let path = config.path.clone().unwrap_or_default();
+                let name = format!("fifo {}", path.display());
+                Self::device(name, move || {
+                    Ok(Input::Lines(Box::new(LineSource::open_fifo(&path)?)))
+                })?
+            }
             SourceKind::Images => {
                 let path = config.path.clone().unwrap_or_default();
                 let name = format!("images {}", path.display());
@@ -131,7 +139,25 @@ impl ScanSource {
                     name: name.clone(),
                     reason: FrameError::Io(e.to_string()),
                 })?;
-                let frames: Box<dyn FrameSource> = if meta.is_dir() {
+                if config.watch && !meta.is_dir() {
+                    return Err(SourceError {
+                        name,
+                        reason: FrameError::Io(
+                            "source.watch = true needs source.path to be a directory \
+                             (or set watch = false to read one image file)"
+                                .into(),
+                        ),
+                    });
+                }
+                let frames: Box<dyn FrameSource> = if config.watch {
+                    let poll = Duration::from_millis(config.watch_poll_ms);
+                    Box::new(WatchedDirectorySource::open(&path, poll).map_err(|reason| {
+                        SourceError {
+                            name: name.clone(),
+                            reason,
+                        }
+                    })?)
+                } else if meta.is_dir() {
                     Box::new(DirectorySource::open(&path).map_err(|reason| SourceError {
                         name: name.clone(),
                         reason,
