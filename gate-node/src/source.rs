@@ -62,14 +62,34 @@ impl std::fmt::Debug for ScanSource {
 
 /// The configured source could not be opened. The cause is part of the
 /// message and deliberately not an error `source()`: printing the chain
-/// (`{:#}`) would otherwise say it twice.
+/// (`{:#}`) would otherwise say it twice. The message ends with what to
+/// change in the config (`fix`), when the source came from one.
 #[derive(Debug, thiserror::Error)]
-#[error("scan source {name}: {reason}")]
+#[error("scan source {name}: {reason}{}", fix.map(|f| format!("; {f}")).unwrap_or_default())]
 pub struct SourceError {
     /// Which source.
     pub name: String,
     /// Why.
     pub reason: FrameError,
+    /// The config key to change, and how (`from_config` sets it).
+    pub fix: Option<&'static str>,
+}
+
+/// What to change in the config when the source of `kind` cannot be opened.
+fn fix_for(kind: SourceKind) -> Option<&'static str> {
+    Some(match kind {
+        SourceKind::Camera => {
+            "set source.camera.index to a camera that exists (ls /dev/video*), or another \
+             source.kind (images/gate-node/gate.desktop.toml runs without a camera)"
+        }
+        SourceKind::Serial => {
+            "set source.device to the scanner's device (ls /dev/ttyACM* /dev/ttyUSB*), or \
+             another source.kind"
+        }
+        SourceKind::Images => "set source.path to an image file or a directory of frames",
+        SourceKind::Fifo => "set source.path to a FIFO made with mkfifo",
+        SourceKind::None | SourceKind::Stdin => return None,
+    })
 }
 
 /// Consecutive I/O errors after which a device counts as gone (about a
@@ -99,6 +119,7 @@ impl ScanSource {
         let input = open().map_err(|reason| SourceError {
             name: name.clone(),
             reason,
+            fix: None,
         })?;
         Ok(Self {
             name,
@@ -107,8 +128,16 @@ impl ScanSource {
         })
     }
 
-    /// Opens the source `config` names; `None` for `kind = "none"`.
+    /// Opens the source `config` names; `None` for `kind = "none"`. The
+    /// error says which config key to change.
     pub fn from_config(config: &SourceConfig) -> Result<Option<Self>, SourceError> {
+        Self::open_config(config).map_err(|e| SourceError {
+            fix: e.fix.or(fix_for(config.kind)),
+            ..e
+        })
+    }
+
+    fn open_config(config: &SourceConfig) -> Result<Option<Self>, SourceError> {
         let decoder = config.decoder.clone();
         let decoder_for = move || {
             crate::decode::decoder_by_name(&decoder).ok_or_else(|| {
@@ -120,14 +149,15 @@ impl ScanSource {
             SourceKind::Stdin => Self::new("stdin", Input::Lines(Box::new(LineSource::stdin()))),
             SourceKind::Serial => {
                 let device = config.device.clone().unwrap_or_default();
-                let name = format!("serial {}", device.display());
+                // The device is named by its errors ("/dev/ttyACM0: ..."), once.
+                let name = "serial".to_owned();
                 Self::device(name, move || {
                     Ok(Input::Lines(Box::new(LineSource::open(&device)?)))
                 })?
             }
             SourceKind::Fifo => {
                 let path = config.path.clone().unwrap_or_default();
-                let name = format!("fifo {}", path.display());
+                let name = "fifo".to_owned();
                 Self::device(name, move || {
                     Ok(Input::Lines(Box::new(LineSource::open_fifo(&path)?)))
                 })?
@@ -138,6 +168,7 @@ impl ScanSource {
                 let meta = std::fs::metadata(&path).map_err(|e| SourceError {
                     name: name.clone(),
                     reason: FrameError::Io(e.to_string()),
+                    fix: None,
                 })?;
                 if config.watch && !meta.is_dir() {
                     return Err(SourceError {
@@ -147,6 +178,7 @@ impl ScanSource {
                              (or set watch = false to read one image file)"
                                 .into(),
                         ),
+                        fix: None,
                     });
                 }
                 let frames: Box<dyn FrameSource> = if config.watch {
@@ -155,12 +187,14 @@ impl ScanSource {
                         SourceError {
                             name: name.clone(),
                             reason,
+                            fix: None,
                         }
                     })?)
                 } else if meta.is_dir() {
                     Box::new(DirectorySource::open(&path).map_err(|reason| SourceError {
                         name: name.clone(),
                         reason,
+                        fix: None,
                     })?)
                 } else {
                     Box::new(ImageFileSource::new(&path))
@@ -168,6 +202,7 @@ impl ScanSource {
                 let decoder = decoder_for().map_err(|reason| SourceError {
                     name: name.clone(),
                     reason,
+                    fix: None,
                 })?;
                 Self::new(name, Input::Frames(frames, decoder))
             }

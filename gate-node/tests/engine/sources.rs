@@ -282,13 +282,14 @@ fn a_missing_camera_or_frame_directory_is_a_clear_error_at_start() {
     let f = EventFixture::new(74, 1);
     let dir = tempfile::tempdir().unwrap();
     provision(dir.path(), &f, 1, &[]);
-    for (env, says) in [
+    for (env, says, key) in [
         (
             [
                 ("GATE_SOURCE__KIND", "camera"),
                 ("GATE_SOURCE__CAMERA__INDEX", "63"),
             ],
             "/dev/video63",
+            "set source.camera.index",
         ),
         (
             [
@@ -296,14 +297,39 @@ fn a_missing_camera_or_frame_directory_is_a_clear_error_at_start() {
                 ("GATE_SOURCE__PATH", "/no/such/frames"),
             ],
             "/no/such/frames",
+            "set source.path",
+        ),
+        (
+            [
+                ("GATE_SOURCE__KIND", "serial"),
+                ("GATE_SOURCE__DEVICE", "/dev/no-such-scanner"),
+            ],
+            "/dev/no-such-scanner",
+            "set source.device",
         ),
     ] {
         let out = run_to_exit(dir.path(), &env);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("an error line: {stderr}"));
+        assert!(line.starts_with("error: scan source"), "{line}");
+        // The source and its cause are said once: no device named twice, no
+        // part of the chain repeated (it once read "camera /dev/video63: ...
+        // camera 63 (/dev/video63): Could not open device 63: ...").
+        assert_eq!(line.matches(says).count(), 1, "{says} once: {line}");
+        let parts: Vec<&str> = line.split(": ").collect();
+        let mut unique = parts.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), parts.len(), "a repeated part: {line}");
+        // And it ends with the one key to change, named once.
+        assert_eq!(line.matches(key).count(), 1, "names {key}: {line}");
         assert!(
-            stderr.contains("scan source") && stderr.contains(says),
-            "{stderr}"
+            line.rfind(key) > line.rfind(says),
+            "the fix comes after the cause: {line}"
         );
     }
 }
