@@ -175,6 +175,9 @@ pub enum SourceKind {
     Stdin,
     /// A serial or HID-POS barcode scanner (`source.device`).
     Serial,
+    /// Text lines from a named pipe (`source.path`, made with `mkfifo`):
+    /// writers may come and go, the pipe is read until the daemon stops.
+    Fifo,
 }
 
 /// Scan source selection (the `[source]` table).
@@ -188,8 +191,15 @@ pub struct SourceConfig {
     pub decoder: String,
     /// Serial scanner device (`kind = "serial"`), e.g. `/dev/ttyACM0`.
     pub device: Option<PathBuf>,
-    /// An image file or a directory of frames (`kind = "images"`).
+    /// An image file or a directory of frames (`kind = "images"`), or the
+    /// FIFO (`kind = "fifo"`).
     pub path: Option<PathBuf>,
+    /// `kind = "images"` on a directory: keep watching it and scan each new
+    /// frame as it arrives (polled every `watch_poll_ms`) instead of ending
+    /// after the frames already there.
+    pub watch: bool,
+    /// Poll interval of a watched directory, in milliseconds (10 to 10000).
+    pub watch_poll_ms: u64,
     /// Camera index, resolution and rate (`kind = "camera"`).
     pub camera: CameraConfig,
 }
@@ -201,6 +211,8 @@ impl Default for SourceConfig {
             decoder: crate::decode::DEFAULT_DECODER.to_owned(),
             device: None,
             path: None,
+            watch: false,
+            watch_poll_ms: 200,
             camera: CameraConfig::default(),
         }
     }
@@ -215,10 +227,26 @@ impl SourceConfig {
                 crate::decode::decoder_names()
             )));
         }
+        if !(10..=10_000).contains(&self.watch_poll_ms) {
+            return Err(ConfigError(format!(
+                "source.watch_poll_ms {} is not between 10 and 10000",
+                self.watch_poll_ms
+            )));
+        }
+        if self.watch && self.kind != SourceKind::Images {
+            return Err(ConfigError(
+                "source.watch = true is for source.kind = \"images\" on a directory: \
+                 set kind = \"images\" or remove source.watch"
+                    .into(),
+            ));
+        }
         match self.kind {
             SourceKind::Images if self.path.is_none() => Err(ConfigError(
                 "source.kind = \"images\" needs source.path (an image file or a directory of frames)"
                     .into(),
+            )),
+            SourceKind::Fifo if self.path.is_none() => Err(ConfigError(
+                "source.kind = \"fifo\" needs source.path (a FIFO made with mkfifo)".into(),
             )),
             SourceKind::Serial if self.device.is_none() => Err(ConfigError(
                 "source.kind = \"serial\" needs source.device (e.g. /dev/ttyACM0)".into(),
@@ -415,6 +443,12 @@ mod tests {
             "source.camera",
         );
         refused("[source]\nfolder = \"/frames\"", "folder");
+        refused("[source]\nkind = \"fifo\"", "source.path");
+        refused("[source]\nkind = \"stdin\"\nwatch = true", "source.kind");
+        refused(
+            "[source]\nkind = \"images\"\npath = \"f\"\nwatch = true\nwatch_poll_ms = 0",
+            "source.watch_poll_ms",
+        );
         refused("[gpio]\nrelay_pin = 27\ngreen_pin = 27", "gpio");
         refused("[gpio]\nrealy_pin = 5", "realy_pin");
         refused("require_gpio = true", "[gpio]");

@@ -121,7 +121,7 @@ pub async fn run(
         stop_rx.clone(),
     ));
     if config.mdns {
-        match crate::discovery::start(hub.clone(), addr.port(), stop_rx.clone()) {
+        match crate::discovery::start(hub.clone(), addr, stop_rx.clone()) {
             Ok(handle) => {
                 tasks.spawn(async move {
                     let _ = handle.await;

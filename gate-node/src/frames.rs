@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use image::GrayImage;
 
@@ -244,6 +244,134 @@ impl FrameSource for DirectorySource {
     }
 }
 
+/// The PNG/JPEG frames arriving in a directory (a watched folder), polled
+/// every `poll`: the frames there at start come first (natural order), then
+/// each new one once its size and modification time held over one poll, so
+/// a frame still being written is not read half-way (writing to `name.part`
+/// and renaming is atomic and safest). Never ends by itself: it waits for
+/// the next file.
+///
+/// Each version of a file is read once: a file rewritten in place, or
+/// removed and created again under the same name, is a new frame; names
+/// that left the directory are forgotten, so a folder that is emptied as it
+/// is consumed keeps the bookkeeping small.
+pub struct WatchedDirectorySource {
+    dir: PathBuf,
+    poll: Duration,
+    /// Files already read, with the version read.
+    seen: std::collections::HashMap<PathBuf, Stamp>,
+    /// Files not read yet, with the version seen at the last poll.
+    pending: std::collections::HashMap<PathBuf, Stamp>,
+    ready: std::collections::VecDeque<PathBuf>,
+    limits: ImageLimits,
+}
+
+/// A file's version: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl std::fmt::Debug for WatchedDirectorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchedDirectorySource")
+            .field("dir", &self.dir)
+            .field("poll", &self.poll)
+            .field("seen", &self.seen.len())
+            .field("ready", &self.ready.len())
+            .finish()
+    }
+}
+
+impl WatchedDirectorySource {
+    /// Watches `dir` (not recursive); it must be a directory.
+    pub fn open(dir: impl AsRef<Path>, poll: Duration) -> Result<Self, FrameError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(FrameError::Io(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(Self {
+            dir,
+            poll,
+            seen: Default::default(),
+            pending: Default::default(),
+            ready: Default::default(),
+            limits: ImageLimits::default(),
+        })
+    }
+
+    /// Replaces the default [`ImageLimits`].
+    pub fn with_limits(mut self, limits: ImageLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// One look at the directory: queues the new versions whose stamp held
+    /// since the last look, forgets the files that are gone.
+    fn scan(&mut self) -> Result<(), FrameError> {
+        let io = |e: std::io::Error| FrameError::Io(format!("{}: {e}", self.dir.display()));
+        let mut present = std::collections::HashSet::new();
+        let mut fresh = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if !is_frame_file(&path) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            present.insert(path.clone());
+            let stamp = Stamp {
+                len: meta.len(),
+                modified: meta.modified().ok(),
+            };
+            if self.seen.get(&path) == Some(&stamp) {
+                continue;
+            }
+            if stamp.len > 0 && self.pending.get(&path) == Some(&stamp) {
+                self.pending.remove(&path);
+                self.seen.insert(path.clone(), stamp);
+                fresh.push(path);
+            } else {
+                self.pending.insert(path, stamp);
+            }
+        }
+        self.seen.retain(|p, _| present.contains(p));
+        self.pending.retain(|p, _| present.contains(p));
+        fresh.sort_by(|a, b| natural_cmp(&file_name(a), &file_name(b)));
+        self.ready.extend(fresh);
+        Ok(())
+    }
+}
+
+impl FrameSource for WatchedDirectorySource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        loop {
+            if let Some(path) = self.ready.pop_front() {
+                let image = load_gray_file(&path, self.limits)?;
+                return Ok(Some(Frame {
+                    image,
+                    captured_at: Instant::now(),
+                }));
+            }
+            let looked = self.scan();
+            if self.ready.is_empty() {
+                // Also after a failed look: a directory that is briefly
+                // unavailable is tried again one poll later, not in a spin.
+                std::thread::sleep(self.poll);
+            }
+            looked?;
+        }
+    }
+}
+
 fn is_frame_file(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -301,6 +429,82 @@ fn trim_zeros(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PNG of one shade, as bytes.
+    fn png_bytes(shade: u8) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        GrayImage::from_pixel(8, 8, image::Luma([shade]))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_watched_folder_yields_frames_as_they_arrive() {
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let atomic = |name: &str, shade: u8| {
+            let tmp = path.join(format!("{name}.part"));
+            std::fs::write(&tmp, png_bytes(shade)).unwrap();
+            std::fs::rename(&tmp, path.join(name)).unwrap();
+        };
+        atomic("old.png", 10);
+        assert!(
+            WatchedDirectorySource::open(path.join("nope"), Duration::from_millis(20)).is_err(),
+            "a missing folder fails at open"
+        );
+        let mut src = WatchedDirectorySource::open(&path, Duration::from_millis(20)).unwrap();
+        // The source blocks while the folder is quiet: read it on a thread,
+        // so a frame that never comes fails the test instead of hanging it.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                let next = src
+                    .next_frame()
+                    .map(|f| f.map(|f| f.image.get_pixel(0, 0).0[0]));
+                if tx.send(next.map_err(|e| e.to_string())).is_err() {
+                    return;
+                }
+            }
+        });
+        let next = || rx.recv_timeout(Duration::from_secs(5));
+        let quiet = |what: &str| {
+            let got = rx.recv_timeout(Duration::from_millis(300));
+            assert!(got.is_err(), "{what}: {got:?}");
+        };
+        assert_eq!(next().unwrap(), Ok(Some(10)), "a frame there at start");
+        quiet("nothing else is there");
+
+        // A frame arriving later is read as it arrives; other files are not
+        // frames.
+        atomic("new.png", 200);
+        std::fs::write(path.join("notes.txt"), "not a frame").unwrap();
+        assert_eq!(next().unwrap(), Ok(Some(200)));
+        quiet("each file once, notes.txt is no frame");
+
+        // A writer stalling mid-file longer than a poll: the half is read and
+        // refused, and the finished file is read again, not lost.
+        let bytes = png_bytes(77);
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        std::fs::write(path.join("slow.png"), head).unwrap();
+        let half = next().unwrap();
+        assert!(half.is_err(), "a half-written PNG is unreadable: {half:?}");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path.join("slow.png"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, tail).unwrap();
+        drop(file);
+        assert_eq!(next().unwrap(), Ok(Some(77)), "the finished version");
+
+        // A name used again after the file went away is a new frame.
+        std::fs::remove_file(path.join("old.png")).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        atomic("old.png", 30);
+        assert_eq!(next().unwrap(), Ok(Some(30)));
+        quiet("and nothing is read twice");
+    }
 
     #[test]
     fn natural_order_compares_numbers_by_value() {

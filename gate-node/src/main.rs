@@ -268,10 +268,8 @@ fn run(config: Config) -> Result<ExitCode> {
         } else {
             "setting up the gate hardware"
         })?;
-    let source = ScanSource::from_config(&config.source).context(
-        "opening the scan source (change source.kind, or its source.path / source.device / \
-         source.camera.index; images/gate-node/gate.desktop.toml runs without camera or GPIO)",
-    )?;
+    // The error names the source, its cause once, and the key to change.
+    let source = ScanSource::from_config(&config.source)?;
     runtime()?.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;

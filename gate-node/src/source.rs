@@ -1,6 +1,6 @@
-//! The daemon's scan input besides `POST /scan`: a camera, an image file or
-//! a directory of frames, or text lines from a serial/HID barcode scanner or
-//! stdin, chosen by the `[source]` table, fed into the engine on a thread of
+//! The daemon's scan input besides `POST /scan`: a camera, an image file, a
+//! directory of frames (read once or watched), or text lines from a
+//! serial/HID barcode scanner, a FIFO or stdin, chosen by the `[source]` table, fed into the engine on a thread of
 //! its own.
 //!
 //! Frames are decoded on that thread, never on the async runtime, with the
@@ -10,15 +10,16 @@
 //!
 //! A frame or line that cannot be read (a broken file, an overlong line) is
 //! logged, counted in `source_errors` and skipped. A device that fails or
-//! ends (camera or scanner unplugged) is reopened with backoff; a directory
-//! or stdin that ends ends the source, while the daemon goes on serving its
+//! ends (camera or scanner unplugged) is reopened with backoff; a watched
+//! folder and a FIFO do not end; a directory or stdin that ends ends the source, while the daemon goes on serving its
 //! API and syncing.
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::decode::QrDecoder;
 use crate::engine::Engine;
 use crate::frames::{
-    CameraSource, DirectorySource, FrameError, FrameSource, ImageFileSource, LineSource, TextSource,
+    CameraSource, DirectorySource, FrameError, FrameSource, ImageFileSource, LineSource,
+    TextSource, WatchedDirectorySource,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -61,14 +62,34 @@ impl std::fmt::Debug for ScanSource {
 
 /// The configured source could not be opened. The cause is part of the
 /// message and deliberately not an error `source()`: printing the chain
-/// (`{:#}`) would otherwise say it twice.
+/// (`{:#}`) would otherwise say it twice. The message ends with what to
+/// change in the config (`fix`), when the source came from one.
 #[derive(Debug, thiserror::Error)]
-#[error("scan source {name}: {reason}")]
+#[error("scan source {name}: {reason}{}", fix.map(|f| format!("; {f}")).unwrap_or_default())]
 pub struct SourceError {
     /// Which source.
     pub name: String,
     /// Why.
     pub reason: FrameError,
+    /// The config key to change, and how (`from_config` sets it).
+    pub fix: Option<&'static str>,
+}
+
+/// What to change in the config when the source of `kind` cannot be opened.
+fn fix_for(kind: SourceKind) -> Option<&'static str> {
+    Some(match kind {
+        SourceKind::Camera => {
+            "set source.camera.index to a camera that exists (ls /dev/video*), or another \
+             source.kind (images/gate-node/gate.desktop.toml runs without a camera)"
+        }
+        SourceKind::Serial => {
+            "set source.device to the scanner's device (ls /dev/ttyACM* /dev/ttyUSB*), or \
+             another source.kind"
+        }
+        SourceKind::Images => "set source.path to an image file or a directory of frames",
+        SourceKind::Fifo => "set source.path to a FIFO made with mkfifo",
+        SourceKind::None | SourceKind::Stdin => return None,
+    })
 }
 
 /// Consecutive I/O errors after which a device counts as gone (about a
@@ -98,6 +119,7 @@ impl ScanSource {
         let input = open().map_err(|reason| SourceError {
             name: name.clone(),
             reason,
+            fix: None,
         })?;
         Ok(Self {
             name,
@@ -106,8 +128,16 @@ impl ScanSource {
         })
     }
 
-    /// Opens the source `config` names; `None` for `kind = "none"`.
+    /// Opens the source `config` names; `None` for `kind = "none"`. The
+    /// error says which config key to change.
     pub fn from_config(config: &SourceConfig) -> Result<Option<Self>, SourceError> {
+        Self::open_config(config).map_err(|e| SourceError {
+            fix: e.fix.or(fix_for(config.kind)),
+            ..e
+        })
+    }
+
+    fn open_config(config: &SourceConfig) -> Result<Option<Self>, SourceError> {
         let decoder = config.decoder.clone();
         let decoder_for = move || {
             crate::decode::decoder_by_name(&decoder).ok_or_else(|| {
@@ -119,9 +149,17 @@ impl ScanSource {
             SourceKind::Stdin => Self::new("stdin", Input::Lines(Box::new(LineSource::stdin()))),
             SourceKind::Serial => {
                 let device = config.device.clone().unwrap_or_default();
-                let name = format!("serial {}", device.display());
+                // The device is named by its errors ("/dev/ttyACM0: ..."), once.
+                let name = "serial".to_owned();
                 Self::device(name, move || {
                     Ok(Input::Lines(Box::new(LineSource::open(&device)?)))
+                })?
+            }
+            SourceKind::Fifo => {
+                let path = config.path.clone().unwrap_or_default();
+                let name = "fifo".to_owned();
+                Self::device(name, move || {
+                    Ok(Input::Lines(Box::new(LineSource::open_fifo(&path)?)))
                 })?
             }
             SourceKind::Images => {
@@ -130,11 +168,33 @@ impl ScanSource {
                 let meta = std::fs::metadata(&path).map_err(|e| SourceError {
                     name: name.clone(),
                     reason: FrameError::Io(e.to_string()),
+                    fix: None,
                 })?;
-                let frames: Box<dyn FrameSource> = if meta.is_dir() {
+                if config.watch && !meta.is_dir() {
+                    return Err(SourceError {
+                        name,
+                        reason: FrameError::Io(
+                            "source.watch = true needs source.path to be a directory \
+                             (or set watch = false to read one image file)"
+                                .into(),
+                        ),
+                        fix: None,
+                    });
+                }
+                let frames: Box<dyn FrameSource> = if config.watch {
+                    let poll = Duration::from_millis(config.watch_poll_ms);
+                    Box::new(WatchedDirectorySource::open(&path, poll).map_err(|reason| {
+                        SourceError {
+                            name: name.clone(),
+                            reason,
+                            fix: None,
+                        }
+                    })?)
+                } else if meta.is_dir() {
                     Box::new(DirectorySource::open(&path).map_err(|reason| SourceError {
                         name: name.clone(),
                         reason,
+                        fix: None,
                     })?)
                 } else {
                     Box::new(ImageFileSource::new(&path))
@@ -142,6 +202,7 @@ impl ScanSource {
                 let decoder = decoder_for().map_err(|reason| SourceError {
                     name: name.clone(),
                     reason,
+                    fix: None,
                 })?;
                 Self::new(name, Input::Frames(frames, decoder))
             }

@@ -191,11 +191,11 @@ fn open_camera(config: CameraConfig) -> Result<Camera, FrameError> {
             Err(e) => last_error = Some(e),
         }
     }
-    Err(FrameError::Io(format!(
-        "camera {} (/dev/video{}): {}",
-        config.index,
-        config.index,
-        last_error.map_or_else(|| "no usable format".into(), |e| e.to_string())
+    // nokhwa's error names the device ("Could not open device 0: ..."),
+    // and the caller names the source: the cause alone, said once.
+    Err(FrameError::Io(last_error.map_or_else(
+        || format!("camera {}: no usable format", config.index),
+        |e| e.to_string(),
     )))
 }
 

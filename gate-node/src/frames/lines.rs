@@ -49,6 +49,30 @@ impl LineSource {
         Ok(Self::from_reader(path.display().to_string(), file))
     }
 
+    /// Lines from a named pipe (FIFO) that outlives its writers: the pipe is
+    /// opened for reading and writing, so opening never waits for a writer
+    /// and a writer closing its end is not an end of input; the next writer's
+    /// lines are read as they come. `path` must already be a FIFO
+    /// (`mkfifo`).
+    pub fn open_fifo(path: impl AsRef<Path>) -> Result<Self, FrameError> {
+        use std::os::unix::fs::FileTypeExt;
+        let path = path.as_ref();
+        let io = |e: std::io::Error| FrameError::Io(format!("{}: {e}", path.display()));
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.file_type().is_fifo() {
+            return Err(FrameError::Io(format!(
+                "{} is not a FIFO (create it with `mkfifo`)",
+                path.display()
+            )));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Self::from_reader(path.display().to_string(), file))
+    }
+
     /// Lines from any reader (tests, sockets).
     pub fn from_reader(name: impl Into<String>, reader: impl Read + Send + 'static) -> Self {
         Self {
@@ -117,6 +141,79 @@ fn raw_mode(file: &File) -> rustix::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_survives_writers_coming_and_going() {
+        use std::io::Write;
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("scans");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils) runs");
+        assert!(made.success());
+        // The reader runs on a thread, as in the daemon, so a source that
+        // ends or blocks fails the test instead of hanging it.
+        let (tx, rx) = mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let mut src = match LineSource::open_fifo(&path) {
+                Ok(src) => src,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            loop {
+                let line = src.next_line().map_err(|e| e.to_string());
+                let end = !matches!(line, Ok(Some(_)));
+                if tx.send(line).is_err() || end {
+                    return;
+                }
+            }
+        });
+        let next = || {
+            rx.recv_timeout(Duration::from_secs(5))
+                .expect("a line in 5 s")
+        };
+        let writer = || OpenOptions::new().write(true).open(&fifo).unwrap();
+        for text in ["first", "second", "third"] {
+            // Each writer opens, writes one line and goes away; the reader
+            // must not take the writer leaving for the end of input.
+            let mut w = writer();
+            writeln!(w, "{text}").unwrap();
+            drop(w);
+            assert_eq!(next(), Ok(Some(text.to_owned())));
+        }
+        // Two writers at once, each line written whole (as `echo` does).
+        let (mut a, mut b) = (writer(), writer());
+        a.write_all(b"from-a\n").unwrap();
+        b.write_all(b"from-b\n").unwrap();
+        drop((a, b));
+        let mut got = [next(), next()];
+        got.sort();
+        assert_eq!(
+            got,
+            [Ok(Some("from-a".to_owned())), Ok(Some("from-b".to_owned()))]
+        );
+        let quiet = rx.recv_timeout(Duration::from_millis(300));
+        assert!(
+            quiet.is_err(),
+            "no end of input after the writers left: {quiet:?}"
+        );
+
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x\n").unwrap();
+        let err = LineSource::open_fifo(&plain).unwrap_err().to_string();
+        assert!(
+            err.contains("not a FIFO") && err.contains("mkfifo"),
+            "{err}"
+        );
+        let err = LineSource::open_fifo(dir.path().join("none")).unwrap_err();
+        assert!(err.to_string().contains("none"), "{err}");
+    }
 
     fn lines(input: &[u8]) -> Vec<Result<Option<String>, String>> {
         let mut src = LineSource::from_reader("test", std::io::Cursor::new(input.to_vec()));

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 /// Two namespaces and the veth pair between them, removed on drop.
 struct Lan {
     names: [String; 2],
+    veth: [String; 2],
 }
 
 fn ip(args: &[&str]) {
@@ -37,6 +38,7 @@ impl Lan {
         let veth = [format!("gva{tag}"), format!("gvb{tag}")];
         let lan = Lan {
             names: names.clone(),
+            veth: veth.clone(),
         };
         for n in &names {
             ip(&["netns", "add", n]);
@@ -59,6 +61,38 @@ impl Lan {
             ip(&["-n", n, "link", "set", v, "multicast", "on", "up"]);
         }
         lan
+    }
+
+    /// Adds a second address (`cidr`) to host `i`'s LAN interface.
+    fn add_address(&self, i: usize, cidr: &str) {
+        ip(&[
+            "-n",
+            &self.names[i],
+            "addr",
+            "add",
+            cidr,
+            "dev",
+            &self.veth[i],
+        ]);
+    }
+
+    /// `GET path` from the local API of the node in namespace `i`
+    /// (`0.0.0.0:7300`), read from inside that namespace.
+    fn get(&self, i: usize, path: &str) -> serde_json::Value {
+        let script = "import sys, urllib.request; \
+                      sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())";
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.names[i], "python3", "-c", script])
+            .arg(format!("http://127.0.0.1:7300{path}"))
+            .output()
+            .expect("ip netns exec python3");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "GET {path} in {} answers JSON ({e}): {}",
+                self.names[i],
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
     }
 
     /// `gate-node run` for the node in `dir`, inside namespace `i`.
@@ -95,14 +129,19 @@ impl Drop for Daemon {
 /// Provisions a node with no peers, mDNS on, listening on every address of
 /// its namespace.
 fn gate(root: &Path, f: &EventFixture, n: u8) -> std::path::PathBuf {
+    gate_on(root, f, n, "0.0.0.0:7300")
+}
+
+/// As [`gate`], listening on `listen`.
+fn gate_on(root: &Path, f: &EventFixture, n: u8, listen: &str) -> std::path::PathBuf {
     let dir = root.join(format!("gate-{n}"));
     std::fs::create_dir_all(&dir).unwrap();
     provision(&dir, f, n, &[]);
     let cfg = std::fs::read_to_string(config_path(&dir)).unwrap();
     let cfg = cfg
-        .replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:7300\"")
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = {listen:?}"))
         .replace("mdns = false", "mdns = true");
-    assert!(cfg.contains("mdns = true") && cfg.contains("0.0.0.0:7300"));
+    assert!(cfg.contains("mdns = true") && cfg.contains(listen));
     std::fs::write(config_path(&dir), cfg).unwrap();
     dir
 }
@@ -140,4 +179,48 @@ fn gates_on_a_lan_find_each_other_by_mdns_and_share_admissions() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_gate_listening_on_one_address_is_advertised_at_that_address_only() {
+    let lan = Lan::new();
+    // A has two addresses and listens on the higher one: advertising both
+    // would make B pick 10.93.0.1, where nothing listens.
+    lan.add_address(0, "10.93.0.21/24");
+    let f = EventFixture::new(62, 10);
+    let root = tempfile::tempdir().unwrap();
+    let a = gate_on(root.path(), &f, 1, "10.93.0.21:7300");
+    let b = gate(root.path(), &f, 2);
+    let _da = lan.run(0, &a);
+    let _db = lan.run(1, &b);
+
+    let start = Instant::now();
+    let peer = loop {
+        let status = lan.get(1, "/status");
+        let found = status["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["source"] == "mdns" && !p["last_ok_ms"].is_null())
+            .cloned();
+        if let Some(peer) = found {
+            break peer;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "B never reached A at an address A advertised: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(peer["url"], "http://10.93.0.21:7300", "{peer}");
+    // And B goes on using that address: no other address of A shows up.
+    std::thread::sleep(Duration::from_secs(2));
+    let peers = lan.get(1, "/status")["peers"].clone();
+    let urls: Vec<_> = peers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["url"].clone())
+        .collect();
+    assert_eq!(urls, ["http://10.93.0.21:7300"], "{peers}");
 }

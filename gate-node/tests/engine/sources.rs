@@ -147,6 +147,85 @@ async fn scanner_lines_on_stdin_are_scanned_and_a_double_read_is_one_scan() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_folder_scans_frames_dropped_into_it_while_the_gate_runs() {
+    let f = EventFixture::new(75, 10);
+    let dir = tempfile::tempdir().unwrap();
+    provision(dir.path(), &f, 1, &[]);
+    let frames = dir.path().join("inbox");
+    std::fs::create_dir(&frames).unwrap();
+    append_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"images\"\npath = {:?}\nwatch = true\nwatch_poll_ms = 50\n",
+            frames.display().to_string()
+        ),
+    );
+    let (node, _) = Node::start_with(dir.path(), &[LONG_WINDOW], Stdio::null());
+    // The folder is empty at start: without watching, the source would end
+    // here and nothing dropped in later would be scanned.
+    for (i, n) in [1u32, 2].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let frame = corpus::code_frame(&f.credential(f.ticket(n)), 640, 480).unwrap();
+        let part = frames.join(format!("shot{i}.png.part"));
+        frame
+            .save_with_format(&part, image::ImageFormat::Png)
+            .unwrap();
+        std::fs::rename(&part, frames.join(format!("shot{i}.png"))).unwrap();
+        wait_until(Duration::from_secs(30), "the new frame scanned", || async {
+            counters(&node.status().await)[1] == i as u64 + 1
+        })
+        .await;
+    }
+    let tickets: Vec<String> = own_records(&node).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(tickets, [f.ticket(1).to_string(), f.ticket(2).to_string()]);
+    assert_eq!(
+        counters(&node.status().await)[5],
+        0,
+        "no frame read half-way"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_source_reads_one_writer_after_another() {
+    let f = EventFixture::new(76, 10);
+    let dir = tempfile::tempdir().unwrap();
+    provision(dir.path(), &f, 1, &[]);
+    let fifo = dir.path().join("scans");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils) runs");
+    assert!(made.success());
+    append_config(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"fifo\"\npath = {:?}\n",
+            fifo.display().to_string()
+        ),
+    );
+    let (node, _) = Node::start_with(dir.path(), &[LONG_WINDOW], Stdio::null());
+    for n in [1u32, 2, 3] {
+        // Each writer is its own process that writes one line and exits, as
+        // `echo "$CREDENTIAL" > scans` from a script would.
+        let wrote = std::process::Command::new("sh")
+            .args(["-c", "printf '%s\\n' \"$1\" > \"$2\"", "sh"])
+            .arg(f.credential(f.ticket(n)))
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(wrote.success());
+        wait_until(
+            Duration::from_secs(20),
+            "the writer's line scanned",
+            || async { counters(&node.status().await)[1] == u64::from(n) },
+        )
+        .await;
+    }
+    let status = node.status().await;
+    assert_eq!(status["records"], 3, "{status}");
+}
+
 /// Runs `gate-node run` expecting it to exit on its own within 30 s.
 fn run_to_exit(dir: &Path, env: &[(&str, &str)]) -> Output {
     let mut child = daemon_command(dir, env)
@@ -202,13 +281,14 @@ fn a_missing_camera_or_frame_directory_is_a_clear_error_at_start() {
     let f = EventFixture::new(74, 1);
     let dir = tempfile::tempdir().unwrap();
     provision(dir.path(), &f, 1, &[]);
-    for (env, says) in [
+    for (env, says, key) in [
         (
             [
                 ("GATE_SOURCE__KIND", "camera"),
                 ("GATE_SOURCE__CAMERA__INDEX", "63"),
             ],
             "/dev/video63",
+            "set source.camera.index",
         ),
         (
             [
@@ -216,14 +296,39 @@ fn a_missing_camera_or_frame_directory_is_a_clear_error_at_start() {
                 ("GATE_SOURCE__PATH", "/no/such/frames"),
             ],
             "/no/such/frames",
+            "set source.path",
+        ),
+        (
+            [
+                ("GATE_SOURCE__KIND", "serial"),
+                ("GATE_SOURCE__DEVICE", "/dev/no-such-scanner"),
+            ],
+            "/dev/no-such-scanner",
+            "set source.device",
         ),
     ] {
         let out = run_to_exit(dir.path(), &env);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("an error line: {stderr}"));
+        assert!(line.starts_with("error: scan source"), "{line}");
+        // The source and its cause are said once: no device named twice, no
+        // part of the chain repeated (it once read "camera /dev/video63: ...
+        // camera 63 (/dev/video63): Could not open device 63: ...").
+        assert_eq!(line.matches(says).count(), 1, "{says} once: {line}");
+        let parts: Vec<&str> = line.split(": ").collect();
+        let mut unique = parts.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), parts.len(), "a repeated part: {line}");
+        // And it ends with the one key to change, named once.
+        assert_eq!(line.matches(key).count(), 1, "names {key}: {line}");
         assert!(
-            stderr.contains("scan source") && stderr.contains(says),
-            "{stderr}"
+            line.rfind(key) > line.rfind(says),
+            "the fix comes after the cause: {line}"
         );
     }
 }
