@@ -218,6 +218,48 @@ impl Cloud {
             .into();
     }
 
+    /// Registers `email` (password [`PASSWORD`]) as a door-staff account
+    /// (role granted by the bootstrap admin) and puts it on `event`'s staff
+    /// roster by email, as the organizer.
+    pub async fn staff(&self, event: &str, email: &str) {
+        let post = reqwest::Method::POST;
+        let (st, admin) = self
+            .call_as(
+                "",
+                post.clone(),
+                "/auth/login",
+                Some(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+            )
+            .await;
+        assert_eq!(st, 200, "admin login: {admin}");
+        let (st, user) = self
+            .call_as(
+                "",
+                post,
+                "/auth/register",
+                Some(json!({"email": email, "password": PASSWORD, "display_name": "Door"})),
+            )
+            .await;
+        assert_eq!(st, 201, "register {email}: {user}");
+        let uid = user["user"]["id"].as_str().expect("user id");
+        let (st, v) = self
+            .call_as(
+                admin["access_token"].as_str().expect("admin token"),
+                reqwest::Method::PATCH,
+                &format!("/users/{uid}/role"),
+                Some(json!({"role": "staff"})),
+            )
+            .await;
+        assert_eq!(st, 200, "grant staff: {v}");
+        self.expect(
+            reqwest::Method::POST,
+            &format!("/events/{event}/staff"),
+            json!({"email": email}),
+            201,
+        )
+        .await;
+    }
+
     /// An active event with one general-admission tier; its id.
     pub async fn event(&self) -> String {
         let e = self

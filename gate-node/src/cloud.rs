@@ -10,7 +10,9 @@ use crate::provision::Bundle;
 use crate::time::{TimeAuthority, TimeSource};
 use std::sync::Arc;
 use std::time::Duration;
-use sync_protocol::device_api::{EnrollRequest, EnrollResponse, ErrorBody, ErrorDetail};
+use sync_protocol::device_api::{
+    EnrollRequest, EnrollResponse, ErrorBody, ErrorDetail, StaffEnrollRequest,
+};
 use sync_protocol::{EventId, SecretKey, SyncMessage};
 
 pub use sync_protocol::device_api::{GATE_STATUS_HEADER, TIME_HEADER};
@@ -199,6 +201,31 @@ impl CloudClient {
                     .json(&req),
             )
             .await?;
+        Self::enrolled(resp).await
+    }
+
+    /// `POST /devices/staff-enroll`: a staff member on the event's roster
+    /// enrolls this device with their own access token (`user_token`, not
+    /// a device token) and a request signed by the device key
+    /// ([`StaffEnrollRequest::signed`]). The answer is read exactly as
+    /// [`Self::enroll`]'s.
+    pub async fn staff_enroll(
+        &self,
+        user_token: &str,
+        req: &StaffEnrollRequest,
+    ) -> Result<Bundle, CloudError> {
+        let resp = self
+            .send(
+                self.request(reqwest::Method::POST, "/devices/staff-enroll")
+                    .bearer_auth(user_token)
+                    .json(req),
+            )
+            .await?;
+        Self::enrolled(resp).await
+    }
+
+    /// The bundle an enrollment answer (either path) hands the device.
+    async fn enrolled(resp: reqwest::Response) -> Result<Bundle, CloudError> {
         let bytes = Self::body(resp).await?;
         let answer: EnrollResponse = serde_json::from_slice(&bytes)
             .map_err(|e| CloudError::BadResponse(format!("enrollment answer: {e}")))?;

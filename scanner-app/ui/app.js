@@ -432,7 +432,11 @@ function wire() {
         label.append(radio, ev.name + " · " + ev.venue + " · " + ev.starts_at.slice(0, 16).replace("T", " "));
         list.append(label);
       });
-      if (!who.events.length) $("setup-error").textContent = "This account has no events to work at.";
+      if (!who.events.length)
+        $("setup-error").textContent =
+          who.role === "staff"
+            ? "This account is on no event's staff roster yet: ask the organizer to add you on the console's Staff page, then sign in again."
+            : "This account has no events to work at.";
       $("event-form").hidden = false;
       $("gate-name").focus();
     } catch (e) {

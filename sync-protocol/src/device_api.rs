@@ -11,6 +11,9 @@
 use crate::{Direction, EventId, GatePolicy, NodeId, PublicKey, SecretKey, VerifyError};
 use serde::{Deserialize, Serialize};
 
+mod staff;
+pub use staff::{StaffEnrollRequest, staff_enrollment_subject};
+
 /// The header with the cloud's clock (unix milliseconds) on every answer
 /// to a device.
 pub const TIME_HEADER: &str = "x-gatehouse-time";

@@ -72,6 +72,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/src/doors.js"),
     ),
     (
+        "staff.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/src/staff.js"),
+    ),
+    (
         "app.css",
         "text/css; charset=utf-8",
         include_bytes!("../../web/src/app.css"),

@@ -4,7 +4,7 @@
 //! device list stays here.
 
 use crate::error::{ApiError, ApiResult};
-use crate::model::{EventId, from_millis};
+use crate::model::{EventId, UserId, from_millis};
 use crate::store::{DeviceRecord, GateSetup};
 use serde::{Deserialize, Serialize};
 use sync_protocol::NodeId;
@@ -71,6 +71,11 @@ pub struct DeviceView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Who put it on the event: the creator of the enrollment code it
+    /// used, or the account (a staff member on the roster) that enrolled
+    /// it directly with `POST /devices/staff-enroll`.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub enrolled_by: Option<UserId>,
 }
 
 impl From<&DeviceRecord> for DeviceView {
@@ -87,6 +92,7 @@ impl From<&DeviceRecord> for DeviceView {
             last_seen_at: d.last_seen_at.map(from_millis),
             revoked: d.revoked_at.is_some(),
             revoked_at: d.revoked_at.map(from_millis),
+            enrolled_by: d.enrolled_by,
         }
     }
 }

@@ -12,11 +12,12 @@
 
 pub mod auth;
 pub mod dto;
+pub mod staff;
 
 use crate::auth::extract::Organizer;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query};
-use crate::model::{EventStatus, UnixMillis};
+use crate::model::{EventStatus, UnixMillis, UserId};
 use crate::state::AppState;
 use crate::store::{DeviceRecord, EnrollmentCodeRecord, GateSetup, StoreError};
 use auth::{code_hash, new_code, new_token, sha256_hex};
@@ -42,11 +43,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke))
 }
 
-/// `POST /devices/enroll` (the code is the credential); answers carry
+/// `POST /devices/enroll` (the code is the credential) and
+/// `POST /devices/staff-enroll` (the staff member's JWT); answers carry
 /// `X-Gatehouse-Time` like every device call.
 pub fn enroll_router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(enroll))
+        .routes(routes!(staff::staff_enroll))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::time_header,
@@ -150,61 +153,125 @@ async fn enroll(
     if code.expires_at <= now {
         return Err(gone("this enrollment code has expired"));
     }
-    let name = req.name.trim();
+    let (name, key_bytes) = check_device(&req.name, &req.device_public_key, &req.proof, &req.code)?;
+    let event = state.store.event(code.setup.event_id).await?;
+    let response = admit_device(
+        &state,
+        &event,
+        code.setup,
+        name,
+        key_bytes,
+        code.created_by,
+        Admission::Code(&hash),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// Checks a device's name, key and proof of possession of that key: an
+/// ed25519 signature over `"gatehouse-enroll:" + subject` (the code, or
+/// the staff enrollment subject). Answers the trimmed name and the key.
+pub(crate) fn check_device(
+    name: &str,
+    public_key: &str,
+    proof: &str,
+    subject: &str,
+) -> ApiResult<(String, [u8; 32])> {
+    let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::Validation(
             "name must be 1 to 64 characters".into(),
         ));
     }
-    let key_bytes = hex_bytes::<32>("device_public_key", &req.device_public_key)?;
-    let proof = hex_bytes::<64>("proof", &req.proof)?;
+    let key_bytes = hex_bytes::<32>("device_public_key", public_key)?;
+    let proof = hex_bytes::<64>("proof", proof)?;
     let invalid = |m: &str| ApiError::coded(StatusCode::UNPROCESSABLE_ENTITY, "invalid_proof", m);
     let key = PublicKey::from_bytes(&key_bytes)
         .map_err(|_| invalid("device_public_key is not a usable ed25519 public key"))?;
-    sync_protocol::device_api::verify_enrollment(&key, &req.code, &proof)
-        .map_err(|_| invalid("proof is not the device key's signature over the code"))?;
+    sync_protocol::device_api::verify_enrollment(&key, subject, &proof).map_err(|_| {
+        invalid("proof is not the device key's signature over the enrollment message")
+    })?;
+    Ok((name.to_string(), key_bytes))
+}
 
-    let event = state.store.event(code.setup.event_id).await?;
+/// What lets a device in: an enrollment code (spent in the same
+/// transaction), or a signed-in account (staff self-enrollment; with
+/// `roster_member`, only while that account is on the event's roster).
+pub(crate) enum Admission<'a> {
+    /// The code's hash.
+    Code(&'a str),
+    /// Enrolled directly by the caller.
+    Direct {
+        /// The staff account whose roster place must still hold.
+        roster_member: Option<UserId>,
+    },
+}
+
+/// Refused when the staff member left the roster before the device was stored.
+pub(crate) const NOT_ON_ROSTER: &str = "you are not on this event's staff roster (any more): ask its organizer to add you, or enroll with a code";
+
+/// Stores the device and answers what it needs to admit offline: the one
+/// place an [`EnrollResponse`] is built, for both enrollment paths.
+pub(crate) async fn admit_device(
+    state: &AppState,
+    event: &EventRecord,
+    setup: GateSetup,
+    name: String,
+    key_bytes: [u8; 32],
+    enrolled_by: UserId,
+    admission: Admission<'_>,
+) -> ApiResult<EnrollResponse> {
+    let now = state.now_ms();
     let root = state.store.organizer_key(event.organizer_id).await?;
     let cert = state.store.event_key(event.id).await?.certificate;
     let token = new_token()?;
     let device = DeviceRecord {
         id: NodeId(uuid::Uuid::now_v7()),
-        name: name.to_string(),
-        setup: code.setup.clone(),
+        name,
+        setup,
         public_key: key_bytes.to_vec(),
         token_hash: sha256_hex(&token),
         enrolled_at: now,
         last_seen_at: None,
         revoked_at: None,
+        enrolled_by: Some(enrolled_by),
     };
-    match state.store.enroll_device(&hash, &device, now).await {
-        Err(StoreError::Gone(_)) => {
+    let stored = match admission {
+        Admission::Code(hash) => state.store.enroll_device(hash, &device, now).await,
+        Admission::Direct { roster_member } => {
+            state
+                .store
+                .enroll_device_directly(&device, roster_member)
+                .await
+        }
+    };
+    match (stored, &admission) {
+        (Err(StoreError::Gone(_)), Admission::Code(_)) => {
             return Err(gone("this enrollment code has already been used"));
         }
-        other => other?,
+        (Err(StoreError::NotFound(_)), Admission::Direct { .. }) => {
+            return Err(ApiError::Forbidden(NOT_ON_ROSTER.into()));
+        }
+        (other, _) => other?,
     }
-    tracing::info!(device = %device.id, event = %event.id, gate = %device.setup.gate, "device enrolled");
+    tracing::info!(device = %device.id, event = %event.id, gate = %device.setup.gate, by = %enrolled_by, "device enrolled");
     // The roster's next version lists the device; its gossip key is the
     // device's LAN key until the next version.
-    let roster = crate::device_sync::current_roster(&state, event.id, 0)
+    let roster = crate::device_sync::current_roster(state, event.id, 0)
         .await?
         .ok_or_else(|| ApiError::Internal("a fresh roster is never current at version 0".into()))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EnrollResponse {
-            node_id: device.id,
-            device_token: token,
-            event_id: event.id,
-            root_public_key: hex::encode(root.public_key),
-            key_certificates: vec![hex::encode(cert)],
-            gossip_key: roster.gossip_key.key,
-            gossip_key_version: roster.gossip_key.version,
-            roster: roster.roster,
-            policy: policy_view(&code.setup),
-            gate: code.setup.gate,
-        }),
-    ))
+    Ok(EnrollResponse {
+        node_id: device.id,
+        device_token: token,
+        event_id: event.id,
+        root_public_key: hex::encode(root.public_key),
+        key_certificates: vec![hex::encode(cert)],
+        gossip_key: roster.gossip_key.key,
+        gossip_key_version: roster.gossip_key.version,
+        roster: roster.roster,
+        policy: policy_view(&device.setup),
+        gate: device.setup.gate,
+    })
 }
 
 /// The event's devices (organizer of the event, admin).

@@ -47,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::get_report))
         .routes(routes!(staff::list_staff, staff::add_staff))
         .routes(routes!(staff::remove_staff))
+        .routes(routes!(staff::roster_events))
         .merge(public::router())
 }
 

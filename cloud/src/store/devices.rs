@@ -7,7 +7,7 @@
 //! same transaction that inserts the device: two devices racing for one code
 //! cannot both enroll.
 
-use super::sql::{col, map_err, not_found, parsed};
+use super::sql::{col, map_err, not_found, parsed, parsed_opt};
 use super::{Dialect, SqlStore, StoreError, StoreResult};
 use crate::model::{EventId, UnixMillis, UserId};
 use async_trait::async_trait;
@@ -67,6 +67,9 @@ pub struct DeviceRecord {
     pub last_seen_at: Option<UnixMillis>,
     /// Revoked (the token stops working at once).
     pub revoked_at: Option<UnixMillis>,
+    /// Who put it on the event: the creator of its enrollment code, or the
+    /// account that enrolled it directly (staff self-enrollment).
+    pub enrolled_by: Option<UserId>,
 }
 
 /// Enrollment codes, devices and gossip keys.
@@ -83,6 +86,15 @@ pub trait DeviceStore: Send + Sync {
         code_hash: &str,
         device: &DeviceRecord,
         now: UnixMillis,
+    ) -> StoreResult<()>;
+    /// Inserts a device enrolled without a code (staff self-enrollment).
+    /// With `roster_member`, only while that account is on the event's
+    /// staff roster, checked in the inserting statement itself (a removal
+    /// that committed first wins): `NotFound("staff member")` otherwise.
+    async fn enroll_device_directly(
+        &self,
+        device: &DeviceRecord,
+        roster_member: Option<UserId>,
     ) -> StoreResult<()>;
     /// By token hash.
     async fn device_by_token(&self, token_hash: &str) -> StoreResult<DeviceRecord>;
@@ -147,11 +159,12 @@ fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
         enrolled_at: col(row, "enrolled_at")?,
         last_seen_at: col(row, "last_seen_at")?,
         revoked_at: col(row, "revoked_at")?,
+        enrolled_by: parsed_opt(row, "enrolled_by")?,
     })
 }
 
 const SELECT_DEVICE: &str = "SELECT id, event_id, name, gate, zone, direction, grace_secs, require_listed, \
-     public_key, token_hash, enrolled_at, last_seen_at, revoked_at FROM devices";
+     public_key, token_hash, enrolled_at, last_seen_at, revoked_at, enrolled_by FROM devices";
 
 #[async_trait]
 impl<D: Dialect> DeviceStore for SqlStore<D> {
@@ -220,7 +233,7 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         }
         sqlx::query(
             "INSERT INTO devices (id, event_id, name, gate, zone, direction, grace_secs, require_listed, \
-             public_key, token_hash, enrolled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             public_key, token_hash, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(d.id.to_string())
         .bind(d.setup.event_id.to_string())
@@ -233,10 +246,45 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         .bind(d.public_key.clone())
         .bind(d.token_hash.clone())
         .bind(d.enrolled_at)
+        .bind(d.enrolled_by.map(|u| u.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn enroll_device_directly(
+        &self,
+        d: &DeviceRecord,
+        roster_member: Option<UserId>,
+    ) -> StoreResult<()> {
+        let inserted = sqlx::query(
+            "INSERT INTO devices (id, event_id, name, gate, zone, direction, grace_secs, require_listed, \
+             public_key, token_hash, enrolled_at, enrolled_by) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+             WHERE $13 IS NULL OR EXISTS (SELECT 1 FROM event_staff WHERE event_id = $2 AND user_id = $13)",
+        )
+        .bind(d.id.to_string())
+        .bind(d.setup.event_id.to_string())
+        .bind(d.name.clone())
+        .bind(d.setup.gate.clone())
+        .bind(d.setup.zone.map(i64::from))
+        .bind(direction_str(d.setup.direction))
+        .bind(i64::from(d.setup.grace_secs))
+        .bind(i64::from(d.setup.require_listed))
+        .bind(d.public_key.clone())
+        .bind(d.token_hash.clone())
+        .bind(d.enrolled_at)
+        .bind(d.enrolled_by.map(|u| u.to_string()))
+        .bind(roster_member.map(|u| u.to_string()))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if inserted != 1 {
+            return Err(StoreError::NotFound("staff member"));
+        }
+        Ok(())
     }
 
     async fn device_by_token(&self, token_hash: &str) -> StoreResult<DeviceRecord> {

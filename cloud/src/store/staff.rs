@@ -1,7 +1,8 @@
 //! The per-event staff roster: which staff accounts work which event's door.
 
+use super::events::event_from_row;
 use super::sql::{col, map_err, parsed};
-use super::{Dialect, SqlStore, StoreError, StoreResult};
+use super::{Dialect, EventRecord, SqlStore, StoreError, StoreResult};
 use crate::model::{EventId, UnixMillis, UserId};
 use async_trait::async_trait;
 
@@ -39,6 +40,14 @@ pub trait StaffStore: Send + Sync {
     async fn list_staff(&self, event: EventId) -> StoreResult<Vec<StaffRecord>>;
     /// Whether `user` is on `event`'s staff.
     async fn is_staff(&self, event: EventId, user: UserId) -> StoreResult<bool>;
+    /// The events on whose roster `user` is (any status), with tiers,
+    /// ascending by id after `after`.
+    async fn staff_events(
+        &self,
+        user: UserId,
+        after: Option<EventId>,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRecord>>;
 }
 
 const SELECT_STAFF: &str = "SELECT s.event_id, s.user_id, u.email, u.display_name, s.added_by, s.created_at \
@@ -125,5 +134,31 @@ impl<D: Dialect> StaffStore for SqlStore<D> {
         .await
         .map_err(map_err)?;
         Ok(n > 0)
+    }
+
+    async fn staff_events(
+        &self,
+        user: UserId,
+        after: Option<EventId>,
+        limit: i64,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.organizer_id, e.name, e.description, e.venue, e.starts_at, e.ends_at, \
+             e.currency, e.status, e.manifest_version, e.created_at, e.updated_at \
+             FROM events e JOIN event_staff s ON s.event_id = e.id \
+             WHERE s.user_id = $1 AND ($2 IS NULL OR e.id > $2) ORDER BY e.id LIMIT $3",
+        )
+        .bind(user.to_string())
+        .bind(after.map(|a| a.to_string()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.attach_tiers(&mut events).await?;
+        Ok(events)
     }
 }

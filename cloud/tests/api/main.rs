@@ -31,6 +31,7 @@ mod process;
 mod replicas;
 mod reports;
 mod shop;
+mod staff_enroll;
 mod startup;
 mod tickets;
 mod transfers;

@@ -127,6 +127,24 @@ const commands = {
     await p.locator("img.qr").waitFor();
     return { code: (await p.locator("#enroll-code").textContent()).trim() };
   },
+  async add_staff({ who, event, email }) {
+    const p = await page(who);
+    await go(p, "#/console/event/" + event + "/staff");
+    await p.getByLabel("Staff member's email").fill(email);
+    await p.getByRole("button", { name: "Add to roster" }).click();
+    await toastSays(p, /is on the roster/);
+    await p.locator("#roster td", { hasText: email }).waitFor();
+    return { rows: await p.locator("#roster tbody tr").count() };
+  },
+  async remove_staff({ who, event, email }) {
+    const p = await page(who);
+    await go(p, "#/console/event/" + event + "/staff");
+    p.once("dialog", (d) => d.accept());
+    await p.locator("[data-remove='" + email + "']").click();
+    await toastSays(p, /removed from the roster/);
+    await p.locator("#roster td", { hasText: email }).waitFor({ state: "detached" });
+    return { rows: await p.locator("#roster tbody tr").count() };
+  },
   async reserve({ who, event, tier }) {
     const p = await page(who);
     await go(p, "#/event/" + event);

@@ -7,6 +7,7 @@ import { h, clear, errorBlock } from "/assets/ui.js";
 import * as shop from "/assets/shop.js";
 import * as org from "/assets/organizer.js";
 import { doorsView } from "/assets/doors.js";
+import { staffView } from "/assets/staff.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -26,6 +27,7 @@ const routes = [
   [/^\/console\/event\/([\w-]+)\/sales$/, org.sales],
   [/^\/console\/event\/([\w-]+)\/orders$/, org.orders],
   [/^\/console\/event\/([\w-]+)\/devices$/, org.devices],
+  [/^\/console\/event\/([\w-]+)\/staff$/, staffView],
   [/^\/admin$/, org.admin],
 ];
 

@@ -33,6 +33,7 @@ export function subnav(id, current) {
     ["/sales", "Sales"],
     ["/orders", "Orders"],
     ["/devices", "Devices"],
+    ["/staff", "Staff"],
   ];
   return h(
     "nav",
@@ -315,13 +316,16 @@ export async function devices(main, id) {
   });
   const list = h("div");
   async function load() {
-    const devs = await api("GET", "/devices?event_id=" + id);
+    const [devs, roster] = await Promise.all([api("GET", "/devices?event_id=" + id), api("GET", "/events/" + id + "/staff")]);
+    const who = new Map(roster.items.map((s) => [s.user_id, s.email]));
+    const me = session().user;
+    const by = (u) => (!u ? "—" : u === me.id ? "you" : who.get(u) || "another account");
     clear(
       list,
       devs.length
         ? table(
             "Enrolled devices",
-            ["Name", "Gate", "Direction", "Enrolled", "Last seen", "State", ""],
+            ["Name", "Gate", "Direction", "Enrolled", "By", "Last seen", "State", ""],
             devs.map((d) => {
               const b = d.revoked ? "" : h("button", { type: "button", class: "danger" }, "Revoke");
               if (b)
@@ -335,7 +339,7 @@ export async function devices(main, id) {
                     toast(err.message, "error");
                   }
                 });
-              return [d.name, d.gate, d.direction, when(d.enrolled_at), ago(d.last_seen_at), d.revoked ? "revoked" : "enrolled", b];
+              return [d.name, d.gate, d.direction, when(d.enrolled_at), by(d.enrolled_by), ago(d.last_seen_at), d.revoked ? "revoked" : "enrolled", b];
             }),
           )
         : h("p", {}, "No devices enrolled yet."),

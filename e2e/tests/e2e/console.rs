@@ -311,6 +311,39 @@ async fn an_organizer_runs_the_doors_and_buyers_buy_and_show_tickets_in_a_real_b
         .to_string();
     b.call(json!({"cmd": "screenshot", "who": "org", "name": "event-admin.png", "full": true}))
         .await;
+
+    // The staff roster page: the admin grants a door account the staff
+    // role, the organizer adds it by email and takes it off again, and the
+    // API agrees at each step.
+    b.call(json!({"cmd": "register", "who": "door", "email": "door@venue.test", "password": PASSWORD, "name": "Dana Door"})).await;
+    b.call(json!({"cmd": "grant", "who": "admin", "email": "door@venue.test", "role": "staff"}))
+        .await;
+    let token = org_token(&cloud).await;
+    let added = b
+        .call(json!({"cmd": "add_staff", "who": "org", "event": event, "email": "door@venue.test"}))
+        .await;
+    assert_eq!(
+        added["rows"], 1,
+        "the page lists the one staff member: {added}"
+    );
+    assert_eq!(
+        roster(&cloud, &token, &event).await,
+        vec!["door@venue.test".to_string()],
+        "the page put the account on the event's roster"
+    );
+    b.call(json!({"cmd": "screenshot", "who": "org", "name": "staff.png", "full": true}))
+        .await;
+    let removed = b
+        .call(json!({"cmd": "remove_staff", "who": "org", "event": event, "email": "door@venue.test"}))
+        .await;
+    assert_eq!(
+        removed["rows"], 0,
+        "the row is gone from the page: {removed}"
+    );
+    assert!(
+        roster(&cloud, &token, &event).await.is_empty(),
+        "the page took the account off the roster"
+    );
     let cloud_proxy = Proxy::start().await;
     cloud_proxy.point_at(cloud.addr);
     let mut nodes = Vec::new();
@@ -570,6 +603,7 @@ async fn an_organizer_runs_the_doors_and_buyers_buy_and_show_tickets_in_a_real_b
         ("org", format!("#/console/event/{event}/doors"), false),
         ("org", format!("#/console/event/{event}/orders"), false),
         ("org", format!("#/console/event/{event}/devices"), false),
+        ("org", format!("#/console/event/{event}/staff"), false),
         ("org", format!("#/console/event/{event}/sales"), false),
         ("admin", "#/admin".to_string(), false),
     ] {
@@ -627,4 +661,23 @@ async fn org_token(cloud: &Cloud) -> String {
         .await;
     assert_eq!(st, 200, "{v}");
     v["access_token"].as_str().expect("token").to_string()
+}
+
+/// The emails on the event's staff roster, as the API lists them.
+async fn roster(cloud: &Cloud, token: &str, event: &str) -> Vec<String> {
+    let (st, v) = cloud
+        .call_as(
+            token,
+            reqwest::Method::GET,
+            &format!("/events/{event}/staff"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["items"]
+        .as_array()
+        .expect("roster items")
+        .iter()
+        .map(|s| s["email"].as_str().unwrap_or_default().to_string())
+        .collect()
 }

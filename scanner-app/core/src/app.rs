@@ -181,10 +181,14 @@ impl App {
             ));
         }
         let pin = PinHash::new(&choice.pin)?;
-        let code = session
-            .enrollment_code(&choice.event_id, gate, choice.zone)
+        if self.store.identity().is_some() {
+            return Err(AppError::AlreadyEnrolled);
+        }
+        let seed = random_seed()?;
+        let bundle = session
+            .enroll_device(&choice.event_id, gate, choice.zone, &device_name(), &seed)
             .await?;
-        self.enroll(&session.cloud_url, &code, &session.email, pin)
+        self.install(&session.cloud_url, bundle, seed, &session.email, pin)
             .await?;
         self.state().session = None;
         Ok(self.status())
@@ -256,11 +260,22 @@ impl App {
         let seed = random_seed()?;
         let client = CloudClient::new(cloud_url, None, Duration::from_secs(15))
             .map_err(|e| AppError::cloud(cloud_url, e))?;
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "laptop".into());
-        let mut bundle = client
-            .enroll(code, &format!("scanner-app {host}"), &seed)
+        let bundle = client
+            .enroll(code, &device_name(), &seed)
             .await
             .map_err(|e| AppError::cloud(cloud_url, e))?;
+        self.install(cloud_url, bundle, seed, operator, pin).await
+    }
+
+    /// Stores what an enrollment (either path) handed this device and starts it.
+    async fn install(
+        &self,
+        cloud_url: &str,
+        mut bundle: provision::Bundle,
+        seed: [u8; 32],
+        operator: &str,
+        pin: PinHash,
+    ) -> Result<(), AppError> {
         bundle.cloud_url = Some(cloud_url.to_owned());
         provision::import(&self.store, &bundle, seed)?;
         self.finish_setup(operator, pin)?;
@@ -364,4 +379,10 @@ impl App {
             d.shutdown();
         }
     }
+}
+
+/// The name this device gives the cloud (the organizer's device list shows it).
+fn device_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "laptop".into());
+    format!("scanner-app {host}")
 }

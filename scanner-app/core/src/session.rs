@@ -1,16 +1,21 @@
 //! Signing in with a staff account and enrolling this device through the
-//! cloud's public REST API: `POST /auth/login`, `GET /events` (the events
-//! the account organizes, drafts included), `POST /devices/enrollment-codes`
-//! for the chosen gate, then the same `POST /devices/enroll` a gate node
-//! uses (`gate_node::cloud::CloudClient::enroll`). After that the device
-//! needs no network; the staff token is kept in memory only.
+//! cloud's public REST API: `POST /auth/login`; the events to pick from
+//! (`GET /staff/events` for a staff account: the events whose roster it is
+//! on; `GET /events` for an organizer, its own events, or an admin); then
+//! `POST /devices/staff-enroll` for the chosen gate with the account's own
+//! token and the device key's proof (`gate_node::cloud::CloudClient::staff_enroll`,
+//! which reads the answer exactly as a gate node's code enrollment). After
+//! that the device needs no network; the staff token is kept in memory only.
 
 use crate::error::AppError;
 use crate::view::{EventChoice, SignedIn};
+use gate_node::cloud::CloudClient;
+use gate_node::provision::Bundle;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
-use sync_protocol::device_api::{CreateEnrollmentCode, EnrollmentCodeView, GateDirection};
+use sync_protocol::SecretKey;
+use sync_protocol::device_api::{GateDirection, StaffEnrollRequest};
 
 /// A signed-in staff member.
 #[derive(Clone)]
@@ -148,13 +153,14 @@ impl StaffSession {
         }
     }
 
-    /// The events this account may set a device up for: the ones it
-    /// organizes (every event for an admin), not ended or cancelled.
+    /// The events this account may set a device up for: those whose staff
+    /// roster it is on (a staff account), the ones it organizes (every
+    /// event for an admin); not ended or cancelled.
     pub async fn events(&self) -> Result<Vec<EventChoice>, AppError> {
-        let path = if self.role == "admin" {
-            "/events?limit=100".to_owned()
-        } else {
-            format!("/events?limit=100&organizer_id={}", self.user_id)
+        let path = match self.role.as_str() {
+            "admin" => "/events?limit=100".to_owned(),
+            "staff" => "/staff/events?limit=100".to_owned(),
+            _ => format!("/events?limit=100&organizer_id={}", self.user_id),
         };
         let page: EventPage =
             serde_json::from_value(self.call(reqwest::Method::GET, &path, None).await?)
@@ -182,34 +188,41 @@ impl StaffSession {
         })
     }
 
-    /// A one-time enrollment code for an entry gate of `event_id`.
-    pub async fn enrollment_code(
+    /// Enrolls the device with key `seed` for an entry gate of `event_id`
+    /// with this account (`POST /devices/staff-enroll`): the cloud allows
+    /// it to staff on the event's roster, its organizer and admins. The
+    /// answer's bundle carries the device token, not the cloud URL.
+    pub async fn enroll_device(
         &self,
         event_id: &str,
         gate: &str,
         zone: Option<u8>,
-    ) -> Result<String, AppError> {
-        let req = CreateEnrollmentCode {
-            event_id: event_id
-                .parse()
-                .map_err(|_| AppError::Invalid(format!("{event_id:?} is not an event id")))?,
-            gate: gate.to_owned(),
+        device_name: &str,
+        seed: &[u8; 32],
+    ) -> Result<Bundle, AppError> {
+        let event = event_id
+            .parse()
+            .map_err(|_| AppError::Invalid(format!("{event_id:?} is not an event id")))?;
+        let user = self.user_id.parse().map_err(|_| {
+            AppError::Cloud(format!(
+                "the sign-in answer's user id {:?} is not a UUID",
+                self.user_id
+            ))
+        })?;
+        let req = StaffEnrollRequest::signed(
+            &SecretKey::from_seed(*seed),
+            event,
+            user,
+            gate,
             zone,
-            direction: GateDirection::Entry,
-            ttl_secs: Some(600),
-            grace_secs: None,
-            require_listed: None,
-        };
-        let body = serde_json::to_value(&req).map_err(|e| AppError::Cloud(e.to_string()))?;
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/devices/enrollment-codes",
-                Some(body),
-            )
-            .await?;
-        serde_json::from_value::<EnrollmentCodeView>(v)
-            .map(|answer| answer.code)
-            .map_err(|e| AppError::Cloud(format!("the enrollment-code answer is not valid: {e}")))
+            GateDirection::Entry,
+            device_name,
+        );
+        let client = CloudClient::new(&self.cloud_url, None, Duration::from_secs(15))
+            .map_err(|e| AppError::cloud(&self.cloud_url, e))?;
+        client
+            .staff_enroll(&self.token, &req)
+            .await
+            .map_err(|e| AppError::cloud(&self.cloud_url, e))
     }
 }

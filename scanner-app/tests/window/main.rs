@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use sync_protocol::{Claims, Credential, EventId, SecretKey, TicketId};
 
 const ENTER: &str = "\u{E007}";
-const ORGANIZER: &str = "org@gatehouse.test";
+/// A door-staff account on the event's roster (not its organizer): it
+/// signs in, sees the roster's event and enrolls the app itself.
+const STAFF: &str = "door@gatehouse.test";
 const PASSWORD: &str = "correct horse battery";
 
 /// A correctly formed credential for a real ticket, signed by a key the
@@ -94,6 +96,7 @@ async fn sync_bar(w: &Window) -> (bool, u64, String) {
 async fn door_staff_journey_online_offline_and_back() {
     let venue = Venue::open(1, Timings::fast(), false).await;
     let sold = venue.cloud.sell(&venue.event, 7).await;
+    venue.cloud.staff(&venue.event, STAFF).await;
     let data = tempfile::tempdir().expect("tmp");
     let frames = tempfile::tempdir().expect("tmp");
     let args: Vec<String> = [
@@ -127,7 +130,7 @@ async fn door_staff_journey_online_offline_and_back() {
         "a fresh install opens on sign-in"
     );
     w.type_into("cloud-url", &venue.cloud_proxy.url()).await;
-    w.type_into("email", ORGANIZER).await;
+    w.type_into("email", STAFF).await;
     w.type_into("password", PASSWORD).await;
     w.click("signin").await;
     w.wait("the event list after sign-in", || async {
@@ -136,7 +139,7 @@ async fn door_staff_journey_online_offline_and_back() {
     .await;
     assert!(
         w.text("event-list").await.contains("Harbour Lights"),
-        "the organizer's event is offered: {}",
+        "the event of the staff member's roster is offered: {}",
         w.text("event-list").await
     );
     w.type_into("gate-name", "Side door").await;
