@@ -306,6 +306,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "commerce",
     "payments",
+    "chain",
     "notifications",
     "console",
 ];
@@ -443,6 +444,18 @@ mod tests {
                 .contains("bootstrap_admin_password = \"<redacted>\"")
         );
         assert_eq!(format!("{:?}", Secret::default()), "unset");
+    }
+
+    #[test]
+    fn every_section_can_be_set_from_the_environment() {
+        let doc: toml::Table = Config::default().to_redacted_toml().parse().unwrap();
+        for key in doc.keys() {
+            assert!(
+                SECTIONS.contains(&key.as_str()),
+                "CLOUD_{}* variables would be ignored: add {key:?} to SECTIONS",
+                key.to_uppercase()
+            );
+        }
     }
 
     #[test]

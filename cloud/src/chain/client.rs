@@ -293,6 +293,24 @@ impl ChainClient {
             .collect())
     }
 
+    /// Whether the organizer's `unlock` already opened the contract.
+    pub async fn unlocked(&self, contract: Address) -> Result<bool, ChainError> {
+        GatehouseTicket::new(contract, &self.provider)
+            .unlocked()
+            .call()
+            .await
+            .map_err(contract_err)
+    }
+
+    /// EIP-5192 `locked(tokenId)` (an error for a token that does not exist).
+    pub async fn locked(&self, contract: Address, id: U256) -> Result<bool, ChainError> {
+        GatehouseTicket::new(contract, &self.provider)
+            .locked(id)
+            .call()
+            .await
+            .map_err(contract_err)
+    }
+
     /// `ownerOf`, or None for a token that does not exist.
     pub async fn owner_of(
         &self,

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path};
 use crate::model::{EventId, OrderId, TicketId, from_millis};
 use crate::state::AppState;
-use crate::store::chain::{ChainJobRecord, ChainSettings, ChainTxRecord};
+use crate::store::chain::{ChainJobRecord, ChainSettings, ChainTxRecord, TicketJobState};
 use alloy::primitives::{Address, U256};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mint_nft))
         .routes(routes!(mint_transactions))
         .routes(routes!(get_chain, put_chain))
+        .routes(routes!(unlock_event))
         .routes(routes!(metadata))
 }
 
@@ -84,6 +85,80 @@ pub struct MintState {
     pub status: String,
     /// Jobs.
     pub jobs: Vec<MintJobView>,
+}
+
+/// A ticket's token as its order shows it: where the chain jobs of the
+/// ticket stand (mint, and any transfer, burn, withdrawal or unlock after).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketMintView {
+    /// The ticket.
+    #[schema(value_type = String, format = Uuid)]
+    pub ticket_id: TicketId,
+    /// Token id (decimal).
+    pub token_id: String,
+    /// `failed` (some job failed for good: retry with `POST
+    /// /orders/{id}/mint-nft`), `sent` (a transaction is on its way),
+    /// `pending` (waiting: no chain configured, the node unreachable, or a
+    /// retry after an error), `done` (the chain says what the cloud says).
+    pub status: String,
+    /// The job that decides `status` (`mint`, `transfer`, `burn`,
+    /// `withdraw`, `unlock`): the failed one, else the open one, else the last.
+    pub kind: String,
+    /// Hash of that job's latest transaction, once one was signed.
+    pub tx_hash: Option<String>,
+    /// Why that job is not done yet (a revert, the node's error, ...).
+    pub error: Option<String>,
+}
+
+/// Per ticket of each order, where its token stands (tickets without chain
+/// jobs are left out: an unpaid order has none). One query for all orders.
+pub(crate) async fn attach_mint<'a>(
+    state: &AppState,
+    orders: impl IntoIterator<Item = &'a mut crate::orders::dto::OrderView>,
+) -> ApiResult<()> {
+    let mut orders: Vec<&mut crate::orders::dto::OrderView> = orders.into_iter().collect();
+    let ids: Vec<OrderId> = orders.iter().map(|o| o.id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // By order, then ticket (in ticket id order, like `ticket_ids`).
+    let mut by_order: std::collections::HashMap<OrderId, Vec<(TicketId, Vec<TicketJobState>)>> =
+        Default::default();
+    for j in state.store.orders_chain_state(&ids).await? {
+        let tickets = by_order.entry(j.order_id).or_default();
+        match tickets.last_mut() {
+            Some((t, jobs)) if *t == j.ticket_id => jobs.push(j),
+            _ => tickets.push((j.ticket_id, vec![j])),
+        }
+    }
+    for o in &mut orders {
+        o.mint = by_order
+            .remove(&o.id)
+            .unwrap_or_default()
+            .iter()
+            .map(|(t, jobs)| ticket_mint(*t, jobs))
+            .collect();
+    }
+    Ok(())
+}
+
+fn ticket_mint(ticket: TicketId, jobs: &[TicketJobState]) -> TicketMintView {
+    let decisive = jobs
+        .iter()
+        .find(|j| j.status == "failed")
+        .or_else(|| jobs.iter().find(|j| j.status == "sent"))
+        .or_else(|| jobs.iter().find(|j| j.status == "pending"))
+        .or(jobs.last());
+    TicketMintView {
+        ticket_id: ticket,
+        token_id: contract::token_id(ticket).to_string(),
+        status: decisive.map_or("done", |j| j.status.as_str()).into(),
+        kind: decisive.map_or("mint", |j| j.kind.as_str()).into(),
+        tx_hash: decisive.and_then(|j| j.tx_hash.clone()),
+        error: decisive
+            .filter(|j| j.status != "done")
+            .and_then(|j| j.last_error.clone()),
+    }
 }
 
 fn tx_view(t: &ChainTxRecord) -> TxView {
@@ -193,6 +268,11 @@ pub struct EventChainView {
     pub contract: Option<String>,
     /// `deploying` or `ready`.
     pub contract_status: Option<String>,
+    /// The organizer's early unlock (`POST /events/{id}/chain/unlock`):
+    /// `none` (not asked; tokens unlock when the event ends), `pending`
+    /// (on its way to the chain), `done` (holders may transfer now),
+    /// `failed` (retry the request).
+    pub unlock_status: String,
 }
 
 /// `PUT /events/{id}/chain`.
@@ -216,7 +296,66 @@ async fn chain_view(state: &AppState, event: EventId) -> ApiResult<EventChainVie
         withdrawals_allowed: s.is_some_and(|s| s.withdrawals_allowed),
         contract: c.as_ref().map(|c| c.address.clone()),
         contract_status: c.map(|c| c.status),
+        unlock_status: unlock_status(&state.store.unlock_job_counts(event).await?).into(),
     })
+}
+
+fn unlock_status(counts: &[(String, i64)]) -> &'static str {
+    let has = |s: &str| counts.iter().any(|(k, n)| k == s && *n > 0);
+    if counts.iter().all(|(_, n)| *n == 0) {
+        "none"
+    } else if has("failed") {
+        "failed"
+    } else if has("pending") || has("sent") {
+        "pending"
+    } else {
+        "done"
+    }
+}
+
+/// Opens holder transfers before the event ends (its organizer or an
+/// admin): every live ticket of the event gets an `unlock` chain job in
+/// one transaction, and the worker sends the contract's `unlock`, after
+/// which `locked(tokenId)` is false for every token (EIP-5192 `Unlocked`
+/// for those minted). Asking again is harmless: it adds jobs only for
+/// tickets sold since, and a failed unlock is retried. Follow it in
+/// `unlock_status` of `GET /events/{id}/chain`.
+#[utoipa::path(post, path = "/events/{id}/chain/unlock", tag = "chain", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "event id")),
+    responses((status = 202, body = EventChainView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the event is over, cancelled, or has no tickets yet")))]
+async fn unlock_event(
+    State(state): State<AppState>,
+    m: ManagedEvent,
+) -> ApiResult<(StatusCode, Json<EventChainView>)> {
+    use crate::model::EventStatus;
+    match m.event.status {
+        EventStatus::Ended => {
+            return Err(ApiError::Conflict(
+                "the event has ended: its tokens are already unlocked".into(),
+            ));
+        }
+        EventStatus::Cancelled => {
+            return Err(ApiError::Conflict(
+                "the event is cancelled: its tokens are invalidated, not unlocked".into(),
+            ));
+        }
+        EventStatus::Draft | EventStatus::Active | EventStatus::Live => {}
+    }
+    let now = state.now_ms();
+    let (_, total) = state.store.request_unlock(m.event.id, now).await?;
+    if total == 0 {
+        return Err(ApiError::Conflict(
+            "the event has no tickets yet, so nothing is locked; ask again once tickets are sold"
+                .into(),
+        ));
+    }
+    // A failed unlock becomes due again, like a mint retry.
+    state.store.retry_unlock(m.event.id, now).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(chain_view(&state, m.event.id).await?),
+    ))
 }
 
 /// The event's chain terms and contract (its organizer or an admin).

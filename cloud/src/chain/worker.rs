@@ -223,6 +223,26 @@ impl Minter {
                     .await?;
                 return Ok(());
             }
+            None if jobs.iter().all(|j| {
+                matches!(
+                    j.ticket_status,
+                    TicketStatus::Refunded | TicketStatus::Cancelled
+                )
+            }) =>
+            {
+                // Nothing was ever minted (no contract): nothing to burn,
+                // and no contract to deploy for it.
+                out.already += ids.len();
+                store
+                    .chain_finish(
+                        &ids,
+                        &self.owner,
+                        Some("the event has no contract: nothing was minted"),
+                        self.now(),
+                    )
+                    .await?;
+                return Ok(());
+            }
             None => {
                 if self.state.config.chain.deploy_contracts {
                     self.deploy(event, broadcast).await?;
@@ -240,6 +260,8 @@ impl Minter {
             .address
             .parse()
             .map_err(|_| StoreError::Other("stored contract address".into()))?;
+        let (unlocks, jobs): (Vec<&ClaimedJob>, Vec<&ClaimedJob>) =
+            jobs.iter().partition(|j| j.job.kind == "unlock");
         let tokens: Vec<U256> = jobs
             .iter()
             .map(|j| contract::token_id(j.job.ticket_id))
@@ -248,7 +270,7 @@ impl Minter {
         let mut done = Vec::new();
         let mut wallets: std::collections::HashMap<UserId, Address> = Default::default();
         let mut plan: Vec<(Action, &ClaimedJob, U256)> = Vec::new();
-        for ((j, s), token) in jobs.iter().zip(states).zip(&tokens) {
+        for ((&j, s), token) in jobs.iter().zip(states).zip(&tokens) {
             let action = if matches!(
                 j.ticket_status,
                 TicketStatus::Refunded | TicketStatus::Cancelled
@@ -291,7 +313,75 @@ impl Minter {
                 self.now(),
             )
             .await?;
-        self.send_plan(event, address, plan, broadcast, out).await
+        self.send_plan(event, address, plan, broadcast, out).await?;
+        self.unlock(event, address, &unlocks, broadcast, out).await
+    }
+
+    /// The organizer's early unlock: one `unlock` transaction (listing the
+    /// minted tokens, for their EIP-5192 `Unlocked` events) carries up to
+    /// `chain.batch_size` unlock jobs; once the contract says `unlocked`,
+    /// every other unlock job is done without a transaction.
+    async fn unlock(
+        &self,
+        event: EventId,
+        address: Address,
+        unlocks: &[&ClaimedJob],
+        broadcast: bool,
+        out: &mut Dispatched,
+    ) -> Result<(), WorkerError> {
+        if unlocks.is_empty() {
+            return Ok(());
+        }
+        let store = &self.state.store;
+        let ids: Vec<String> = unlocks.iter().map(|j| j.job.id.clone()).collect();
+        if self.client.unlocked(address).await? {
+            out.already += ids.len();
+            return store
+                .chain_finish(
+                    &ids,
+                    &self.owner,
+                    Some("the contract is already unlocked"),
+                    self.now(),
+                )
+                .await
+                .map_err(Into::into);
+        }
+        let size = self.state.config.chain.batch_size.max(1).min(unlocks.len());
+        let (now, later) = unlocks.split_at(size);
+        let later: Vec<String> = later.iter().map(|j| j.job.id.clone()).collect();
+        // One unlock opens the whole contract: the rest wait for it.
+        let wait = self.now() + self.state.config.chain.poll_ms.max(10) as i64;
+        store
+            .chain_release(&later, &self.owner, wait, None, false, self.now())
+            .await?;
+        let tokens: Vec<U256> = now
+            .iter()
+            .map(|j| contract::token_id(j.job.ticket_id))
+            .collect();
+        let states = self.client.status_of(address, &tokens).await?;
+        let minted = tokens
+            .iter()
+            .zip(&states)
+            .filter(|(_, s)| !s.owner.is_zero())
+            .map(|(t, _)| *t)
+            .collect();
+        let call = GatehouseTicket::unlockCall { tokenIds: minted };
+        let carried = now
+            .iter()
+            .zip(&tokens)
+            .map(|(j, t)| (j.job.id.clone(), t.to_string()))
+            .collect();
+        self.send(
+            event,
+            address,
+            "unlock",
+            call.abi_encode().into(),
+            carried,
+            broadcast,
+        )
+        .await?;
+        out.signed += 1;
+        Ok(())
     }
 
     async fn send_plan(

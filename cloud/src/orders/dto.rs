@@ -87,6 +87,9 @@ pub struct OrderView {
     /// Tickets this order paid for (read them at `GET /tickets/{id}`).
     #[schema(value_type = Vec<String>)]
     pub ticket_ids: Vec<TicketId>,
+    /// Where each paid ticket's NFT stands (status, latest transaction
+    /// hash, error): a failed mint shows here. Empty before payment.
+    pub mint: Vec<crate::chain::http::TicketMintView>,
     /// Created.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -117,6 +120,7 @@ impl From<&OrderRecord> for OrderView {
             currency: o.currency.clone(),
             expires_at: o.expires_at.map(from_millis),
             ticket_ids: o.ticket_ids.clone(),
+            mint: Vec::new(),
             created_at: from_millis(o.created_at),
             paid_at: o.paid_at.map(from_millis),
             updated_at: from_millis(o.updated_at),

@@ -186,7 +186,9 @@ async fn get_order(
 ) -> ApiResult<Json<OrderView>> {
     let (order, _, _) = service::visible_order(&state, &user, id).await?;
     let order = service::expire_if_due(&state, order).await?;
-    Ok(Json(OrderView::from(&order)))
+    let mut view = OrderView::from(&order);
+    crate::chain::http::attach_mint(&state, [&mut view]).await?;
+    Ok(Json(view))
 }
 
 /// A user's orders, ascending by id: the user themself and admins see all
@@ -222,7 +224,8 @@ async fn user_orders(
         filter.organizer_id = Some(user.id);
     }
     let orders = state.store.list_orders(&filter).await?;
-    let views = orders.iter().map(OrderView::from).collect();
+    let mut views: Vec<OrderView> = orders.iter().map(OrderView::from).collect();
+    crate::chain::http::attach_mint(&state, &mut views).await?;
     Ok(Json(Page::new(views, limit, |o: &OrderView| {
         o.id.to_string()
     })))
@@ -274,7 +277,9 @@ async fn set_status(
             return Err(StoreError::illegal("order", order.status.as_str(), "pending").into());
         }
     };
-    Ok(Json(OrderView::from(&state.store.order(order.id).await?)))
+    let mut view = OrderView::from(&state.store.order(order.id).await?);
+    crate::chain::http::attach_mint(&state, [&mut view]).await?;
+    Ok(Json(view))
 }
 
 /// Cancels the caller's own pending order, returning its inventory.

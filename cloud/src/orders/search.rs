@@ -100,13 +100,14 @@ async fn event_orders(
         limit,
     };
     let rows = state.store.event_orders(&filter).await?;
-    let views = rows
+    let mut views: Vec<EventOrderView> = rows
         .iter()
         .map(|r| EventOrderView {
             order: OrderView::from(&r.order),
             buyer_email: r.buyer_email.clone(),
         })
         .collect();
+    crate::chain::http::attach_mint(&state, views.iter_mut().map(|v| &mut v.order)).await?;
     Ok(Json(Page::new(views, limit, |o: &EventOrderView| {
         o.order.id.to_string()
     })))

@@ -27,6 +27,8 @@ pub enum JobKind {
     Burn,
     /// Withdrawn to the holder's own address.
     Withdraw,
+    /// The organizer opened holder transfers before the event ends.
+    Unlock,
 }
 
 impl JobKind {
@@ -37,6 +39,7 @@ impl JobKind {
             Self::Transfer => "transfer",
             Self::Burn => "burn",
             Self::Withdraw => "withdraw",
+            Self::Unlock => "unlock",
         }
     }
 }
@@ -61,6 +64,33 @@ pub(super) async fn enqueue(
     .await
     .map_err(map_err)?;
     Ok(())
+}
+
+/// After an event is cancelled (inside that transaction): a burn job for
+/// each of its cancelled tickets that has a token or may get one (it has a
+/// mint job), so the chain invalidates them like refunded ones.
+pub(super) async fn enqueue_burns_of_cancelled(
+    tx: &mut Tx,
+    event: EventId,
+    now: UnixMillis,
+) -> StoreResult<usize> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT t.id FROM tickets t WHERE t.event_id = $1 AND t.status = 'cancelled' \
+         AND EXISTS (SELECT 1 FROM chain_jobs m WHERE m.ticket_id = t.id AND m.kind = 'mint') \
+         AND NOT EXISTS (SELECT 1 FROM chain_jobs b WHERE b.ticket_id = t.id AND b.kind = 'burn' \
+         AND b.status IN ('pending', 'sent'))",
+    )
+    .bind(event.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    for id in &ids {
+        let ticket = id
+            .parse()
+            .map_err(|e| StoreError::Other(format!("ticket id: {e}")))?;
+        enqueue(tx, ticket, JobKind::Burn, now).await?;
+    }
+    Ok(ids.len())
 }
 
 /// A job row.
@@ -88,6 +118,28 @@ pub struct ChainJobRecord {
     pub created_at: UnixMillis,
     /// Last changed.
     pub updated_at: UnixMillis,
+}
+
+/// One chain job of a ticket as an order shows it: the job and the hash of
+/// the transaction that carries it (the latest, after a replacement).
+#[derive(Debug, Clone)]
+pub struct TicketJobState {
+    /// The ticket's order.
+    pub order_id: OrderId,
+    /// The ticket.
+    pub ticket_id: TicketId,
+    /// Cause (`mint`, `transfer`, `burn`, `withdraw`, `unlock`).
+    pub kind: String,
+    /// `pending`, `sent`, `done` or `failed`.
+    pub status: String,
+    /// Why the last try did not finish it.
+    pub last_error: Option<String>,
+    /// The carrying transaction's hash.
+    pub tx_hash: Option<String>,
+    /// The carrying transaction's status.
+    pub tx_status: Option<String>,
+    /// Enqueued.
+    pub created_at: UnixMillis,
 }
 
 /// A claimed job with what the worker needs to know about its ticket.
@@ -321,6 +373,19 @@ pub trait ChainStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Jobs per status.
     async fn chain_job_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+    /// The organizer's early unlock: an `unlock` job for each live ticket
+    /// of the event (one per ticket: asking again adds only tickets sold
+    /// since), in one transaction. Returns (jobs added, unlock jobs of the
+    /// event in all).
+    async fn request_unlock(&self, event: EventId, now: UnixMillis) -> StoreResult<(u64, u64)>;
+    /// Makes the event's failed unlock jobs due now.
+    async fn retry_unlock(&self, event: EventId, now: UnixMillis) -> StoreResult<u64>;
+    /// The event's unlock jobs per status.
+    async fn unlock_job_counts(&self, event: EventId) -> StoreResult<Vec<(String, i64)>>;
+    /// Every chain job of the tickets of these orders, by ticket id then
+    /// age, with its carrying transaction's hash (one query per 500 orders:
+    /// for order lists).
+    async fn orders_chain_state(&self, orders: &[OrderId]) -> StoreResult<Vec<TicketJobState>>;
 }
 
 const JOB_COLS: &str = "j.id, j.ticket_id, j.kind, j.status, j.attempts, j.reverts, j.next_at, j.tx_id, \
@@ -1102,5 +1167,90 @@ impl<D: Dialect> ChainStore for SqlStore<D> {
         rows.iter()
             .map(|r| Ok((col(r, "status")?, col(r, "n")?)))
             .collect()
+    }
+
+    async fn orders_chain_state(&self, orders: &[OrderId]) -> StoreResult<Vec<TicketJobState>> {
+        let mut out = Vec::new();
+        for chunk in orders.chunks(500) {
+            let sql = format!(
+                "SELECT t.order_id, j.ticket_id, j.kind, j.status, j.last_error, j.created_at, x.hash, x.status AS tx_status \
+                 FROM tickets t JOIN chain_jobs j ON j.ticket_id = t.id LEFT JOIN chain_txs x ON x.id = j.tx_id \
+                 WHERE t.order_id IN ({}) ORDER BY t.id, j.created_at, j.id",
+                params(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for o in chunk {
+                q = q.bind(o.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await.map_err(map_err)? {
+                out.push(TicketJobState {
+                    order_id: parsed(&r, "order_id")?,
+                    ticket_id: parsed(&r, "ticket_id")?,
+                    kind: col(&r, "kind")?,
+                    status: col(&r, "status")?,
+                    last_error: col(&r, "last_error")?,
+                    tx_hash: col(&r, "hash")?,
+                    tx_status: col(&r, "tx_status")?,
+                    created_at: col(&r, "created_at")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn request_unlock(&self, event: EventId, now: UnixMillis) -> StoreResult<(u64, u64)> {
+        let mut tx = self.begin_write().await?;
+        let live: Vec<String> = sqlx::query_scalar(
+            "SELECT t.id FROM tickets t WHERE t.event_id = $1 AND t.status IN ('issued', 'transferred', 'checked_in') \
+             AND NOT EXISTS (SELECT 1 FROM chain_jobs j WHERE j.ticket_id = t.id AND j.kind = 'unlock')",
+        )
+        .bind(event.to_string())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for t in &live {
+            let id = t
+                .parse()
+                .map_err(|e| StoreError::Other(format!("ticket id: {e}")))?;
+            enqueue(&mut tx, id, JobKind::Unlock, now).await?;
+        }
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM chain_jobs j JOIN tickets t ON t.id = j.ticket_id \
+             WHERE t.event_id = $1 AND j.kind = 'unlock'",
+        )
+        .bind(event.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok((live.len() as u64, total.max(0) as u64))
+    }
+
+    async fn unlock_job_counts(&self, event: EventId) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT j.status, COUNT(*) AS n FROM chain_jobs j JOIN tickets t ON t.id = j.ticket_id \
+             WHERE t.event_id = $1 AND j.kind = 'unlock' GROUP BY j.status",
+        )
+        .bind(event.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok((col(r, "status")?, col(r, "n")?)))
+            .collect()
+    }
+
+    async fn retry_unlock(&self, event: EventId, now: UnixMillis) -> StoreResult<u64> {
+        Ok(sqlx::query(
+            "UPDATE chain_jobs SET status = 'pending', attempts = 0, reverts = 0, next_at = $1, lease_owner = NULL, \
+             lease_until = NULL, updated_at = $1 WHERE kind = 'unlock' AND status = 'failed' \
+             AND ticket_id IN (SELECT id FROM tickets WHERE event_id = $2)",
+        )
+        .bind(now)
+        .bind(event.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?
+        .rows_affected())
     }
 }

@@ -152,6 +152,8 @@ impl<D: Dialect> SqlStore<D> {
             changed.extend(change_ticket(tx, &mut t, from, generation, why).await?);
         }
         Self::release_cancelled_event(tx, event, now).await?;
+        // Their tokens are invalidated on chain, like refunded ones.
+        super::chain::enqueue_burns_of_cancelled(tx, event, now).await?;
         Ok(changed)
     }
 }

@@ -506,6 +506,18 @@ async fn without_a_chain_mint_jobs_wait_and_the_shop_works() {
     let st = mint_state(&app, &buyer, &oid).await;
     assert_eq!(st["status"], "pending", "{st}");
     assert_eq!(st["jobs"][0]["kind"], "mint");
+    let o = order_mint(&app, &buyer, &oid).await;
+    assert_eq!(
+        (&o["status"], &o["kind"], &o["tx_hash"]),
+        (&json!("pending"), &json!("mint"), &Value::Null),
+        "no chain: the order shows the mint waiting: {o}"
+    );
+    let fresh = app.order(&buyer, &eid, 1, 1).await;
+    assert_eq!(
+        fresh["mint"],
+        json!([]),
+        "an unpaid order has no mint: {fresh}"
+    );
     let (s, v) = app
         .post(
             "/wallets",
@@ -565,6 +577,7 @@ async fn without_a_chain_mint_jobs_wait_and_the_shop_works() {
         "/orders/{id}/mint-nft",
         "/orders/{id}/mint-transactions",
         "/nft/{contract}/{token_id}",
+        "/events/{id}/chain/unlock",
     ] {
         assert!(
             doc["paths"].get(path).is_some(),
@@ -756,4 +769,603 @@ async fn a_nonce_taken_by_another_transaction_is_reconciled_not_lost() {
     assert_eq!(statuses, ["dropped", "confirmed"], "{st}");
     let c = contract_of(&app, &org, &eid).await.unwrap();
     assert_eq!(mints_of(&anvil, c, &tid).await, 1);
+}
+
+alloy::sol! {
+    function grantRole(bytes32 role, address account) external;
+    function revokeRole(bytes32 role, address account) external;
+}
+
+/// The mint transactions of the order's first job, by status.
+fn tx_statuses(st: &Value) -> Vec<String> {
+    st["jobs"][0]["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every mint passes gas estimation when signed, then reverts on chain:
+/// the contract admin (another key) revokes the minter's role between
+/// signing and broadcasting. After `chain.max_reverts` reverts the job
+/// fails for good: the order shows `failed`, no new transaction is
+/// signed, nothing is minted; `POST /orders/{id}/mint-nft` makes it due
+/// again.
+async fn a_mint_fails_for_good_after_max_reverts(backend: Backend) {
+    use alloy::sol_types::SolCall;
+    const MAX_REVERTS: i64 = 2;
+    let anvil = Anvil::start(&[]).await;
+    let admin_key = anvil.client(HOLDER_KEY);
+    let admin = admin_key.minter();
+    let config = move |c: &mut Config, url: &str| {
+        chain_config(c, url, false);
+        c.chain.admin_address = admin.to_string();
+        c.chain.max_reverts = MAX_REVERTS;
+    };
+    let url = anvil.url.clone();
+    let app = TestApp::spawn(backend, move |c| config(c, &url)).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+
+    let (state, _dir) = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        c.database.url = Secret::new(app.database_url.clone());
+        c.auth.jwt_secret = Secret::new("test-jwt-secret-0123456789abcdef0123");
+        c.keys.master_key = Secret::new("00".repeat(32));
+        config(&mut c, &anvil.url);
+        (cloud::build_state(c).await.expect("worker state"), dir)
+    };
+    let m = minter(&state);
+    let minter_role = alloy::primitives::keccak256("MINTER_ROLE");
+    let revoke = revokeRoleCall {
+        role: minter_role,
+        account: m.client().minter(),
+    }
+    .abi_encode();
+    let grant = grantRoleCall {
+        role: minter_role,
+        account: m.client().minter(),
+    }
+    .abi_encode();
+
+    deploy_then_sign(&app, &org, &eid, &m).await;
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    for round in 1..=MAX_REVERTS {
+        // The mint is signed (estimated while the minter may mint); now the
+        // role goes before the stored bytes are broadcast.
+        let st = mint_state(&app, &buyer, &oid).await;
+        assert_eq!(
+            tx_statuses(&st).last().map(String::as_str),
+            Some("signed"),
+            "round {round}: {st}"
+        );
+        assert!(
+            crate::anvil::send(&admin_key, Some(c), revoke.clone().into())
+                .await
+                .success
+        );
+        eventually("the mint reverted", || async {
+            m.track().await.unwrap();
+            let st = mint_state(&app, &buyer, &oid).await;
+            tx_statuses(&st).iter().filter(|s| *s == "reverted").count() == round as usize
+        })
+        .await;
+        let st = mint_state(&app, &buyer, &oid).await;
+        if round < MAX_REVERTS {
+            assert_eq!(
+                st["jobs"][0]["status"], "pending",
+                "retried after a revert: {st}"
+            );
+            assert!(
+                crate::anvil::send(&admin_key, Some(c), grant.clone().into())
+                    .await
+                    .success
+            );
+            eventually("the retry is signed", || async {
+                m.dispatch(false).await.unwrap().signed > 0
+            })
+            .await;
+        }
+    }
+
+    let st = mint_state(&app, &buyer, &oid).await;
+    assert_eq!(st["jobs"][0]["status"], "failed", "{st}");
+    assert_eq!(st["status"], "failed", "the order shows the failure: {st}");
+    assert!(
+        st["jobs"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("reverted")),
+        "the failure says why: {st}"
+    );
+    assert_eq!(
+        tx_statuses(&st),
+        vec!["reverted".to_string(); MAX_REVERTS as usize],
+        "{st}"
+    );
+    // The order itself shows the failure: the revert and the last hash.
+    let last_hash = st["jobs"][0]["transactions"][MAX_REVERTS as usize - 1]["hash"].clone();
+    let o = order_mint(&app, &buyer, &oid).await;
+    assert_eq!(o["ticket_id"], tid.as_str(), "{o}");
+    assert_eq!(o["token_id"], token(&tid).to_string(), "{o}");
+    assert_eq!(
+        (&o["status"], &o["kind"]),
+        (&json!("failed"), &json!("mint")),
+        "{o}"
+    );
+    assert_eq!(o["tx_hash"], last_hash, "{o}");
+    assert!(
+        o["error"].as_str().is_some_and(|e| e.contains("reverted")),
+        "the order says why: {o}"
+    );
+    let (s, list) = app
+        .get(&format!("/orders/user/{}", buyer.user_id), &buyer.access)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let listed = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == oid.as_str())
+        .unwrap_or_else(|| panic!("the order is listed: {list}"));
+    assert_eq!(listed["mint"][0], o, "the list shows the same: {list}");
+    let (s, ev_orders) = app.get(&format!("/events/{eid}/orders"), &org.access).await;
+    assert_eq!(s, StatusCode::OK, "{ev_orders}");
+    assert_eq!(
+        ev_orders["items"][0]["mint"][0]["status"], "failed",
+        "the organizer's list too: {ev_orders}"
+    );
+    // Failed for good: even with the role back, the worker signs nothing new.
+    assert!(
+        crate::anvil::send(&admin_key, Some(c), grant.clone().into())
+            .await
+            .success
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        m.dispatch(true).await.unwrap().signed,
+        0,
+        "no retry after failing"
+    );
+    assert_eq!(owner_on_chain(&anvil, c, &tid).await, None);
+    assert_eq!(mints_of(&anvil, c, &tid).await, 0);
+
+    // The organizer's retry makes the job due again, and it mints.
+    let (s, v) = app
+        .post(
+            &format!("/orders/{oid}/mint-nft"),
+            Some(&org.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    eventually("the retried job mints", || async {
+        m.dispatch(true).await.unwrap();
+        m.track().await.unwrap();
+        minted(&app, &buyer, &oid).await
+    })
+    .await;
+    let (_, waddr) = custodial(&app, &buyer).await;
+    assert_eq!(owner_on_chain(&anvil, c, &tid).await, Some(waddr));
+    let st = mint_state(&app, &buyer, &oid).await;
+    let o = order_mint(&app, &buyer, &oid).await;
+    assert_eq!(o["status"], "done", "{o}");
+    assert_eq!(o["error"], Value::Null, "{o}");
+    assert_eq!(
+        o["tx_hash"], st["jobs"][0]["transactions"][MAX_REVERTS as usize]["hash"],
+        "the confirmed mint: {o} {st}"
+    );
+}
+chain_both!(a_mint_fails_for_good_after_max_reverts);
+
+/// The `mint` entry of the order's only ticket, from `GET /orders/{id}`.
+async fn order_mint(app: &TestApp, who: &Session, oid: &str) -> Value {
+    let (s, o) = app.get(&format!("/orders/{oid}"), &who.access).await;
+    assert_eq!(s, StatusCode::OK, "{o}");
+    let mint = o["mint"].as_array().unwrap_or_else(|| panic!("{o}"));
+    assert_eq!(mint.len(), 1, "one entry per ticket: {o}");
+    mint[0].clone()
+}
+
+async fn chain_view(app: &TestApp, org: &Session, eid: &str) -> Value {
+    let (s, v) = app.get(&format!("/events/{eid}/chain"), &org.access).await;
+    assert_eq!(s, StatusCode::OK, "event chain: {v}");
+    v
+}
+
+/// Transactions of `kind` among every job of the order.
+fn txs_of_kind(st: &Value, kind: &str) -> usize {
+    st["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|j| j["transactions"].as_array().unwrap())
+        .filter(|t| t["kind"] == kind)
+        .count()
+}
+
+/// The organizer opens transfers before the event ends: one `unlock`
+/// transaction, after which `locked(tokenId)` is false for the minted token
+/// and for one minted later; asking again sends nothing new.
+async fn an_organizer_unlocks_transfers_early(backend: Backend) {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(backend, &anvil.url, true).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (s, v) = app
+        .post(
+            &format!("/events/{eid}/chain/unlock"),
+            Some(&org.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str().is_some()),
+        (StatusCode::CONFLICT, true),
+        "no tickets yet, nothing to unlock: {v}"
+    );
+    assert_eq!(chain_view(&app, &org, &eid).await["unlock_status"], "none");
+
+    let (oid, tid) = bought(&app, &org, &eid, &buyer).await;
+    eventually("minted", || minted(&app, &buyer, &oid)).await;
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    let rpc = anvil.client(MINTER_KEY);
+    assert!(
+        rpc.locked(c, token(&tid)).await.unwrap(),
+        "locked until the event ends"
+    );
+
+    for who in [&buyer, &app.register("stranger@example.com").await] {
+        let (s, v) = app
+            .post(
+                &format!("/events/{eid}/chain/unlock"),
+                Some(&who.access),
+                json!({}),
+            )
+            .await;
+        assert!(
+            s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+            "only the organizer or an admin unlocks: {s} {v}"
+        );
+    }
+    assert!(rpc.locked(c, token(&tid)).await.unwrap());
+
+    let (s, v) = app
+        .post(
+            &format!("/events/{eid}/chain/unlock"),
+            Some(&org.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert!(
+        v["unlock_status"] == "pending" || v["unlock_status"] == "done",
+        "{v}"
+    );
+    eventually("the contract is unlocked", || async {
+        chain_view(&app, &org, &eid).await["unlock_status"] == "done"
+    })
+    .await;
+    assert!(
+        !rpc.locked(c, token(&tid)).await.unwrap(),
+        "EIP-5192 says unlocked"
+    );
+    assert!(rpc.unlocked(c).await.unwrap());
+    let st = mint_state(&app, &buyer, &oid).await;
+    assert_eq!(
+        txs_of_kind(&st, "unlock"),
+        1,
+        "one unlock transaction: {st}"
+    );
+    let confirmed = st["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|j| j["transactions"].as_array().unwrap())
+        .find(|t| t["kind"] == "unlock")
+        .unwrap()["status"]
+        .clone();
+    assert_eq!(confirmed, "confirmed", "{st}");
+
+    // A ticket sold after the unlock is minted unlocked; asking again adds
+    // its job but sends no second unlock.
+    let (oid2, tid2) = bought(&app, &org, &eid, &buyer).await;
+    eventually("the second ticket is minted", || {
+        minted(&app, &buyer, &oid2)
+    })
+    .await;
+    assert!(!rpc.locked(c, token(&tid2)).await.unwrap());
+    let (s, v) = app
+        .post(
+            &format!("/events/{eid}/chain/unlock"),
+            Some(&org.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "asking again is fine: {v}");
+    eventually("the late unlock job is done", || async {
+        chain_view(&app, &org, &eid).await["unlock_status"] == "done"
+    })
+    .await;
+    let st2 = mint_state(&app, &buyer, &oid2).await;
+    assert_eq!(
+        txs_of_kind(&st2, "unlock"),
+        0,
+        "the contract was already unlocked: {st2}"
+    );
+    assert_eq!(
+        txs_of_kind(&mint_state(&app, &buyer, &oid).await, "unlock"),
+        1
+    );
+}
+chain_both!(an_organizer_unlocks_transfers_early);
+
+/// Cancelling an event invalidates every minted token of it on chain.
+async fn cancelling_an_event_burns_its_tokens(backend: Backend) {
+    let anvil = Anvil::start(&[]).await;
+    let app = spawn(backend, &anvil.url, true).await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let (oid1, tid1) = bought(&app, &org, &eid, &buyer).await;
+    let (oid2, tid2) = bought(&app, &org, &eid, &buyer).await;
+    for o in [&oid1, &oid2] {
+        eventually("minted", || minted(&app, &buyer, o)).await;
+    }
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+    let (_, waddr) = custodial(&app, &buyer).await;
+    assert_eq!(owner_on_chain(&anvil, c, &tid1).await, Some(waddr));
+
+    let (s, v) = app
+        .patch(
+            &format!("/events/{eid}/status"),
+            &org.access,
+            json!({"status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rpc = anvil.client(MINTER_KEY);
+    eventually("both tokens are invalidated", || async {
+        rpc.status_of(c, &[token(&tid1), token(&tid2)])
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.burned && t.owner.is_zero())
+    })
+    .await;
+    for (oid, tid) in [(&oid1, &tid1), (&oid2, &tid2)] {
+        eventually("the order shows the burn done", || async {
+            let o = order_mint(&app, &buyer, oid).await;
+            o["kind"] == "burn" && o["status"] == "done"
+        })
+        .await;
+        assert_eq!(owner_on_chain(&anvil, c, tid).await, None);
+        assert_eq!(
+            mints_of(&anvil, c, tid).await,
+            1,
+            "minted once, then burned"
+        );
+    }
+    let (s, v) = app
+        .post(
+            &format!("/events/{eid}/chain/unlock"),
+            Some(&org.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a cancelled event is not unlocked: {v}"
+    );
+}
+chain_both!(cancelling_an_event_burns_its_tokens);
+
+/// A JSON-RPC relay to anvil that the test steers: it passes everything,
+/// or holds each `eth_sendRawTransaction` (never answering) either before
+/// the node sees it or after the node took it. A process blocked there has
+/// signed and stored the transaction and is stopped at a known point.
+#[derive(Clone)]
+struct Relay {
+    upstream: String,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    http: reqwest::Client,
+}
+
+const PASS: u8 = 0;
+const HOLD_BEFORE_NODE: u8 = 1;
+const HOLD_AFTER_NODE: u8 = 2;
+
+impl Relay {
+    async fn start(upstream: &str) -> (Self, String) {
+        let relay = Self {
+            upstream: upstream.to_string(),
+            mode: Default::default(),
+            held: Default::default(),
+            http: reqwest::Client::new(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(Self::handle))
+            .with_state(relay.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (relay, url)
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn handle(
+        axum::extract::State(r): axum::extract::State<Relay>,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let sends = String::from_utf8_lossy(&body).contains("eth_sendRawTransaction");
+        let mode = r.mode.load(std::sync::atomic::Ordering::SeqCst);
+        let hold = || async {
+            r.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        };
+        if sends && mode == HOLD_BEFORE_NODE {
+            hold().await;
+        }
+        let answer = match r
+            .http
+            .post(&r.upstream)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+        {
+            Ok(a) => a.bytes().await.unwrap_or_default(),
+            Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
+        };
+        if sends && mode == HOLD_AFTER_NODE {
+            hold().await;
+        }
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            answer,
+        )
+            .into_response()
+    }
+}
+
+/// The real `cloud` binary mints; it is killed with SIGKILL while a signed
+/// and stored mint is on its way (before the node has it, then after the
+/// node took it but before the process heard back) and restarted: every
+/// ticket ends as exactly one token in the buyer's wallet, and the stored
+/// transaction is the one on chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_process_killed_between_sign_and_broadcast_mints_once() {
+    use crate::process::CloudProcess;
+    let anvil = Anvil::start(&[]).await;
+    let (relay, relay_url) = Relay::start(&anvil.url).await;
+    // The API replica the test talks to runs no worker (no chain configured);
+    // the cloud processes share its database and do all the minting.
+    // Same master key as the processes: they unseal what it sealed.
+    let app = TestApp::spawn(Backend::Postgres, |c| {
+        c.keys.master_key = Secret::new(crate::process::MASTER_KEY)
+    })
+    .await;
+    let (org, eid, buyer) = crate::shop::setup(&app).await;
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        CloudProcess::start_with(
+            &app.database_url,
+            data.path(),
+            &[
+                ("CLOUD_CHAIN__RPC_URL", relay_url.clone()),
+                ("CLOUD_CHAIN__CHAIN_ID", CHAIN_ID.to_string()),
+                ("CLOUD_CHAIN__MINTER_KEY", MINTER_KEY.to_string()),
+                ("CLOUD_CHAIN__POLL_MS", "50".into()),
+                ("CLOUD_CHAIN__MAX_BACKOFF_SECS", "1".into()),
+                (
+                    "CLOUD_CHAIN__METADATA_BASE_URL",
+                    "http://127.0.0.1/nft/".into(),
+                ),
+            ],
+        )
+    };
+    let cloud = start().ready(&app.client).await;
+    let (oid1, tid1) = bought(&app, &org, &eid, &buyer).await;
+    for i in 0.. {
+        if minted(&app, &buyer, &oid1).await {
+            break;
+        }
+        assert!(
+            i < 1200,
+            "the process did not deploy and mint: {}\n{}",
+            mint_state(&app, &buyer, &oid1).await,
+            cloud.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = contract_of(&app, &org, &eid).await.unwrap();
+
+    // Crash 1: signed and stored, the broadcast never reached the node.
+    relay.set(HOLD_BEFORE_NODE);
+    let (oid2, tid2) = bought(&app, &org, &eid, &buyer).await;
+    eventually("the mint is stored and its broadcast held", || async {
+        relay.held() == 1 && tx_statuses(&mint_state(&app, &buyer, &oid2).await) == ["signed"]
+    })
+    .await;
+    cloud.kill9();
+    let stored = mint_state(&app, &buyer, &oid2).await["jobs"][0]["transactions"][0].clone();
+    assert_eq!(
+        owner_on_chain(&anvil, c, &tid2).await,
+        None,
+        "nothing reached the node"
+    );
+    relay.set(PASS);
+    let cloud = start().ready(&app.client).await;
+    eventually("the restarted process mints the stored bytes", || {
+        minted(&app, &buyer, &oid2)
+    })
+    .await;
+    let st = mint_state(&app, &buyer, &oid2).await;
+    assert_eq!(tx_statuses(&st), ["confirmed"], "one transaction: {st}");
+    assert_eq!(
+        st["jobs"][0]["transactions"][0]["hash"], stored["hash"],
+        "the same hash"
+    );
+
+    // Crash 2: the node took the transaction (and mined it), the process
+    // never heard back.
+    relay.set(HOLD_AFTER_NODE);
+    let (oid3, tid3) = bought(&app, &org, &eid, &buyer).await;
+    eventually(
+        "the node has the mint, the process does not know",
+        || async { relay.held() == 2 && owner_on_chain(&anvil, c, &tid3).await.is_some() },
+    )
+    .await;
+    let before = mint_state(&app, &buyer, &oid3).await;
+    assert_eq!(tx_statuses(&before), ["signed"], "{before}");
+    cloud.kill9();
+    relay.set(PASS);
+    let _cloud = start().ready(&app.client).await;
+    eventually(
+        "the restarted process confirms the stored transaction",
+        || minted(&app, &buyer, &oid3),
+    )
+    .await;
+    let st = mint_state(&app, &buyer, &oid3).await;
+    assert_eq!(
+        tx_statuses(&st),
+        ["confirmed"],
+        "no second transaction: {st}"
+    );
+    assert_eq!(
+        st["jobs"][0]["transactions"][0]["hash"],
+        before["jobs"][0]["transactions"][0]["hash"]
+    );
+    let hash = st["jobs"][0]["transactions"][0]["hash"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let on_chain = anvil
+        .client(MINTER_KEY)
+        .receipt(hash)
+        .await
+        .unwrap()
+        .expect("mined");
+    assert_eq!(
+        Some(on_chain.block as i64),
+        st["jobs"][0]["transactions"][0]["block_number"].as_i64()
+    );
+
+    let (_, waddr) = custodial(&app, &buyer).await;
+    for t in [&tid1, &tid2, &tid3] {
+        assert_eq!(mints_of(&anvil, c, t).await, 1, "exactly one token for {t}");
+        assert_eq!(owner_on_chain(&anvil, c, t).await, Some(waddr));
+    }
 }

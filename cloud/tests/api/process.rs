@@ -75,13 +75,20 @@ impl Drop for PgDatabase {
 pub struct CloudProcess {
     pub addr: SocketAddr,
     child: Child,
+    lines: mpsc::Receiver<String>,
 }
 
 impl CloudProcess {
     /// Starts the binary on an ephemeral port; does not wait for readiness.
     /// The address comes from its "cloud listening" log line.
     pub fn start(database_url: &str, data_dir: &Path) -> Starting {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cloud"))
+        Self::start_with(database_url, data_dir, &[])
+    }
+
+    /// [`Self::start`] with more `CLOUD_*` variables (later ones win).
+    pub fn start_with(database_url: &str, data_dir: &Path, extra: &[(&str, String)]) -> Starting {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cloud"));
+        command
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -99,7 +106,11 @@ impl CloudProcess {
                 super::common::ADMIN_PASSWORD,
             )
             .env("CLOUD_LOG__FORMAT", "json")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -126,6 +137,20 @@ impl CloudProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl CloudProcess {
+    /// What the process logged since the last call (for failure messages).
+    pub fn output(&self) -> String {
+        self.lines.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGKILL (`kill -9`): no shutdown code runs.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL the cloud process");
+        let status = self.child.wait().expect("reap");
+        assert!(!status.success(), "killed, not exited: {status}");
     }
 }
 
@@ -187,6 +212,7 @@ impl Starting {
         let process = CloudProcess {
             addr,
             child: self.child,
+            lines: self.lines,
         };
         loop {
             if let Ok(r) = http.get(process.url("/readyz")).send().await
