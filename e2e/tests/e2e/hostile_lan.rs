@@ -254,6 +254,10 @@ async fn a_revoked_devices_later_scans_never_count_at_a_gate_or_the_cloud() {
     let tickets = v.cloud.sell(&v.event, 3).await;
     v.manifests_reach(1).await;
     let mut revoked = Insider::enroll(&v, 0x41).await;
+    // The gate learns the revoked device's roster version (and gossip key)
+    // before the next enrollment moves the roster on: a roster answer
+    // carries the current version's gossip key only.
+    roster_reaches(&v, 0, revoked.key_version).await;
     let relay = Insider::enroll(&v, 0x42).await;
     let relay_token = relay.token.clone();
     roster_reaches(&v, 0, relay.key_version).await;

@@ -252,9 +252,11 @@ proptest! {
         tamper(&mut r, which);
         prop_assert_ne!(&r, &original);
         prop_assert!(r.verify(&device_key(1).public()).is_err(), "field {} changed but still verifies", which % 11);
-        // And through the wire: the tampered bytes decode but do not verify.
-        let back = ScanRecord::from_signed_bytes(&r.to_signed_bytes()).unwrap();
-        prop_assert!(back.verify(&device_key(1).public()).is_err());
+        // And through the wire: the tampered bytes either do not decode (a
+        // label pushed past 64 bytes) or decode and do not verify.
+        if let Ok(back) = ScanRecord::from_signed_bytes(&r.to_signed_bytes()) {
+            prop_assert!(back.verify(&device_key(1).public()).is_err());
+        }
     }
 
     #[test]
