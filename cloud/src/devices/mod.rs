@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{Json, Path, Query};
 use crate::model::{EventStatus, UnixMillis, UserId};
 use crate::state::AppState;
-use crate::store::{DeviceRecord, EnrollmentCodeRecord, GateSetup, StoreError};
+use crate::store::{DeviceRecord, EnrollmentCodeRecord, EventRecord, GateSetup, StoreError};
 use auth::{code_hash, new_code, new_token, sha256_hex};
 use axum::extract::State;
 use axum::http::StatusCode;
