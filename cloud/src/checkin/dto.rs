@@ -36,6 +36,7 @@ pub struct CheckInRequest {
     /// Gate label recorded with the scan (default "online").
     pub gate: Option<String>,
     /// Zone the door guards (0 to 31; default any).
+    #[schema(minimum = 0, maximum = 31)]
     pub zone: Option<u8>,
     /// `entry` (default) or `exit`.
     pub direction: Option<GateDirection>,
@@ -46,7 +47,8 @@ pub struct CheckInRequest {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateQuery {
-    /// Zone of the door (default any).
+    /// Zone of the door, 0 to 31 (default any).
+    #[param(minimum = 0, maximum = 31)]
     pub zone: Option<u8>,
     /// `entry` (default) or `exit`.
     pub direction: Option<GateDirection>,
@@ -60,7 +62,10 @@ pub struct ScanPage {
     /// Page size, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// `scan_id` of the last item of the previous page.
+    /// `scan_id` of the last item of the previous page (`NODE:SEQ`).
+    #[param(
+        pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}:[0-9]{1,19}$"
+    )]
     pub cursor: Option<String>,
 }
 

@@ -254,7 +254,7 @@ fn scan_id(text: &str) -> ApiResult<ScanId> {
 
 /// One scan by its id `node:seq` (door roles of its event, or the ticket's owner).
 #[utoipa::path(get, path = "/checkin/check-in/{id}", tag = "check-in", security(("bearer" = [])),
-    params(("id" = String, Path, description = "scan id `NODE:SEQ`")),
+    params(("id" = String, Path, pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}:[0-9]{1,19}$", description = "scan id `NODE:SEQ`: the recording node's UUID, a colon, its sequence number")),
     responses((status = 200, body = ScanView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_scan(
     State(state): State<AppState>,
@@ -296,9 +296,10 @@ async fn page(state: &AppState, mut filter: ScanFilter, p: &ScanPage) -> ApiResu
         .transpose()?;
     let scans = match state.store.list_scans(&filter).await {
         Err(StoreError::NotFound(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "cursor names no scan",
+            // Well-formed (the document's pattern) but unknown: a semantic
+            // error, 422 like every other schema-valid refusal.
+            return Err(ApiError::Validation(
+                "cursor names no scan: pass a `next_cursor` this list returned".into(),
             ));
         }
         other => other?,
@@ -314,7 +315,7 @@ async fn page(state: &AppState, mut filter: ScanFilter, p: &ScanPage) -> ApiResu
 /// organizers see another user's scans at their own events only.
 #[utoipa::path(get, path = "/checkin/user/{user_id}/check-ins", tag = "check-in", security(("bearer" = [])),
     params(("user_id" = String, Path, format = Uuid, description = "ticket owner"), ScanPage),
-    responses((status = 200, body = ScanList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ScanList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody, description = "the cursor names no scan")))]
 async fn user_scans(
     State(state): State<AppState>,
     user: AuthUser,
@@ -342,7 +343,7 @@ async fn user_scans(
 /// Every scan at an event, in HLC order (door roles).
 #[utoipa::path(get, path = "/checkin/event/{event_id}/check-ins", tag = "check-in", security(("bearer" = [])),
     params(("event_id" = String, Path, format = Uuid, description = "event id"), ScanPage),
-    responses((status = 200, body = ScanList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ScanList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "the cursor names no scan")))]
 async fn event_scans(
     State(state): State<AppState>,
     door: DoorEvent,

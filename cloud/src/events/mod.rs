@@ -61,6 +61,7 @@ pub struct EventQuery {
     /// Only this organizer's events.
     pub organizer_id: Option<uuid::Uuid>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Id of the last event of the previous page.
     pub cursor: Option<uuid::Uuid>,

@@ -117,6 +117,7 @@ pub struct ListingQuery {
     /// Only this status (default `active`).
     pub status: Option<ListingStatus>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Id of the last listing of the previous page.
     pub cursor: Option<uuid::Uuid>,

@@ -344,10 +344,16 @@ async fn list_page(
         .map(str::parse::<DeliveryStatus>)
         .transpose()
         .map_err(ApiError::Validation)?;
+    // Out of range is an error, as the document says (not silently clamped).
+    let limit = crate::http::extract::PageParams {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
     let f = NotificationFilter {
         status,
         after: q.cursor,
-        limit: i64::from(q.limit.unwrap_or(50).clamp(1, 100)),
+        limit,
         ..scope
     };
     let rows = state.store.list_notifications(&f).await?;
@@ -648,7 +654,7 @@ fn is_colour(s: &str) -> bool {
 
 /// Sets how the event looks in its messages (organizer, admin).
 #[utoipa::path(put, path = "/notifications/branding/{id}", tag = "notifications", security(("bearer" = [])),
-    params(("id" = String, Path, description = "event id")), request_body = Branding,
+    params(("id" = String, Path, format = Uuid, description = "event id")), request_body = Branding,
     responses((status = 200, body = Branding), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_branding(
     State(state): State<AppState>,

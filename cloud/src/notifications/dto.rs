@@ -174,6 +174,7 @@ pub struct ListQuery {
     /// In one status.
     pub status: Option<String>,
     /// Page size, 1 to 100.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Last id of the previous page.
     pub cursor: Option<Uuid>,

@@ -150,6 +150,7 @@ pub struct OrderQuery {
     /// Only this event.
     pub event_id: Option<uuid::Uuid>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Id of the last order of the previous page.
     pub cursor: Option<uuid::Uuid>,

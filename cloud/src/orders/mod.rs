@@ -75,7 +75,7 @@ fn request_hash(req: &CreateOrder) -> String {
 /// `Idempotency-Key` already used by the caller, answers that order (200,
 /// `Idempotent-Replayed: true`); with the same key and another body, 422.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])), request_body = CreateOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes a retried request return the same order")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "makes a retried request return the same order: 1 to 255 visible ASCII characters")),
     responses((status = 201, body = OrderView), (status = 200, body = OrderView, description = "replayed"),
                (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "sold out, over the purchase limit, not on sale"),
                (status = 422, body = ErrorBody)))]

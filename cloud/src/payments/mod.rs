@@ -230,16 +230,18 @@ async fn stripe_webhook(
             ApiError::bad_request("invalid_body", r.body_text())
         }
     })?;
+    // The header is required by the document: a delivery without it is the
+    // sender's error (400) whether or not this cloud has a webhook secret.
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("invalid_signature", "Stripe-Signature is missing"))?;
     let secret = state.config.payments.webhook_secret.expose();
     if secret.is_empty() {
         return Err(ApiError::Unavailable(
             "the payments webhook is not configured".into(),
         ));
     }
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::bad_request("invalid_signature", "Stripe-Signature is missing"))?;
     let now = i64::try_from(state.now_secs()).unwrap_or(i64::MAX);
     webhook::verify(
         signature,

@@ -109,6 +109,7 @@ pub struct TicketQuery {
     /// Only this owner.
     pub owner_id: Option<uuid::Uuid>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Id of the last ticket of the previous page.
     pub cursor: Option<uuid::Uuid>,

@@ -194,6 +194,10 @@ async fn without_stripe_the_shop_still_sells(app: TestApp) {
         .webhook(&body, Some(&sign(body.as_bytes(), "whsec_any", unix_now())))
         .await;
     assert_error(st, &v, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    // The signature header is required (as the OpenAPI document says): a
+    // delivery without it is the sender's error, configured or not.
+    let (st, v) = app.webhook(&body, None).await;
+    assert_error(st, &v, StatusCode::BAD_REQUEST, "invalid_signature");
     let (st, _) = app
         .post(
             &format!("/orders/{oid}/payments"),
