@@ -193,13 +193,36 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", data_dir.display())))?;
         let path = data_dir.join("gate.db");
+        // The file holds the device key seed and tokens: owner only, from
+        // the moment it exists (created 0600 before SQLite opens it), and
+        // so are its WAL and shared-memory files.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
+        }
         let store = Self::open(&path)?;
-        // The file holds the device key seed and tokens: owner only.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| StoreError::Io(format!("cannot restrict {}: {e}", path.display())))?;
+            for file in [
+                path.clone(),
+                path.with_extension("db-wal"),
+                path.with_extension("db-shm"),
+            ] {
+                if !file.exists() {
+                    continue;
+                }
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |e| StoreError::Io(format!("cannot restrict {}: {e}", file.display())),
+                )?;
+            }
         }
         Ok(store)
     }

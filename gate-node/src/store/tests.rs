@@ -494,3 +494,27 @@ fn an_ended_event_closes_the_door_and_the_gate_says_how_old_its_news_is() {
     );
     assert!(r.is_some(), "the refusal is recorded like any scan");
 }
+
+/// A stolen SD card aside, nobody else on the box reads the device key:
+/// gate.db and its WAL/shm files are the service user's alone, even with a
+/// permissive umask.
+#[cfg(unix)]
+#[test]
+fn the_store_and_its_journal_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = EventFixture::new(41, 3);
+    let (dir, _store) = store_for(&f, 1);
+    let mut checked = 0;
+    for name in ["gate.db", "gate.db-wal", "gate.db-shm"] {
+        let p = dir.path().join(name);
+        if let Ok(meta) = std::fs::metadata(&p) {
+            assert_eq!(
+                meta.permissions().mode() & 0o077,
+                0,
+                "{name} is readable by others"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "gate.db and its WAL exist while open");
+}
