@@ -283,12 +283,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn take(
-        stats: &Arc<Stats>,
-        per_address: &PerAddress,
-        ip: IpAddr,
-        counted: bool,
-    ) -> Self {
+    fn take(stats: &Arc<Stats>, per_address: &PerAddress, ip: IpAddr, counted: bool) -> Self {
         stats.open.fetch_add(1, Ordering::Relaxed);
         let per_address = counted.then(|| {
             *lock(per_address).entry(ip).or_insert(0) += 1;

@@ -432,8 +432,8 @@ on_both!(internal_targets_are_refused);
 
 async fn gate_syncs_become_batched_checkin_webhooks(backend: Backend) {
     use crate::devices::{device_call, enroll, record, sell};
-    use sync_protocol::checkin::Summary;
     use sync_protocol::SyncMessage;
+    use sync_protocol::checkin::Summary;
     let sink = WebhookSink::start().await;
     let app = TestApp::spawn(backend, fast).await;
     let org = app.organizer("org@example.com").await;
