@@ -35,3 +35,4 @@ mod startup;
 mod tickets;
 mod transfers;
 mod webhooks;
+mod zones;
