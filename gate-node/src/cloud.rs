@@ -198,6 +198,7 @@ impl CloudClient {
             root_public_key: answer.root_public_key,
             key_certificates: answer.key_certificates,
             gossip_key: answer.gossip_key,
+            zone_name: answer.policy.zone_name.clone(),
             policy: answer.policy.into(),
             gate: answer.gate,
             device_seed: None,

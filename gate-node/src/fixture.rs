@@ -197,6 +197,7 @@ impl EventFixture {
             gossip_key: hex::encode(self.gossip_key),
             policy: GatePolicy::entry(self.event_id),
             gate: gate.to_owned(),
+            zone_name: None,
             device_seed: Some(hex::encode([n.wrapping_add(1); 32])),
             device_token: None,
             cloud_url: None,

@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dto::{
     CreateEnrollmentCode, DeviceQuery, DeviceView, EnrollRequest, EnrollResponse,
-    EnrollmentCodeView, check_gate, check_zone, hex_bytes, policy_view,
+    EnrollmentCodeView, check_gate, gate_zone, hex_bytes, policy_view,
 };
 use sync_protocol::{NodeId, PublicKey};
 use utoipa_axum::router::OpenApiRouter;
@@ -88,7 +88,7 @@ async fn create_code(
     let setup = GateSetup {
         event_id: event.id,
         gate: check_gate(&req.gate)?,
-        zone: check_zone(req.zone)?,
+        zone: gate_zone(&event.zones, req.zone, req.zone_name.as_deref())?,
         direction: req.direction.into(),
         grace_secs: grace,
         require_listed: req.require_listed.unwrap_or(false),
@@ -115,6 +115,7 @@ async fn create_code(
             event_id: setup.event_id,
             gate: setup.gate,
             zone: setup.zone,
+            zone_name: crate::events::zones::name_of(&event.zones, setup.zone),
             direction: req.direction,
         }),
     ))
@@ -194,7 +195,10 @@ async fn enroll(
             root_public_key: hex::encode(root.public_key),
             key_certificates: vec![hex::encode(cert)],
             gossip_key: hex::encode(gossip_key),
-            policy: policy_view(&code.setup),
+            policy: policy_view(
+                &code.setup,
+                crate::events::zones::name_of(&event.zones, code.setup.zone),
+            ),
             gate: code.setup.gate,
         }),
     ))
@@ -226,7 +230,12 @@ async fn list_devices(
     let event = state.store.event(q.event_id).await?;
     user.require_manager(&event, NOT_MANAGER)?;
     let devices = state.store.list_devices(event.id).await?;
-    Ok(Json(devices.iter().map(DeviceView::from).collect()))
+    Ok(Json(
+        devices
+            .iter()
+            .map(|d| DeviceView::new(d, &event.zones))
+            .collect(),
+    ))
 }
 
 /// Revokes a device: its token is refused from the next call on
@@ -244,5 +253,5 @@ async fn revoke(
     user.require_manager(&event, NOT_MANAGER)?;
     let device = state.store.revoke_device(id, state.now_ms()).await?;
     tracing::info!(device = %device.id, event = %event.id, "device revoked");
-    Ok(Json(DeviceView::from(&device)))
+    Ok(Json(DeviceView::new(&device, &event.zones)))
 }

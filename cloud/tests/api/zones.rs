@@ -324,3 +324,73 @@ async fn a_zone_in_use_keeps_its_name(app: TestApp) {
     );
 }
 both!(a_zone_in_use_keeps_its_name);
+
+async fn gates_are_set_up_by_zone_name_and_learn_it(app: TestApp) {
+    let org = app.organizer("org@example.com").await;
+    let mut body = event_body();
+    body["zones"] = json!([{"zone": 2, "name": "Balcony"}]);
+    let (s, e) = app.post("/events", Some(&org.access), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+    let eid = id(&e);
+    activate(&app, &org, &eid).await;
+
+    let (s, v) = new_code(&app, &org, &eid, json!({"zone_name": "Roof"})).await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "unknown_zone");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Balcony\" (2)"),
+        "{v}"
+    );
+    let (s, v) = new_code(&app, &org, &eid, json!({"zone_name": "Balcony", "zone": 2})).await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    let (s, c) = new_code(&app, &org, &eid, json!({"zone_name": "Balcony"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(
+        (c["zone"].clone(), c["zone_name"].clone()),
+        (json!(2), json!("Balcony"))
+    );
+    // A number still works and shows the name when the zone has one.
+    let (s, n) = new_code(&app, &org, &eid, json!({"zone": 2})).await;
+    assert_eq!(s, StatusCode::CREATED, "{n}");
+    assert_eq!(n["zone_name"], "Balcony");
+    let (s, n) = new_code(&app, &org, &eid, json!({"zone": 4})).await;
+    assert_eq!(s, StatusCode::CREATED, "{n}");
+    assert!(
+        n.get("zone_name").is_none(),
+        "an unnamed zone has no name: {n}"
+    );
+
+    let code = c["code"].as_str().unwrap();
+    let (s, enrolled) = app
+        .post(
+            "/devices/enroll",
+            None,
+            crate::devices::enroll_body([3; 32], code, code),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{enrolled}");
+    assert_eq!(enrolled["policy"]["zone"], 2, "{enrolled}");
+    assert_eq!(enrolled["policy"]["zone_name"], "Balcony", "{enrolled}");
+
+    // A rename shows in the device list at once (the number is what the gate enforces).
+    let (s, _) = put_zone(&app, &org, &eid, 2, "Upper balcony").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, devices) = app
+        .get(&format!("/devices?event_id={eid}"), &org.access)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{devices}");
+    assert_eq!(devices[0]["zone"], 2);
+    assert_eq!(devices[0]["zone_name"], "Upper balcony", "{devices}");
+
+    // The enrolled device holds the zone.
+    let (s, v) = delete_zone(&app, &org, &eid, 2).await;
+    assert_error(s, &v, StatusCode::CONFLICT, "zone_in_use");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("devices"),
+        "{v}"
+    );
+}
+both!(gates_are_set_up_by_zone_name_and_learn_it);

@@ -9,5 +9,6 @@ mod crash;
 mod gates;
 mod latency;
 mod shop;
+mod zones;
 
 pub use e2e::venue::{SETTLE, Venue, assert_decision, scan_ids};

@@ -195,6 +195,7 @@ impl StaffSession {
                 .map_err(|_| AppError::Invalid(format!("{event_id:?} is not an event id")))?,
             gate: gate.to_owned(),
             zone,
+            zone_name: None,
             direction: GateDirection::Entry,
             ttl_secs: Some(600),
             grace_secs: None,
