@@ -384,6 +384,10 @@ async fn gates_are_set_up_by_zone_name_and_learn_it(app: TestApp) {
     assert_eq!(s, StatusCode::OK, "{devices}");
     assert_eq!(devices[0]["zone"], 2);
     assert_eq!(devices[0]["zone_name"], "Upper balcony", "{devices}");
+    let (s, doors) = app.get(&format!("/events/{eid}/doors"), &org.access).await;
+    assert_eq!(s, StatusCode::OK, "{doors}");
+    assert_eq!(doors["fleet"][0]["zone"], 2, "{doors}");
+    assert_eq!(doors["fleet"][0]["zone_name"], "Upper balcony", "{doors}");
 
     // The enrolled device holds the zone.
     let (s, v) = delete_zone(&app, &org, &eid, 2).await;
