@@ -278,6 +278,7 @@ async fn main() {
         status: EventStatus::Draft,
         manifest_version: 0,
         created_at: now,
+        zones: Vec::new(),
         updated_at: now,
         tiers: vec![TierRecord {
             id: TierId::new(),

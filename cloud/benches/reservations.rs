@@ -82,6 +82,7 @@ async fn setup(store: &dyn Store, capacity: i64, workers: i64) -> (EventRecord, 
         status: EventStatus::Draft,
         manifest_version: 0,
         created_at: now,
+        zones: Vec::new(),
         updated_at: now,
         tiers: vec![TierRecord {
             id: TierId::new(),

@@ -211,6 +211,8 @@ pub struct Status {
     pub direction: Direction,
     /// Zone guarded.
     pub zone: Option<u8>,
+    /// Its name in the event, when the cloud named it.
+    pub zone_name: Option<String>,
     /// Manifest held.
     pub manifest: ManifestInfo,
     /// Best time.
@@ -273,6 +275,7 @@ async fn status(State(s): State<AppState>) -> Result<Json<Status>, ApiError> {
         gate: id.gate,
         direction: id.policy.direction,
         zone: id.policy.zone,
+        zone_name: id.zone_name,
         manifest,
         time: s.engine.time().now(),
         records,

@@ -237,6 +237,7 @@ impl CloudClient {
             gossip_key: answer.gossip_key,
             gossip_key_version: answer.gossip_key_version,
             roster: Some(answer.roster),
+            zone_name: answer.policy.zone_name.clone(),
             policy: answer.policy.into(),
             gate: answer.gate,
             device_seed: None,

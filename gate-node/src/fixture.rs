@@ -280,6 +280,7 @@ impl EventFixture {
             roster: Some(hex::encode(self.roster_bytes())),
             policy: GatePolicy::entry(self.event_id),
             gate: gate.to_owned(),
+            zone_name: None,
             device_seed: Some(hex::encode([n.wrapping_add(1); 32])),
             device_token: None,
             cloud_url: None,

@@ -305,6 +305,7 @@ fn status(config: &Config) -> Result<ExitCode> {
         "event_id": id.event_id,
         "gate": id.gate,
         "policy": id.policy,
+        "zone_name": id.zone_name,
         "cloud_url": id.cloud_url,
         "manifest": store.manifest_info()?,
         "records": store.record_count()?,
@@ -351,6 +352,7 @@ fn scan(config: &Config, args: ScanArgs, record: bool) -> Result<ExitCode> {
         (None, None) => bail!("give --image or --text"),
     };
     let store = Arc::new(open_existing_store(config)?);
+    let zone_name = store.require_identity()?.zone_name;
     let time = Arc::new(TimeSource::new(
         Arc::new(SystemClock::new()),
         config.trust_system_clock,
@@ -361,7 +363,7 @@ fn scan(config: &Config, args: ScanArgs, record: bool) -> Result<ExitCode> {
     } else {
         gate_node::engine::dry_run(&store, &time, &text)?
     };
-    print_report(&report, json)?;
+    print_report(&report, json, zone_name.as_deref())?;
     Ok(if report.admitted() {
         ExitCode::SUCCESS
     } else {
@@ -369,13 +371,18 @@ fn scan(config: &Config, args: ScanArgs, record: bool) -> Result<ExitCode> {
     })
 }
 
-fn print_report(report: &ScanReport, json: bool) -> Result<()> {
+/// Prints the decision; a `wrong_zone` refusal names the gate's zone when
+/// the cloud named it.
+fn print_report(report: &ScanReport, json: bool, zone_name: Option<&str>) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(report)?);
     } else {
-        match report.reason {
-            None => println!("ADMIT {}", report.display_name.as_deref().unwrap_or("")),
-            Some(r) => println!("REJECT {r}"),
+        match (report.reason, zone_name) {
+            (None, _) => println!("ADMIT {}", report.display_name.as_deref().unwrap_or("")),
+            (Some(r @ sync_protocol::Reason::WrongZone), Some(zone)) => {
+                println!("REJECT {r}: the ticket does not admit to {zone:?}, the zone of this gate")
+            }
+            (Some(r), _) => println!("REJECT {r}"),
         }
     }
     Ok(())

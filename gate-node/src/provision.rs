@@ -34,6 +34,9 @@ pub struct Bundle {
     pub policy: GatePolicy,
     /// Gate label.
     pub gate: String,
+    /// The guarded zone's name in the event (the cloud's `policy.zone_name`).
+    #[serde(default)]
+    pub zone_name: Option<String>,
     /// Device key seed, 64 hex digits (drawn by the caller when absent).
     #[serde(default)]
     pub device_seed: Option<String>,
@@ -118,6 +121,7 @@ impl Bundle {
             root_public_key: hex_array("root_public_key", &self.root_public_key)?,
             policy: self.policy.clone(),
             gate: self.gate.clone(),
+            zone_name: self.zone_name.clone(),
             cloud_url: self.cloud_url.clone(),
         };
         Ok((identity, parse_certs(&self.key_certificates)?))

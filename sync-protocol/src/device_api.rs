@@ -90,6 +90,10 @@ pub struct CreateEnrollmentCode {
     /// Zone the gate guards (0 to 31); null admits tickets of any zone.
     #[cfg_attr(feature = "openapi", schema(maximum = 31))]
     pub zone: Option<u8>,
+    /// The zone by its name in the event (`GET /events/{id}/zones`),
+    /// instead of `zone`.
+    #[serde(default)]
+    pub zone_name: Option<String>,
     /// `entry` or `exit`.
     pub direction: GateDirection,
     /// How long the code can be used (60 s to 30 days; default 1 day).
@@ -116,6 +120,9 @@ pub struct EnrollmentCodeView {
     pub gate: String,
     /// Zone.
     pub zone: Option<u8>,
+    /// The zone's name in the event, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_name: Option<String>,
     /// Direction.
     pub direction: GateDirection,
 }
@@ -175,6 +182,11 @@ pub struct PolicyView {
     pub require_listed: bool,
     /// Re-entry rule for tickets the manifest does not list.
     pub default_reentry: bool,
+    /// The guarded zone's name in the event, for people (status, refusal
+    /// messages); absent from older clouds and for unnamed zones. Not part
+    /// of [`GatePolicy`]: nothing decides on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_name: Option<String>,
 }
 
 impl From<&GatePolicy> for PolicyView {
@@ -186,6 +198,7 @@ impl From<&GatePolicy> for PolicyView {
             grace_secs: p.grace_secs,
             require_listed: p.require_listed,
             default_reentry: p.default_reentry,
+            zone_name: None,
         }
     }
 }
@@ -329,6 +342,7 @@ mod tests {
             grace_secs: 60,
             require_listed: false,
             default_reentry: false,
+            zone_name: None,
         };
         let resp = EnrollResponse {
             node_id: NodeId(Uuid::from_u128(7)),
@@ -373,6 +387,7 @@ mod tests {
             event_id: event(),
             gate: "North 2".into(),
             zone: None,
+            zone_name: None,
             direction: GateDirection::Exit,
         };
         assert_eq!(
@@ -390,6 +405,19 @@ mod tests {
             serde_json::to_string(&err).unwrap(),
             r#"{"error":{"code":"invalid_proof","message":"no"}}"#
         );
+        // A zone name travels when there is one; old answers without it parse.
+        let named = PolicyView {
+            zone_name: Some("Balcony".into()),
+            ..policy.clone()
+        };
+        let json = serde_json::to_string(&named).unwrap();
+        assert!(
+            json.ends_with(r#","default_reentry":false,"zone_name":"Balcony"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<PolicyView>(&json).unwrap(), named);
+        assert_eq!(GatePolicy::from(named), gate_policy);
+
         // A client reads an error without a message.
         let bare: ErrorBody = serde_json::from_str(r#"{"error":{"code":"x"}}"#).unwrap();
         assert_eq!(bare.error.message, "");

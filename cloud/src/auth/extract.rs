@@ -94,6 +94,24 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// `Option<AuthUser>`: `None` without an `Authorization` header (public
+/// reads); a header that is there must be valid (401 otherwise).
+impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, ApiError> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// An organizer or an admin.
 #[derive(Debug, Clone, Copy)]
 pub struct Organizer(pub AuthUser);

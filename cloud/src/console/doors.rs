@@ -15,7 +15,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::http::extract::Json;
 use crate::model::{EventId, UnixMillis, from_millis};
 use crate::state::AppState;
-use crate::store::FleetRow;
+use crate::store::{EventRecord, FleetRow};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -74,6 +74,10 @@ pub struct FleetDevice {
     pub name: String,
     /// Gate label.
     pub gate: String,
+    /// Zone guarded (null: any).
+    pub zone: Option<u8>,
+    /// The zone's name in the event, if it has one.
+    pub zone_name: Option<String>,
     /// Synced within `console.device_offline_after_ms`, and not revoked.
     pub online: bool,
     /// Revoked (its token is refused).
@@ -141,13 +145,21 @@ async fn valid_tickets(state: &AppState, event: EventId) -> ApiResult<BTreeMap<u
     Ok(per_tier)
 }
 
-fn fleet_view(row: FleetRow, now: UnixMillis, offline_after: i64, current: i64) -> FleetDevice {
+fn fleet_view(
+    row: FleetRow,
+    event: &EventRecord,
+    now: UnixMillis,
+    offline_after: i64,
+) -> FleetDevice {
+    let current = event.manifest_version;
     let seen = row.reported_at.max(row.last_seen_at);
     let revoked = row.revoked_at.is_some();
     FleetDevice {
         device_id: row.device_id.to_string(),
         name: row.name,
         gate: row.gate,
+        zone: row.zone,
+        zone_name: crate::events::zones::name_of(&event.zones, row.zone),
         online: !revoked && row.reported_at.is_some_and(|t| now - t <= offline_after),
         revoked,
         last_seen_at: seen.map(from_millis),
@@ -227,7 +239,7 @@ pub async fn snapshot(state: &AppState, m: &ManagedEvent) -> ApiResult<DoorsView
         .fleet(id)
         .await?
         .into_iter()
-        .map(|row| fleet_view(row, now, offline_after, event.manifest_version))
+        .map(|row| fleet_view(row, &event, now, offline_after))
         .collect();
     let checked_in_tickets: i64 = per_tier.iter().map(|t| t.checked_in).sum();
     Ok(DoorsView {

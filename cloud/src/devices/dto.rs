@@ -5,7 +5,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::model::{EventId, UserId, from_millis};
-use crate::store::{DeviceRecord, GateSetup};
+use crate::store::{DeviceRecord, GateSetup, ZoneRecord};
 use serde::{Deserialize, Serialize};
 use sync_protocol::NodeId;
 use time::OffsetDateTime;
@@ -16,8 +16,9 @@ pub use sync_protocol::device_api::{
     PolicyView,
 };
 
-/// The policy a device enrolled with `s` enforces.
-pub fn policy_view(s: &GateSetup) -> PolicyView {
+/// The policy a device enrolled with `s` enforces; `zone_name` is its
+/// zone's name in the event, if any.
+pub fn policy_view(s: &GateSetup, zone_name: Option<String>) -> PolicyView {
     PolicyView {
         event_id: s.event_id,
         zone: s.zone,
@@ -25,6 +26,7 @@ pub fn policy_view(s: &GateSetup) -> PolicyView {
         grace_secs: u64::from(s.grace_secs),
         require_listed: s.require_listed,
         default_reentry: false,
+        zone_name,
     }
 }
 
@@ -53,6 +55,8 @@ pub struct DeviceView {
     pub gate: String,
     /// Zone.
     pub zone: Option<u8>,
+    /// The zone's name in the event, if it has one.
+    pub zone_name: Option<String>,
     /// Direction.
     pub direction: GateDirection,
     /// ed25519 public key, hex.
@@ -78,14 +82,16 @@ pub struct DeviceView {
     pub enrolled_by: Option<UserId>,
 }
 
-impl From<&DeviceRecord> for DeviceView {
-    fn from(d: &DeviceRecord) -> Self {
+impl DeviceView {
+    /// The view of `d`, its zone named from the event's `zones`.
+    pub fn new(d: &DeviceRecord, zones: &[ZoneRecord]) -> Self {
         Self {
             id: d.id,
             name: d.name.clone(),
             event_id: d.setup.event_id,
             gate: d.setup.gate.clone(),
             zone: d.setup.zone,
+            zone_name: crate::events::zones::name_of(zones, d.setup.zone),
             direction: d.setup.direction.into(),
             public_key: hex::encode(&d.public_key),
             enrolled_at: from_millis(d.enrolled_at),
@@ -113,6 +119,22 @@ pub fn check_zone(zone: Option<u8>) -> ApiResult<Option<u8>> {
     match zone {
         Some(z) if z >= 32 => Err(ApiError::Validation("zone must be 0 to 31".into())),
         z => Ok(z),
+    }
+}
+
+/// The zone a gate guards, by number or by its name among the event's
+/// `zones` (`422 unknown_zone`), not both; neither: any zone.
+pub fn gate_zone(
+    zones: &[ZoneRecord],
+    zone: Option<u8>,
+    zone_name: Option<&str>,
+) -> ApiResult<Option<u8>> {
+    match zone_name {
+        Some(_) if zone.is_some() => Err(ApiError::Validation(
+            "give zone or zone_name, not both".into(),
+        )),
+        Some(name) => crate::events::zones::number_of(zones, name).map(Some),
+        None => check_zone(zone),
     }
 }
 

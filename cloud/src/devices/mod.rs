@@ -25,7 +25,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dto::{
     CreateEnrollmentCode, DeviceQuery, DeviceView, EnrollRequest, EnrollResponse,
-    EnrollmentCodeView, check_gate, check_zone, hex_bytes, policy_view,
+    EnrollmentCodeView, check_gate, gate_zone, hex_bytes, policy_view,
 };
 use sync_protocol::{NodeId, PublicKey};
 use utoipa_axum::router::OpenApiRouter;
@@ -92,7 +92,7 @@ async fn create_code(
     let setup = GateSetup {
         event_id: event.id,
         gate: check_gate(&req.gate)?,
-        zone: check_zone(req.zone)?,
+        zone: gate_zone(&event.zones, req.zone, req.zone_name.as_deref())?,
         direction: req.direction.into(),
         grace_secs: grace,
         require_listed: req.require_listed.unwrap_or(false),
@@ -119,6 +119,7 @@ async fn create_code(
             event_id: setup.event_id,
             gate: setup.gate,
             zone: setup.zone,
+            zone_name: crate::events::zones::name_of(&event.zones, setup.zone),
             direction: req.direction,
         }),
     ))
@@ -269,7 +270,10 @@ pub(crate) async fn admit_device(
         gossip_key: roster.gossip_key.key,
         gossip_key_version: roster.gossip_key.version,
         roster: roster.roster,
-        policy: policy_view(&device.setup),
+        policy: policy_view(
+            &device.setup,
+            crate::events::zones::name_of(&event.zones, device.setup.zone),
+        ),
         gate: device.setup.gate,
     })
 }
@@ -285,7 +289,12 @@ async fn list_devices(
     let event = state.store.event(q.event_id).await?;
     user.require_manager(&event, NOT_MANAGER)?;
     let devices = state.store.list_devices(event.id).await?;
-    Ok(Json(devices.iter().map(DeviceView::from).collect()))
+    Ok(Json(
+        devices
+            .iter()
+            .map(|d| DeviceView::new(d, &event.zones))
+            .collect(),
+    ))
 }
 
 /// Revokes a device: its token is refused from the next call on
@@ -307,5 +316,5 @@ async fn revoke(
     // records from now on.
     crate::device_sync::current_roster(&state, event.id, 0).await?;
     tracing::info!(device = %device.id, event = %event.id, "device revoked");
-    Ok(Json(DeviceView::from(&device)))
+    Ok(Json(DeviceView::new(&device, &event.zones)))
 }

@@ -2,11 +2,13 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::model::{EventId, EventStatus, TierId, UserId, from_millis, to_millis, valid_currency};
-use crate::store::{EventRecord, TierRecord};
+use crate::store::{EventRecord, TierRecord, ZoneRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+use super::zones::{self, ZoneView};
 
 /// A ticket tier as submitted.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -25,8 +27,13 @@ pub struct TierInput {
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub capacity: i64,
     /// Zone bit mask carried in the credential (bit z = zone z); default 1.
+    /// Give this or `zones`, not both.
     pub zone_mask: Option<u32>,
-    /// Zone label, e.g. "Floor".
+    /// The event's named zones the tier admits to, e.g. `["Balcony"]`
+    /// (`/events/{id}/zones`): the mask is built from their numbers. An
+    /// unknown name is `422 unknown_zone`, which lists the known ones.
+    pub zones: Option<Vec<String>>,
+    /// Zone label, e.g. "Floor" (default: the `zones` names, else "General").
     pub zone: Option<String>,
 }
 
@@ -51,6 +58,10 @@ pub struct CreateEvent {
     pub ends_at: OffsetDateTime,
     /// ISO 4217 currency of every tier.
     pub currency: String,
+    /// Named zones (numbers and names unique), so the tiers below can
+    /// admit by name; more can be named later with `PUT /events/{id}/zones/{zone}`.
+    #[serde(default)]
+    pub zones: Vec<ZoneView>,
     /// Ticket tiers (at most 64).
     #[serde(default)]
     pub tiers: Vec<TierInput>,
@@ -103,6 +114,9 @@ pub struct TierView {
     pub available: i64,
     /// Zone mask.
     pub zone_mask: u32,
+    /// Names of the named zones the mask admits to, by number (unnamed
+    /// bits have no entry).
+    pub zones: Vec<String>,
     /// Zone label.
     pub zone: String,
 }
@@ -137,6 +151,8 @@ pub struct EventView {
     pub manifest_version: i64,
     /// Tiers by number.
     pub tiers: Vec<TierView>,
+    /// Named zones by number.
+    pub zones: Vec<ZoneView>,
 }
 
 impl From<&EventRecord> for EventView {
@@ -164,9 +180,11 @@ impl From<&EventRecord> for EventView {
                     capacity: t.capacity,
                     available: t.capacity - t.allocated,
                     zone_mask: t.zone_mask,
+                    zones: zones::names_in(&e.zones, t.zone_mask),
                     zone: t.zone.clone(),
                 })
                 .collect(),
+            zones: e.zones.iter().map(ZoneView::from).collect(),
         }
     }
 }
@@ -203,8 +221,13 @@ pub fn check_fields(
     ))
 }
 
-/// A validated tier for `event`.
-pub fn check_tier(event: EventId, currency: &str, t: &TierInput) -> ApiResult<TierRecord> {
+/// A validated tier for `event`, whose named zones are `zones`.
+pub fn check_tier(
+    event: EventId,
+    currency: &str,
+    zones: &[ZoneRecord],
+    t: &TierInput,
+) -> ApiResult<TierRecord> {
     if let Some(c) = &t.currency
         && c != currency
     {
@@ -223,7 +246,19 @@ pub fn check_tier(event: EventId, currency: &str, t: &TierInput) -> ApiResult<Ti
             "capacity must be between 0 and 1000000".into(),
         ));
     }
-    let zone_mask = t.zone_mask.unwrap_or(1);
+    let (zone_mask, label) = match (t.zone_mask, &t.zones) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Validation(
+                "give zone_mask or zones, not both".into(),
+            ));
+        }
+        (_, Some(names)) => {
+            let mask = zones::mask_of(zones, names)?;
+            let names = zones::names_in(zones, mask).join(", ");
+            (mask, names.chars().take(100).collect())
+        }
+        (mask, None) => (mask.unwrap_or(1), "General".to_string()),
+    };
     if zone_mask == 0 {
         return Err(ApiError::Validation(
             "zone_mask must admit at least one zone".into(),
@@ -239,14 +274,36 @@ pub fn check_tier(event: EventId, currency: &str, t: &TierInput) -> ApiResult<Ti
         capacity: t.capacity,
         allocated: 0,
         zone_mask,
-        zone: text("zone", t.zone.as_deref().unwrap_or("General"), 1, 100)?,
+        zone: text("zone", t.zone.as_deref().unwrap_or(&label), 1, 100)?,
     })
+}
+
+/// Validated zones of a new event: numbers 0 to 31, names valid, both unique.
+pub fn check_zones(input: &[ZoneView]) -> ApiResult<Vec<ZoneRecord>> {
+    let records = input
+        .iter()
+        .map(|z| {
+            Ok(ZoneRecord {
+                zone: zones::check_number(u32::from(z.zone))?,
+                name: zones::check_name(&z.name)?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let numbers: HashSet<u8> = records.iter().map(|z| z.zone).collect();
+    let names: HashSet<&str> = records.iter().map(|z| z.name.as_str()).collect();
+    if numbers.len() != records.len() || names.len() != records.len() {
+        return Err(ApiError::Validation(
+            "zone numbers and names must be unique".into(),
+        ));
+    }
+    Ok(records)
 }
 
 /// Validated tiers: at most 64, numbers and names unique.
 pub fn check_tiers(
     event: EventId,
     currency: &str,
+    zones: &[ZoneRecord],
     tiers: &[TierInput],
 ) -> ApiResult<Vec<TierRecord>> {
     if !valid_currency(currency) {
@@ -259,7 +316,7 @@ pub fn check_tiers(
     }
     let records = tiers
         .iter()
-        .map(|t| check_tier(event, currency, t))
+        .map(|t| check_tier(event, currency, zones, t))
         .collect::<ApiResult<Vec<_>>>()?;
     let numbers: HashSet<u16> = records.iter().map(|t| t.tier).collect();
     let names: HashSet<&str> = records.iter().map(|t| t.name.as_str()).collect();

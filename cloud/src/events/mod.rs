@@ -10,6 +10,7 @@ pub mod dto;
 pub mod public;
 pub mod reports;
 pub mod staff;
+pub mod zones;
 
 use crate::auth::extract::{AuthUser, ManagedEvent, Organizer};
 use crate::crypto::signing::{extend_certificate, new_event_key};
@@ -24,7 +25,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use dto::{
     CreateEvent, EventView, StatusUpdate, TierInput, UpdateEvent, check_fields, check_tier,
-    check_tiers,
+    check_tiers, check_zones,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -48,6 +49,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(staff::list_staff, staff::add_staff))
         .routes(routes!(staff::remove_staff))
         .routes(routes!(staff::roster_events))
+        .routes(routes!(zones::list_zones))
+        .routes(routes!(zones::set_zone, zones::delete_zone))
         .merge(public::router())
 }
 
@@ -134,7 +137,8 @@ async fn create_event(
         crate::model::from_millis(state.now_ms()),
     )?;
     let id = new_event_id();
-    let tiers = check_tiers(id, &req.currency, &req.tiers)?;
+    let zones = check_zones(&req.zones)?;
+    let tiers = check_tiers(id, &req.currency, &zones, &req.tiers)?;
     let now = state.now_ms();
     let key = new_event_key(
         state.store.as_ref(),
@@ -160,6 +164,7 @@ async fn create_event(
         created_at: now,
         updated_at: now,
         tiers,
+        zones,
     };
     state.store.create_event(&event, &key).await?;
     Ok((
@@ -309,7 +314,7 @@ async fn add_tier(
     if m.event.tiers.len() >= 64 {
         return Err(ApiError::Validation("an event has at most 64 tiers".into()));
     }
-    let tier = check_tier(m.event.id, &m.event.currency, &req)?;
+    let tier = check_tier(m.event.id, &m.event.currency, &m.event.zones, &req)?;
     state.store.add_tier(&tier, state.now_ms()).await?;
     Ok((
         StatusCode::CREATED,

@@ -35,6 +35,8 @@ pub struct FleetRow {
     pub name: String,
     /// Gate label.
     pub gate: String,
+    /// Zone guarded (None: any).
+    pub zone: Option<u8>,
     /// Revoked at.
     pub revoked_at: Option<UnixMillis>,
     /// Last authenticated call (coarse: updated at most once a minute).
@@ -82,10 +84,12 @@ fn record_of(row: &AnyRow) -> StoreResult<ScanRecord> {
 
 fn fleet_from_row(row: &AnyRow) -> StoreResult<FleetRow> {
     let trusted: Option<i64> = col(row, "clock_trusted")?;
+    let zone: Option<i64> = col(row, "zone")?;
     Ok(FleetRow {
         device_id: parsed(row, "id")?,
         name: col(row, "name")?,
         gate: col(row, "gate")?,
+        zone: zone.and_then(|z| u8::try_from(z).ok()),
         revoked_at: col(row, "revoked_at")?,
         last_seen_at: col(row, "last_seen_at")?,
         reported_at: col(row, "reported_at")?,
@@ -132,7 +136,7 @@ impl<D: Dialect> DoorsStore for SqlStore<D> {
 
     async fn fleet(&self, event: EventId) -> StoreResult<Vec<FleetRow>> {
         let rows = sqlx::query(
-            "SELECT d.id, d.name, d.gate, d.revoked_at, d.last_seen_at, s.reported_at, s.scans_waiting, \
+            "SELECT d.id, d.name, d.gate, d.zone, d.revoked_at, d.last_seen_at, s.reported_at, s.scans_waiting, \
              s.manifest_version, s.clock, s.clock_trusted, s.software, \
              (SELECT mv.created_at FROM manifest_versions mv WHERE mv.event_id = d.event_id \
               AND mv.version = s.manifest_version) AS manifest_made_at \

@@ -38,6 +38,7 @@ pub(super) fn event_from_row(row: &AnyRow) -> StoreResult<EventRecord> {
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
         tiers: Vec::new(),
+        zones: Vec::new(),
     })
 }
 
@@ -66,7 +67,8 @@ fn sealed_from_row(row: &AnyRow) -> StoreResult<SealedKey> {
 
 impl<D: Dialect> SqlStore<D> {
     /// Fills in the tiers of `events` (held places counted as allocated)
-    /// with one query, not one per event of a listed page.
+    /// and their named zones with one query each, not one per event of a
+    /// listed page.
     pub(super) async fn attach_tiers(&self, events: &mut [EventRecord]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -89,10 +91,10 @@ impl<D: Dialect> SqlStore<D> {
             let tier = tier_from_row(row)?;
             by_event.entry(tier.event_id).or_default().push(tier);
         }
-        for e in events {
+        for e in events.iter_mut() {
             e.tiers = by_event.remove(&e.id).unwrap_or_default();
         }
-        Ok(())
+        self.attach_zones(events).await
     }
 
     async fn insert_tier(
@@ -214,6 +216,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        Self::insert_zones(&mut tx, e.id, &e.zones, e.created_at).await?;
         for t in &e.tiers {
             Self::insert_tier(&mut tx, t, e.created_at).await?;
         }

@@ -40,6 +40,7 @@ mod tickets;
 mod users;
 pub mod wallets;
 mod writes;
+mod zones;
 
 pub use chain::ChainStore;
 pub use checkins::{CheckinStore, CloudScan, GateCount, ScanFilter, StoredScan, SyncOutcome};
@@ -56,6 +57,7 @@ pub use records::*;
 pub use sql::SqlStore;
 pub use staff::{StaffRecord, StaffStore};
 pub use wallets::WalletStore;
+pub use zones::{DeleteZoneError, ZoneRecord, ZoneStore, ZoneUsers};
 
 use crate::model::{EventId, ReportId, SessionId, TicketId, UnixMillis, UserId};
 use async_trait::async_trait;
@@ -333,6 +335,7 @@ pub trait Store:
     + NotificationStore
     + ConsoleStore
     + DoorsStore
+    + ZoneStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).

@@ -138,6 +138,8 @@ pub struct EventRecord {
     pub updated_at: UnixMillis,
     /// Tiers by tier number.
     pub tiers: Vec<TierRecord>,
+    /// Named zones by number (`store::zones`).
+    pub zones: Vec<super::ZoneRecord>,
 }
 
 /// Editable event fields.

@@ -62,6 +62,7 @@ async fn active_event(store: &dyn Store, vault: &KeyVault) -> EventRecord {
         status: EventStatus::Draft,
         manifest_version: 0,
         created_at: 1,
+        zones: Vec::new(),
         updated_at: 1,
         tiers: vec![TierRecord {
             id: TierId::new(),

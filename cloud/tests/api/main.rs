@@ -36,3 +36,4 @@ mod startup;
 mod tickets;
 mod transfers;
 mod webhooks;
+mod zones;

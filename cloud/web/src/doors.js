@@ -24,7 +24,7 @@ export async function doorsView(main, id) {
     const pct = v.tickets ? Math.round((v.checked_in / v.tickets) * 100) : 0;
     const fleet = v.fleet.map((d) => [
       d.name,
-      d.gate,
+      d.gate + (d.zone_name ? " · " + d.zone_name : d.zone !== null && d.zone !== undefined ? " · zone " + d.zone : ""),
       h("span", { class: "badge " + (d.online ? "online" : "offline"), "data-device": d.device_id }, d.revoked ? "revoked" : d.online ? "online" : "offline"),
       h("span", { class: "ago", "data-at": d.last_seen_at || "" }, ago(d.last_seen_at)),
       d.scans_waiting ?? "—",

@@ -18,6 +18,8 @@ function tierLine(t) {
     {},
     h("strong", {}, t.name),
     " · " + money(t.price_minor, t.currency) + " · ",
+    t.zones && t.zones.length ? h("span", { class: "zones" }, t.zones.join(", ")) : "",
+    t.zones && t.zones.length ? " · " : "",
     t.available > 0 ? t.available + " left" : h("span", { class: "bad" }, "sold out"),
   );
 }

@@ -10,5 +10,6 @@ mod gates;
 mod hostile_lan;
 mod latency;
 mod shop;
+mod zones;
 
 pub use e2e::venue::{SETTLE, Venue, assert_decision, scan_ids};

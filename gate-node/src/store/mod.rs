@@ -105,6 +105,8 @@ pub struct Identity {
     pub policy: GatePolicy,
     /// Gate label, e.g. "North 2".
     pub gate: String,
+    /// The guarded zone's name, when the cloud named it, e.g. "Balcony".
+    pub zone_name: Option<String>,
     /// Cloud base URL the node enrolled with.
     pub cloud_url: Option<String>,
 }
@@ -123,6 +125,7 @@ impl std::fmt::Debug for Identity {
             .field("root_public_key", &hex::encode(self.root_public_key))
             .field("policy", &self.policy)
             .field("gate", &self.gate)
+            .field("zone_name", &self.zone_name)
             .field("cloud_url", &self.cloud_url)
             .finish()
     }
@@ -311,6 +314,12 @@ impl Store {
             serde_json::to_vec(&identity.policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         put(&tx, "policy", &policy)?;
         put(&tx, "gate", identity.gate.as_bytes())?;
+        match &identity.zone_name {
+            Some(z) => put(&tx, "zone_name", z.as_bytes())?,
+            None => {
+                tx.execute("DELETE FROM meta WHERE key = 'zone_name'", [])?;
+            }
+        }
         if let Some(url) = &identity.cloud_url {
             put(&tx, "cloud_url", url.as_bytes())?;
         }
@@ -451,6 +460,7 @@ fn load_identity(conn: &Connection) -> Result<Option<Identity>, StoreError> {
         policy: serde_json::from_slice(&policy)
             .map_err(|e| StoreError::Corrupt(format!("policy: {e}")))?,
         gate: get_string(conn, "gate")?.unwrap_or_default(),
+        zone_name: get_string(conn, "zone_name")?,
         cloud_url: get_string(conn, "cloud_url")?,
     }))
 }

@@ -178,3 +178,34 @@ fn enroll_without_a_scheme_says_the_url_needs_one() {
     assert!(!err.contains("builder error"), "{err}");
     assert!(!data.exists(), "a refused URL creates no store");
 }
+
+#[test]
+fn a_wrong_zone_refusal_and_status_name_the_gates_zone() {
+    let f = EventFixture::new(57, 1);
+    let dir = tempfile::tempdir().unwrap();
+    crate::harness::write_config(dir.path(), &[], "");
+    let mut bundle = f.bundle(1, "Stairs");
+    bundle.policy.zone = Some(2);
+    bundle.zone_name = Some("Balcony".into());
+    let path = dir.path().join("bundle.json");
+    std::fs::write(&path, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let out = cli(
+        dir.path(),
+        &["provision", "--bundle", path.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // The fixture's tickets admit to zone 0 only.
+    let out = cli(dir.path(), &["check", "--text", &f.credential(f.ticket(0))]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("REJECT wrong_zone") && said.contains("\"Balcony\""),
+        "{said}"
+    );
+    let out = cli(dir.path(), &["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["zone_name"], "Balcony", "{status}");
+    assert_eq!(status["policy"]["zone"], 2, "{status}");
+}
