@@ -331,3 +331,46 @@ fn cloud_config_prints_effective_configuration_with_secrets_redacted() {
         .unwrap();
     assert!(String::from_utf8(help.stdout).unwrap().contains("config"));
 }
+
+/// The cloud takes the gate's limits (issue 17): a half-sent request head is
+/// dropped after `server.header_timeout_ms` instead of being held open, and
+/// past `server.max_connections` a stranger gets `503 busy` while this host
+/// (a local health probe) still gets answers from the reserve.
+async fn half_sent_heads_are_dropped_and_a_full_server_still_answers_its_probe(app: TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.addr;
+    let half = |from: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: cloud\r\n").await.unwrap();
+        s
+    };
+    let read_all = |mut s: tokio::net::TcpStream| async move {
+        let mut got = Vec::new();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got)).await;
+        (r.is_ok(), String::from_utf8_lossy(&got).into_owned())
+    };
+    // Two strangers fill the pool (max_connections = 2).
+    let a = half([127, 0, 0, 2]).await;
+    let b = half([127, 0, 0, 3]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (closed, answer) = read_all(half([127, 0, 0, 4]).await).await;
+    assert!(closed, "a third stranger is turned away at once");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains(r#""code":"busy""#), "{answer}");
+    let (st, _) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(st, StatusCode::OK, "this host is answered from the reserve");
+    // The strangers' half-sent heads are dropped after the header timeout.
+    let (closed, answer) = read_all(a).await;
+    assert!(closed && answer.is_empty(), "dropped without an answer: {answer}");
+    let (closed, _) = read_all(b).await;
+    assert!(closed);
+}
+both!(
+    half_sent_heads_are_dropped_and_a_full_server_still_answers_its_probe,
+    |c| {
+        c.server.header_timeout_ms = 500;
+        c.server.max_connections = 2;
+    }
+);
