@@ -343,12 +343,15 @@ async fn half_sent_heads_are_dropped_and_a_full_server_still_answers_its_probe(a
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
         let mut s = socket.connect(addr).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: cloud\r\n").await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: cloud\r\n")
+            .await
+            .unwrap();
         s
     };
     let read_all = |mut s: tokio::net::TcpStream| async move {
         let mut got = Vec::new();
-        let r = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got)).await;
+        let r =
+            tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got)).await;
         (r.is_ok(), String::from_utf8_lossy(&got).into_owned())
     };
     // Two strangers fill the pool (max_connections = 2).
@@ -363,7 +366,10 @@ async fn half_sent_heads_are_dropped_and_a_full_server_still_answers_its_probe(a
     assert_eq!(st, StatusCode::OK, "this host is answered from the reserve");
     // The strangers' half-sent heads are dropped after the header timeout.
     let (closed, answer) = read_all(a).await;
-    assert!(closed && answer.is_empty(), "dropped without an answer: {answer}");
+    assert!(
+        closed && answer.is_empty(),
+        "dropped without an answer: {answer}"
+    );
     let (closed, _) = read_all(b).await;
     assert!(closed);
 }
