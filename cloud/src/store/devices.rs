@@ -231,22 +231,13 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
                 "the enrollment code was used or has expired".into(),
             ));
         }
-        sqlx::query(
-            "INSERT INTO devices (id, event_id, name, gate, zone, direction, grace_secs, require_listed, \
-             public_key, token_hash, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        bind_device(
+            sqlx::query(
+                "INSERT INTO devices (id, event_id, name, gate, zone, direction, grace_secs, require_listed, \
+                 public_key, token_hash, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            ),
+            d,
         )
-        .bind(d.id.to_string())
-        .bind(d.setup.event_id.to_string())
-        .bind(d.name.clone())
-        .bind(d.setup.gate.clone())
-        .bind(d.setup.zone.map(i64::from))
-        .bind(direction_str(d.setup.direction))
-        .bind(i64::from(d.setup.grace_secs))
-        .bind(i64::from(d.setup.require_listed))
-        .bind(d.public_key.clone())
-        .bind(d.token_hash.clone())
-        .bind(d.enrolled_at)
-        .bind(d.enrolled_by.map(|u| u.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -258,24 +249,15 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
         d: &DeviceRecord,
         roster_member: Option<UserId>,
     ) -> StoreResult<()> {
-        let inserted = sqlx::query(
-            "INSERT INTO devices (id, event_id, name, gate, zone, direction, grace_secs, require_listed, \
-             public_key, token_hash, enrolled_at, enrolled_by) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-             WHERE $13 IS NULL OR EXISTS (SELECT 1 FROM event_staff WHERE event_id = $2 AND user_id = $13)",
+        let inserted = bind_device(
+            sqlx::query(
+                "INSERT INTO devices (id, event_id, name, gate, zone, direction, grace_secs, require_listed, \
+                 public_key, token_hash, enrolled_at, enrolled_by) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+                 WHERE $13 IS NULL OR EXISTS (SELECT 1 FROM event_staff WHERE event_id = $2 AND user_id = $13)",
+            ),
+            d,
         )
-        .bind(d.id.to_string())
-        .bind(d.setup.event_id.to_string())
-        .bind(d.name.clone())
-        .bind(d.setup.gate.clone())
-        .bind(d.setup.zone.map(i64::from))
-        .bind(direction_str(d.setup.direction))
-        .bind(i64::from(d.setup.grace_secs))
-        .bind(i64::from(d.setup.require_listed))
-        .bind(d.public_key.clone())
-        .bind(d.token_hash.clone())
-        .bind(d.enrolled_at)
-        .bind(d.enrolled_by.map(|u| u.to_string()))
         .bind(roster_member.map(|u| u.to_string()))
         .execute(&self.pool)
         .await
@@ -360,4 +342,24 @@ impl<D: Dialect> DeviceStore for SqlStore<D> {
             .map_err(not_found("gossip key"))?;
         col(&row, "sealed_key")
     }
+}
+
+/// Binds a device row's twelve columns as `$1..$12`, in the order both
+/// enrollment inserts name them.
+fn bind_device<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    d: &DeviceRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(d.id.to_string())
+        .bind(d.setup.event_id.to_string())
+        .bind(d.name.clone())
+        .bind(d.setup.gate.clone())
+        .bind(d.setup.zone.map(i64::from))
+        .bind(direction_str(d.setup.direction))
+        .bind(i64::from(d.setup.grace_secs))
+        .bind(i64::from(d.setup.require_listed))
+        .bind(d.public_key.clone())
+        .bind(d.token_hash.clone())
+        .bind(d.enrolled_at)
+        .bind(d.enrolled_by.map(|u| u.to_string()))
 }
