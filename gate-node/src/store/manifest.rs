@@ -187,6 +187,13 @@ impl Store {
         Ok(())
     }
 
+    /// The manifest version held (0 before the first), without counting
+    /// its entries as [`Store::manifest_info`] does.
+    pub fn manifest_version(&self) -> Result<u64, StoreError> {
+        let inner = self.lock();
+        Ok(get_u64(&inner.conn, "manifest_version")?.unwrap_or(0))
+    }
+
     /// Version, digest and size of the manifest held.
     pub fn manifest_info(&self) -> Result<ManifestInfo, StoreError> {
         let inner = self.lock();

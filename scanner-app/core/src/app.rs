@@ -297,6 +297,9 @@ impl App {
         let hits = entries
             .into_iter()
             .map(|e| {
+                // The index may be a version behind while it is rebuilt:
+                // what is shown comes from the store.
+                let e = device.store().manifest_entry(&e.ticket_id)?.unwrap_or(e);
                 let (presence, inside) = device.presence_words(&e.ticket_id)?;
                 Ok(AttendeeView {
                     ticket_id: e.ticket_id.to_string(),

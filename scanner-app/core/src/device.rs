@@ -19,6 +19,7 @@ use gate_node::store::Store;
 use gate_node::time::{Clock, TimeSource};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use sync_protocol::{Direction, GatePolicy, Outcome, TicketId, TicketState};
@@ -55,6 +56,10 @@ impl Default for SyncConfig {
     }
 }
 
+/// Tickets from which the search index is rebuilt in the background (the
+/// rebuild of 20k tickets takes a few milliseconds; of 1M, about a second).
+pub const BACKGROUND_REBUILD_FROM: usize = 20_000;
+
 /// A cloud sync older than this (or failing) shows as offline.
 const ONLINE_WINDOW_MS: u64 = 30_000;
 /// A peer that answered within this is reachable.
@@ -72,7 +77,10 @@ pub struct Device {
     cloud: Option<Arc<CloudSync>>,
     stop: watch::Sender<bool>,
     api_addr: SocketAddr,
-    index: Mutex<SearchIndex>,
+    /// The search index of the newest manifest version built so far.
+    index: Arc<Mutex<Arc<SearchIndex>>>,
+    /// Whether a background rebuild of `index` is running.
+    rebuilding: Arc<AtomicBool>,
     offset: UtcOffset,
     operator: String,
 }
@@ -177,7 +185,8 @@ impl Device {
             cloud,
             stop,
             api_addr,
-            index: Mutex::new(SearchIndex::default()),
+            index: Arc::default(),
+            rebuilding: Arc::default(),
             offset,
             operator: operator.to_owned(),
         })
@@ -270,14 +279,49 @@ impl Device {
         self.view(&report, direction)
     }
 
-    /// Runs `f` on the search index, rebuilt first if the manifest moved.
+    /// Runs `f` on the search index of the manifest held. A small index is
+    /// rebuilt at once when the manifest moved; from
+    /// [`BACKGROUND_REBUILD_FROM`] tickets the rebuild runs on its own thread
+    /// and `f` searches the previous version meanwhile (a keystroke never
+    /// waits seconds for a festival-sized rebuild; callers re-read the
+    /// tickets they show from the store).
     pub fn with_index<T>(&self, f: impl FnOnce(&SearchIndex) -> T) -> Result<T, AppError> {
-        let version = self.store.manifest_info()?.version;
-        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        if index.version() != version || (index.is_empty() && version > 0) {
-            *index = SearchIndex::build(version, self.store.manifest_entries()?);
+        let version = self.store.manifest_version()?;
+        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = slot.version() != version || (slot.is_empty() && version > 0);
+        if stale && slot.len() < BACKGROUND_REBUILD_FROM {
+            *slot = Arc::new(SearchIndex::build(version, self.store.manifest_entries()?));
+        } else if stale && !self.rebuilding.swap(true, Ordering::AcqRel) {
+            let (store, index, flag) = (
+                self.store.clone(),
+                self.index.clone(),
+                self.rebuilding.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name("search-index".into())
+                .spawn(move || {
+                    match store.manifest_entries() {
+                        Ok(entries) => {
+                            let fresh = Arc::new(SearchIndex::build(version, entries));
+                            *index.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "search index not rebuilt"),
+                    }
+                    flag.store(false, Ordering::Release);
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "search index rebuild not started");
+                self.rebuilding.store(false, Ordering::Release);
+            }
         }
+        let index = slot.clone();
+        drop(slot);
         Ok(f(&index))
+    }
+
+    /// Whether a background rebuild of the search index is running.
+    pub fn search_index_rebuilding(&self) -> bool {
+        self.rebuilding.load(Ordering::Acquire)
     }
 
     /// Where a ticket is, in words, and whether it is inside.

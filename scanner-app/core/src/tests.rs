@@ -326,3 +326,53 @@ async fn a_restarted_app_resumes_enrolled_and_locked() {
         Err(AppError::AlreadyEnrolled)
     ));
 }
+
+#[tokio::test]
+async fn a_festival_sized_index_is_rebuilt_in_the_background_and_shows_the_store() {
+    use crate::device::BACKGROUND_REBUILD_FROM;
+    let dir = tempfile::tempdir().expect("tmp");
+    let tickets = BACKGROUND_REBUILD_FROM as u32 + 500;
+    let mut f = EventFixture::new(27, tickets);
+    let app = app_at(dir.path(), &f, 1, "North", vec![]).await;
+    let first = app
+        .search("guest 20400")
+        .expect("first search builds the index");
+    assert_eq!(first.total, 1);
+
+    // Ticket 7 changes hands at the cloud: a new manifest version.
+    let mut renamed = f.entry(7);
+    renamed.generation = 1;
+    renamed.display_name = "Zelda Newholder".into();
+    let delta = f.delta(vec![renamed]);
+    let device = app.device().expect("device");
+    device
+        .store()
+        .apply_delta(&delta)
+        .expect("the delta applies");
+
+    // The keystroke does not wait for the rebuild: it searches the version
+    // before, and what it shows is what the store holds now.
+    let stale = app
+        .search(&f.ticket(7).to_string())
+        .expect("search while rebuilding");
+    assert_eq!(stale.total, 1, "the previous version still finds ticket 7");
+    assert_eq!(
+        stale.hits[0].display_name, "Zelda Newholder",
+        "shown from the store"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = app.search("zelda").expect("search");
+        if found.total == 1 {
+            assert_eq!(found.hits[0].ticket_id, f.ticket(7).to_string());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rebuilt index never found the new name"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!device.search_index_rebuilding());
+}
