@@ -7,9 +7,13 @@ __doc_quick=0
 __doc_logs="$PWD/.doc-run-logs"
 mkdir -p "$__doc_logs"
 
+__doc_t0=$SECONDS
 __doc_block() {
+  [ "$__doc_where" = "(start)" ] || echo "   ($__doc_where: $((SECONDS - __doc_t0))s)"
+  __doc_t0=$SECONDS
   __doc_where=$1
   __doc_quick=$2
+  echo
   echo "-- $__doc_where$([ "$2" = 1 ] && echo ' (quick)')"
 }
 
@@ -27,6 +31,7 @@ __doc_stop() {
 }
 
 __doc_end() {
+  echo "   ($__doc_where: $((SECONDS - __doc_t0))s)"
   __doc_stop
 }
 
@@ -61,7 +66,7 @@ __doc_daemon() {
   local _
   for _ in $(seq 1 300); do
     if grep -q -E 'cloud listening|"event":"listening"' "$log"; then
-      echo "   ($name started in the background, pid $pid: $(grep -m1 -o -E 'addr[":=]+[0-9.:]+' "$log" || true))"
+      echo "   ($name started in the background, pid $pid, log $log)"
       return 0
     fi
     kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "$name exited during start-up" >&2; return 1; }
@@ -96,8 +101,8 @@ gate-node() { __doc_bin gate-node "$@"; }
 __doc_bench_exe() {
   local pkg=$1 bench=$2 list="$DOC_RUN_WORK/benches.tsv"
   if [ ! -s "$list" ]; then
-    echo "   (building the bench targets: cargo test --workspace --bench '*' --no-run)" >&2
-    command cargo test --workspace --bench '*' --no-run --message-format=json 2>"$DOC_RUN_WORK/bench-build.log" |
+    echo "   (building the bench targets: cargo test --workspace --benches --no-run)" >&2
+    command cargo test --workspace --benches --no-run --message-format=json 2>"$DOC_RUN_WORK/bench-build.log" |
       jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.target.kind | index("bench")))
              | (.package_id | if test("#[^@/]+@") then capture("#(?<n>[^@/]+)@").n
                               else capture("/(?<n>[^/#]+)#").n end) as $pkg
