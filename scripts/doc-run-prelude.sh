@@ -9,11 +9,11 @@ mkdir -p "$__doc_logs"
 
 __doc_t0=$SECONDS
 __doc_block() {
+  echo
   [ "$__doc_where" = "(start)" ] || echo "   ($__doc_where: $((SECONDS - __doc_t0))s)"
   __doc_t0=$SECONDS
   __doc_where=$1
   __doc_quick=$2
-  echo
   echo "-- $__doc_where$([ "$2" = 1 ] && echo ' (quick)')"
 }
 
@@ -31,6 +31,7 @@ __doc_stop() {
 }
 
 __doc_end() {
+  echo
   echo "   ($__doc_where: $((SECONDS - __doc_t0))s)"
   __doc_stop
 }
