@@ -347,6 +347,14 @@ impl Drop for DropDatabase {
 async fn main() {
     let workers = arg("--workers", 32).max(1);
     let capacity = arg("--capacity", 20_000).max(1);
+    // Without `--bench` (what `cargo bench` passes; `cargo test --benches`
+    // and scripts/run-doc-commands do not): a small run that checks the
+    // bench works, not a figure.
+    let (workers, capacity) = if std::env::args().any(|a| a == "--bench") {
+        (workers, capacity)
+    } else {
+        (workers.min(4), capacity.min(100))
+    };
     let base = std::env::var("DATABASE_URL_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let db = format!("gh_bench_commerce_{}", std::process::id());

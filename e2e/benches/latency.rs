@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 const ROUNDS: usize = 20;
 const PROPAGATIONS: usize = 100;
 
+/// `(rounds, propagations)`. Without `--bench` (what `cargo bench` passes;
+/// `cargo test --benches` and scripts/run-doc-commands do not): one round
+/// and a few hops, a check that the bench works, not a figure.
+fn sizes() -> (usize, usize) {
+    if std::env::args().any(|a| a == "--bench") {
+        (ROUNDS, PROPAGATIONS)
+    } else {
+        (1, 5)
+    }
+}
+
 fn summary(samples: &[Duration]) -> serde_json::Value {
     let (p50, p95, max) = percentiles(samples);
     serde_json::json!({"n": samples.len(), "p50_ms": p50.round(), "p95_ms": p95.round(), "max_ms": max.round()})
@@ -20,14 +31,15 @@ fn summary(samples: &[Duration]) -> serde_json::Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
+    let (rounds, propagations) = sizes();
     let v = Venue::open(2, Timings::defaults(), true).await;
     let (a, b) = (&v.nodes[0], &v.nodes[1]);
     let mut sale = Vec::new();
     let mut refund = Vec::new();
-    for i in 0..ROUNDS {
+    for i in 0..rounds {
         // Each wait below ends right after a sync; spread the next change
         // over the sync period so the samples cover its whole phase.
-        let phase = |k: u64| Duration::from_millis(k * 5_000 / ROUNDS as u64 % 5_000);
+        let phase = |k: u64| Duration::from_millis(k * 5_000 / rounds as u64 % 5_000);
         tokio::time::sleep(phase(i as u64)).await;
         let held = a.manifest_version().await;
         let start = Instant::now();
@@ -39,7 +51,7 @@ async fn main() {
         sale.push(start.elapsed());
         assert_decision(&a.scan(&t[0].1).await, "admit", None, "sold and listed");
 
-        tokio::time::sleep(phase(i as u64 + ROUNDS as u64 / 2)).await;
+        tokio::time::sleep(phase(i as u64 + rounds as u64 / 2)).await;
         let held = a.manifest_version().await;
         let start = Instant::now();
         v.cloud.refund(&t[0].0).await;
@@ -58,7 +70,7 @@ async fn main() {
     let more = v.cloud.sell(&v.event, 50).await;
     v.manifests_reach(before + 2).await;
     let mut hop = Vec::new();
-    for (_, text) in tickets.iter().chain(more.iter()).take(PROPAGATIONS) {
+    for (_, text) in tickets.iter().chain(more.iter()).take(propagations) {
         let start = Instant::now();
         let r = a.scan(text).await;
         let id = r["scan_id"].as_str().unwrap().to_string();

@@ -13,7 +13,10 @@
 //!   store, target p99 at most 1 s.
 //!
 //! Run: `cargo bench -p gate-node --bench engine` (optionally a filter:
-//! `frame`, `scan`, `manifest`, `propagation`).
+//! `frame`, `scan`, `manifest`, `propagation`). Without `--bench` (what
+//! `cargo bench` passes; `cargo test --benches` and scripts/run-doc-commands
+//! do not) each benchmark runs once at a small size: a check that it works,
+//! not a figure.
 
 mod common;
 
@@ -61,9 +64,19 @@ const READABLE: [Distortion; 6] = [
     Distortion::Rotation,
 ];
 
+/// Small sizes: the binary was run without `--bench` (a check, not a figure).
+fn quick() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// `full` when benchmarking, `small` in the quick check.
+fn sized(full: u32, small: u32) -> u32 {
+    if quick() { small } else { full }
+}
+
 fn frame_pipeline() {
-    let per_size = 300u32;
-    let f = EventFixture::new(93, 10_000);
+    let per_size = sized(300, 3);
+    let f = EventFixture::new(93, sized(10_000, 100));
     for (size, (w, h)) in [(640, 480), (1280, 720)].into_iter().enumerate() {
         let first = size as u32 * per_size;
         let frames: Vec<_> = (first..first + per_size)
@@ -131,8 +144,8 @@ fn frame_pipeline() {
 }
 
 fn scan_pipeline() {
-    let n = 2_000u32;
-    let f = EventFixture::new(90, 10_000);
+    let n = sized(2_000, 50);
+    let f = EventFixture::new(90, sized(10_000, 100));
     let (_dir, store) = provisioned(&f, 1, true);
     let engine = Engine::new(store, trusted_time(), None, 0, "").expect("engine");
     let texts: Vec<String> = (0..n).map(|i| f.credential(f.ticket(i))).collect();
@@ -156,7 +169,7 @@ fn scan_pipeline() {
 }
 
 fn manifest_import() {
-    let tickets = 100_000u32;
+    let tickets = sized(100_000, 1_000);
     let f = EventFixture::new(91, tickets);
     let bytes = f.manifest_bytes();
     let mut runs = Vec::new();
@@ -239,7 +252,7 @@ fn start_node(f: &EventFixture, n: u8, port: u16, peer: u16) -> (tempfile::TempD
 }
 
 fn propagation() {
-    let samples = 300u32;
+    let samples = sized(300, 10);
     let f = EventFixture::new(92, samples + 10);
     let (pa, pb) = (free_port(), free_port());
     let (_da, _a) = start_node(&f, 1, pa, pb);
