@@ -41,6 +41,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(delta))
         .routes(routes!(checkins))
         .routes(routes!(roster))
+        .routes(routes!(crate::push::stream))
         .layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT))
         .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .layer(axum::middleware::from_fn_with_state(

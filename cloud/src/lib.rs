@@ -27,6 +27,7 @@ pub mod model;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod push;
 pub mod startup;
 pub mod state;
 pub mod store;
@@ -101,6 +102,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
         passwords,
         clock: Arc::new(SystemClock),
         views: ViewCounter::default(),
+        push: push::PushHub::default(),
         metrics: http::health::prometheus(),
         stripe,
     };
@@ -128,6 +130,13 @@ pub async fn serve(
         .map(|m| tokio::spawn(m.run()));
     let notifier = notifications::worker::start(&state).map_err(ServeError::Startup)?;
     tracing::info!(addr = %listener.local_addr()?, backend = state.store.backend(), "cloud listening");
+    // Push streams never end on their own: close them when shutdown
+    // starts, so draining waits for real requests only.
+    let hub = state.push.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.close();
+    };
     let served = http_guard::Server::new(state.config.server.limits())
         .trusting(http_guard::this_host)
         .serve(listener, router, shutdown)

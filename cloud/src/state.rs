@@ -27,6 +27,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Event-page views not yet written.
     pub views: ViewCounter,
+    /// The device push channel's fan-out on this replica.
+    pub push: crate::push::PushHub,
     /// Prometheus exposition.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Stripe, when configured.

@@ -413,6 +413,43 @@ impl Cloud {
         .await;
     }
 
+    /// Revokes a device (its node id) as the organizer.
+    pub async fn revoke_device(&self, node: &str) {
+        let (st, v) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/devices/{node}/revoke"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "revoke {node}: {v}");
+    }
+
+    /// `(node id, name)` of the event's devices.
+    pub async fn devices(&self, event: &str) -> Vec<(String, String)> {
+        let (st, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/devices?event_id={event}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let rows = v
+            .as_array()
+            .or_else(|| v["items"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        rows.iter()
+            .map(|d| {
+                (
+                    d["id"].as_str().unwrap_or_default().to_string(),
+                    d["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Every scan the cloud holds for the event (all pages), in HLC order.
     pub async fn scans(&self, event: &str) -> Vec<Value> {
         let mut out = Vec::new();

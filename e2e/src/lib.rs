@@ -11,6 +11,7 @@
 
 pub mod cloud;
 pub mod node;
+pub mod pg;
 pub mod proxy;
 pub mod venue;
 

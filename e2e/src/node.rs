@@ -31,6 +31,15 @@ impl Timings {
             anti_entropy_ms: 500,
         }
     }
+    /// A cloud poll so slow (60 s) that within a scenario only the push
+    /// channel (and the upload after a scan) can explain news arriving.
+    pub fn push_only() -> Self {
+        Self {
+            cloud_interval_ms: 60_000,
+            cloud_backoff_max_ms: 1_000,
+            anti_entropy_ms: 500,
+        }
+    }
     /// The shipped defaults (what figures are measured with).
     pub fn defaults() -> Self {
         Self {
@@ -188,6 +197,18 @@ impl Node {
             .json()
             .await
             .expect("status JSON")
+    }
+
+    /// `/status` → `cloud.push`: the push stream's state.
+    pub async fn push_status(&self) -> Value {
+        match self.http.get(self.url("/status")).send().await {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .map(|v| v["cloud"]["push"].clone())
+                .unwrap_or_default(),
+            Err(_) => Value::Null,
+        }
     }
 
     /// Scan ids the node holds.

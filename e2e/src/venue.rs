@@ -3,6 +3,7 @@
 
 use crate::cloud::Cloud;
 use crate::node::{Node, Timings};
+use crate::pg::PgDatabase;
 use crate::proxy::Proxy;
 use crate::wait_until;
 use std::collections::BTreeSet;
@@ -19,8 +20,24 @@ pub struct Venue {
     pub cloud_proxy: Proxy,
     pub event: String,
     pub nodes: Vec<Node>,
+    /// With [`Venue::open_replicated`]: the replica the gates reach (the
+    /// scenario changes things through `cloud`, the other one).
+    pub replica: Option<Cloud>,
+    _db: Option<PgDatabase>,
     _dir: tempfile::TempDir,
 }
+
+/// Secrets two replicas share (a real deployment injects them the same way).
+const REPLICA_SECRETS: [(&str, &str); 2] = [
+    (
+        "CLOUD_AUTH__JWT_SECRET",
+        "e2e-replica-jwt-secret-0123456789abcdef",
+    ),
+    (
+        "CLOUD_KEYS__MASTER_KEY",
+        "22222222222222222222222222222222222222222222222222222222222222bb",
+    ),
+];
 
 impl Venue {
     /// `n` gates enrolled with codes from the REST API, started.
@@ -33,6 +50,67 @@ impl Venue {
         let event = cloud.event().await;
         let cloud_proxy = Proxy::start().await;
         cloud_proxy.point_at(cloud.addr);
+        Self::with_gates(
+            dir,
+            cloud,
+            None,
+            None,
+            cloud_proxy,
+            event,
+            n,
+            timings,
+            require_listed,
+        )
+        .await
+    }
+
+    /// Two cloud replicas (separate processes) on one fresh PostgreSQL
+    /// database: `cloud` (A), where the scenario sells, refunds and revokes,
+    /// and `replica` (B), the only one the gates reach (they enroll through
+    /// it too).
+    pub async fn open_replicated(n: usize, timings: Timings, require_listed: bool) -> Venue {
+        let db = PgDatabase::create("e2e_replicas");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env: Vec<(String, String)> = REPLICA_SECRETS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push(("CLOUD_DATABASE__URL".into(), db.url()));
+        let (a_dir, b_dir) = (dir.path().join("cloud-a"), dir.path().join("cloud-b"));
+        std::fs::create_dir_all(&a_dir).expect("cloud A dir");
+        std::fs::create_dir_all(&b_dir).expect("cloud B dir");
+        let mut cloud = Cloud::start_with(&a_dir, env.clone()).await;
+        let replica = Cloud::start_with(&b_dir, env).await;
+        cloud.organizer().await;
+        let event = cloud.event().await;
+        let cloud_proxy = Proxy::start().await;
+        cloud_proxy.point_at(replica.addr);
+        Self::with_gates(
+            dir,
+            cloud,
+            Some(replica),
+            Some(db),
+            cloud_proxy,
+            event,
+            n,
+            timings,
+            require_listed,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn with_gates(
+        dir: tempfile::TempDir,
+        cloud: Cloud,
+        replica: Option<Cloud>,
+        db: Option<PgDatabase>,
+        cloud_proxy: Proxy,
+        event: String,
+        n: usize,
+        timings: Timings,
+        require_listed: bool,
+    ) -> Venue {
         let mut proxies = Vec::new();
         for _ in 0..n {
             proxies.push(Proxy::start().await);
@@ -62,6 +140,8 @@ impl Venue {
             cloud_proxy,
             event,
             nodes,
+            replica,
+            _db: db,
             _dir: dir,
         }
     }

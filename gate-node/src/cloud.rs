@@ -94,6 +94,9 @@ pub struct CloudClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// For the push stream only: no total timeout (the stream stays open),
+    /// and a fresh connection per stream, never one left by another call.
+    push_http: reqwest::Client,
     time: Option<Arc<TimeSource>>,
 }
 
@@ -106,10 +109,17 @@ impl CloudClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| CloudError::Unreachable(e.to_string()))?;
+        let push_http = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .tcp_keepalive(Duration::from_secs(15))
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| CloudError::Unreachable(e.to_string()))?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
             http,
+            push_http,
             time: None,
         })
     }
@@ -131,6 +141,20 @@ impl CloudClient {
             Some(t) => rb.bearer_auth(t),
             None => rb,
         }
+    }
+
+    /// `GET /sync/events/{id}/push` on the push client: the open stream
+    /// (read it with [`crate::cloud_push::SseParser`]).
+    pub async fn push(&self, event: &EventId) -> Result<reqwest::Response, CloudError> {
+        let url = format!("{}/sync/events/{event}/push", self.base);
+        let mut rb = self
+            .push_http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        self.send(rb).await
     }
 
     /// Sends, reads the time header and turns error statuses into errors.

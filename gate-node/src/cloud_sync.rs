@@ -7,8 +7,16 @@
 //! `backoff_max`; nothing on the admission path waits for it. The cloud's
 //! summary is stored as the "cloud" cursor only after it answered, so a lost
 //! answer means a resend, which the cloud ignores by scan id.
+//!
+//! Besides the periodic pull, [`CloudSync::run`] holds the cloud's push
+//! stream open (`crate::cloud_push`: news of a manifest or roster change is
+//! fetched at once) and uploads check-ins [`UPLOAD_DEBOUNCE`] after a scan
+//! is recorded (every scan in that window rides in one batch). The three
+//! share the fetch and upload steps, each behind its own lock, so a push
+//! and a poll never apply the same delta twice.
 
 use crate::cloud::{CloudClient, CloudError, DeltaFetch};
+use crate::cloud_push::{PushEvent, PushStatus};
 use crate::store::{Store, StoreError};
 use crate::time::TimeSource;
 use serde::Serialize;
@@ -17,10 +25,13 @@ use std::time::Duration;
 use sync_protocol::EventId;
 use sync_protocol::checkin::Summary;
 use sync_protocol::manifest::ManifestError;
-use tokio::sync::watch;
+use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 
 /// Most batches in one sync (a 10-minute outage at one gate is a few).
 const MAX_ROUNDS: usize = 100;
+/// Wait after a scan before uploading it: scans at a busy lane share a
+/// request, and the cloud has them well within 2 s.
+pub const UPLOAD_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// A cloud sync step failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +55,8 @@ pub struct CloudStatus {
     pub consecutive_failures: u32,
     /// Current wait before the next attempt.
     pub next_delay_ms: u64,
+    /// The push stream.
+    pub push: PushStatus,
 }
 
 /// What one sync did.
@@ -68,6 +81,12 @@ pub struct CloudSync {
     event: EventId,
     batch: usize,
     status: Mutex<CloudStatus>,
+    /// One manifest fetch, one roster fetch, one upload at a time.
+    manifest_lock: AsyncMutex<()>,
+    roster_lock: AsyncMutex<()>,
+    checkins_lock: AsyncMutex<()>,
+    /// A scan was recorded (a permit waits if no upload is listening).
+    scans: Notify,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -95,7 +114,52 @@ impl CloudSync {
             event,
             batch,
             status: Mutex::new(CloudStatus::default()),
+            manifest_lock: AsyncMutex::new(()),
+            roster_lock: AsyncMutex::new(()),
+            checkins_lock: AsyncMutex::new(()),
+            scans: Notify::new(),
         })
+    }
+
+    /// The cloud client.
+    pub fn client(&self) -> &CloudClient {
+        &self.client
+    }
+
+    /// The node's event.
+    pub fn event(&self) -> &EventId {
+        &self.event
+    }
+
+    /// Tells the sync a scan was recorded: it is uploaded within
+    /// [`UPLOAD_DEBOUNCE`] while the cloud is reachable (the engine calls
+    /// this after the record is durable).
+    pub fn scan_recorded(&self) {
+        self.scans.notify_one();
+    }
+
+    /// Changes the push part of the status.
+    pub(crate) fn update_push(&self, f: impl FnOnce(&mut PushStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()).push);
+    }
+
+    /// Acts on one push event: fetches what it announces. A failure is
+    /// logged only; the periodic pull catches up.
+    pub(crate) async fn on_push(&self, event: PushEvent) {
+        let result = match event {
+            PushEvent::Manifest(m) => {
+                let store = self.store.clone();
+                match blocking(move || store.manifest_info()).await {
+                    Ok(held) if held.version >= m.version => return,
+                    _ => self.refresh_manifest().await.map(drop),
+                }
+            }
+            PushEvent::Roster(_) => self.refresh_roster().await.map(drop),
+            PushEvent::Other(_) => return,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "fetching what the push announced failed; the poll will retry");
+        }
     }
 
     /// The state for `/status`.
@@ -110,6 +174,7 @@ impl CloudSync {
     /// returns the version held after. A delta that does not chain is
     /// followed by a full roster.
     pub async fn refresh_roster(&self) -> Result<u64, SyncError> {
+        let _one = self.roster_lock.lock().await;
         let store = self.store.clone();
         let held = blocking(move || store.roster_info()).await?.version;
         let Some(fetched) = self.client.roster(&self.event, held).await? else {
@@ -133,6 +198,7 @@ impl CloudSync {
 
     /// Brings the manifest up to date; returns the version held after.
     pub async fn refresh_manifest(&self) -> Result<u64, SyncError> {
+        let _one = self.manifest_lock.lock().await;
         let store = self.store.clone();
         let held = blocking(move || store.manifest_info()).await?.version;
         if held > 0 {
@@ -167,6 +233,7 @@ impl CloudSync {
     /// Pushes what the cloud lacks and applies what it sends, batch by
     /// batch, until neither side has anything left.
     pub async fn sync_checkins(&self) -> Result<SyncReport, SyncError> {
+        let _one = self.checkins_lock.lock().await;
         let mut report = SyncReport::default();
         let status = self.gate_status().await;
         for _ in 0..MAX_ROUNDS {
@@ -230,9 +297,49 @@ impl CloudSync {
         Ok(report)
     }
 
+    /// Until `shutdown`: the periodic pull ([`Self::poll`]), the push
+    /// stream (`crate::cloud_push::listen`) and uploads soon after scans.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        backoff_max: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        tokio::join!(
+            self.clone().poll(interval, backoff_max, shutdown.clone()),
+            crate::cloud_push::listen(self.clone(), backoff_max, shutdown.clone()),
+            self.upload_after_scans(shutdown),
+        );
+    }
+
+    /// Uploads check-ins [`UPLOAD_DEBOUNCE`] after a scan, while the last
+    /// sync succeeded (when the cloud is away the poll's backoff decides
+    /// when to try again, not every scan).
+    async fn upload_after_scans(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = self.scans.notified() => {}
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(UPLOAD_DEBOUNCE) => {}
+            }
+            if self.status().consecutive_failures > 0 {
+                continue;
+            }
+            match self.sync_checkins().await {
+                Ok(r) => tracing::debug!(?r, "scans uploaded"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "upload after a scan failed; the poll retries")
+                }
+            }
+        }
+    }
+
     /// Syncs every `interval` while the cloud answers, backing off
     /// exponentially (from 1 s up to `backoff_max`) while it does not.
-    pub async fn run(
+    pub async fn poll(
         self: Arc<Self>,
         interval: Duration,
         backoff_max: Duration,

@@ -142,6 +142,8 @@ pub async fn run(
                 time.clone(),
                 config.sync.batch,
             )?);
+            let nudge = sync.clone();
+            engine.set_on_record(Arc::new(move || nudge.scan_recorded()));
             tasks.spawn(sync.clone().run(
                 Duration::from_millis(config.sync.cloud_interval_ms),
                 Duration::from_millis(config.sync.cloud_backoff_max_ms),

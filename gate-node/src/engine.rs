@@ -157,8 +157,12 @@ pub struct Engine {
     debounce_ms: u64,
     debounce: Mutex<Debouncer<ScanReport>>,
     push: Mutex<Option<UnboundedSender<ScanRecord>>>,
+    on_record: Mutex<Option<RecordHook>>,
     counters: Counters,
 }
+
+/// Called after every durable scan record (see [`Engine::set_on_record`]).
+pub type RecordHook = Arc<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,6 +201,7 @@ impl Engine {
             debounce_ms,
             debounce: Mutex::new(Debouncer::new(debounce_ms)),
             push: Mutex::new(None),
+            on_record: Mutex::new(None),
             counters: Counters::default(),
         })
     }
@@ -205,6 +210,12 @@ impl Engine {
     /// peer task pushes it to the other gates).
     pub fn set_push(&self, tx: UnboundedSender<ScanRecord>) {
         *self.push.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    }
+
+    /// Calls `hook` after every scan record is durable, admitted or not
+    /// (the cloud sync uploads soon after). It must not block.
+    pub fn set_on_record(&self, hook: RecordHook) {
+        *self.on_record.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// The store.
@@ -289,6 +300,15 @@ impl Engine {
             // The peer task may have stopped at shutdown; the record is
             // durable and anti-entropy delivers it later.
             let _ = tx.send(r.clone());
+        }
+        if record.is_some()
+            && let Some(hook) = self
+                .on_record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+        {
+            hook();
         }
         let report = ScanReport::new(&decision, record.as_ref());
         debounce.remember(text, mono, report.clone());

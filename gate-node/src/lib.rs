@@ -23,6 +23,7 @@
 pub mod actuator;
 pub mod api;
 pub mod cloud;
+pub mod cloud_push;
 pub mod cloud_sync;
 pub mod config;
 pub mod daemon;

@@ -11,7 +11,9 @@
 use crate::{Direction, EventId, GatePolicy, NodeId, PublicKey, SecretKey, VerifyError};
 use serde::{Deserialize, Serialize};
 
+mod push;
 mod staff;
+pub use push::{PUSH_MANIFEST, PUSH_ROSTER, PushManifest, PushRoster};
 pub use staff::{StaffEnrollRequest, staff_enrollment_subject};
 
 /// The header with the cloud's clock (unix milliseconds) on every answer

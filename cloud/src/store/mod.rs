@@ -28,6 +28,7 @@ mod notify_sql;
 mod orders;
 pub mod outbox;
 mod payments;
+mod push;
 mod records;
 mod refund;
 mod reports;
@@ -53,6 +54,7 @@ pub use dialect::{Dialect, Postgres, Sqlite};
 pub use doors::{DoorsStore, FleetRow, GateReport};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use notifications::NotificationStore;
+pub use push::{PushHead, PushStore};
 pub use records::*;
 pub use sql::SqlStore;
 pub use staff::{StaffRecord, StaffStore};
@@ -336,6 +338,7 @@ pub trait Store:
     + ConsoleStore
     + DoorsStore
     + ZoneStore
+    + PushStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).

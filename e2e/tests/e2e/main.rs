@@ -9,6 +9,7 @@ mod crash;
 mod gates;
 mod hostile_lan;
 mod latency;
+mod push;
 mod shop;
 mod zones;
 

@@ -143,6 +143,10 @@ impl Device {
                     .map_err(|e| AppError::cloud(url, e))?
                     .with_time(time.clone());
                 let sync = Arc::new(CloudSync::new(client, store.clone(), time.clone(), 500)?);
+                for engine in [&entry, &exit] {
+                    let nudge = sync.clone();
+                    engine.set_on_record(Arc::new(move || nudge.scan_recorded()));
+                }
                 tokio::spawn(sync.clone().run(
                     Duration::from_millis(config.cloud_interval_ms),
                     Duration::from_millis(config.cloud_backoff_max_ms),
