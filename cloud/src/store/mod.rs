@@ -31,6 +31,7 @@ mod payments;
 mod records;
 mod refund;
 mod reports;
+mod sequencer;
 mod settle;
 mod sql;
 mod staff;
