@@ -1,5 +1,6 @@
 //! The background sweeper: ends pending orders whose hold ran out (their
-//! inventory returns to stock) and retries refunds that are due. Every
+//! inventory returns to stock), retries refunds that are due, and publishes
+//! issued tickets that missed their manifest version (a crash after commit). Every
 //! replica runs one; each change re-checks the order under its row lock, so
 //! two sweepers (or a sweeper and a late payment) cannot both act on it.
 
@@ -21,9 +22,12 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// One round: expired holds, then due refunds.
+/// One round: expired holds, unpublished tickets, then due refunds.
 pub async fn sweep(state: &AppState) {
     expire_due(state).await;
+    if let Err(e) = state.store.publish_pending(state.now_ms()).await {
+        tracing::warn!(error = %e, "sweeper: cannot publish pending manifest entries");
+    }
     if state.stripe.is_some() {
         match state.store.refunds_due(BATCH).await {
             Ok(payments) => {

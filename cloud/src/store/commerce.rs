@@ -380,6 +380,10 @@ pub trait OrderStore: Send + Sync {
     async fn order(&self, id: OrderId) -> StoreResult<OrderRecord>;
     /// A page of orders, ascending by id (without tickets).
     async fn list_orders(&self, filter: &OrderFilter) -> StoreResult<Vec<OrderRecord>>;
+    /// Publishes issued tickets still waiting for a manifest version (left
+    /// by a process that died between an order's commit and its publish);
+    /// returns how many events had some.
+    async fn publish_pending(&self, now: UnixMillis) -> StoreResult<usize>;
     /// Pending orders whose hold ended before `now`.
     async fn due_orders(&self, now: UnixMillis, limit: i64) -> StoreResult<Vec<OrderId>>;
     /// Ends a pending order (`Expired` or `Cancelled`) and returns its

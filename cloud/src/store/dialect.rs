@@ -8,8 +8,16 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     const NAME: &'static str;
     /// Statement that starts a transaction that will write.
     const BEGIN_WRITE: &'static str;
-    /// Reads an event's manifest head and status, locking the row until commit.
+    /// Reads an event's manifest head and status, locking the row until
+    /// commit against other writers of its tickets and manifest.
     const LOCK_EVENT: &'static str;
+    /// [`Self::LOCK_EVENT`] that also waits for every transaction issuing
+    /// tickets of the event (a status change: cancelling must see them all).
+    const LOCK_EVENT_STATUS: &'static str;
+    /// Reads an event's head and status with a lock that only keeps its
+    /// status from changing: many ticket-issuing transactions hold it at
+    /// once, and it does not block the manifest sequencer.
+    const SHARE_EVENT: &'static str;
     /// Statements run on every new connection.
     const ON_CONNECT: &'static [&'static str];
     /// Commerce statements (inventory claims, row locks).
@@ -40,6 +48,11 @@ impl Dialect for Postgres {
     // to the event take: new orders (inventory holds) keep flowing while a
     // payment issues tickets.
     const LOCK_EVENT: &'static str = "SELECT status, ends_at, manifest_version, manifest_digest FROM events WHERE id = $1 FOR NO KEY UPDATE";
+    // FOR UPDATE conflicts with the FOR KEY SHARE of SHARE_EVENT (and of
+    // foreign keys to the event), so a status change waits for the
+    // issuing transactions in flight and new ones wait for it.
+    const LOCK_EVENT_STATUS: &'static str = "SELECT status, ends_at, manifest_version, manifest_digest FROM events WHERE id = $1 FOR UPDATE";
+    const SHARE_EVENT: &'static str = "SELECT status, ends_at, manifest_version, manifest_digest FROM events WHERE id = $1 FOR KEY SHARE";
     const ON_CONNECT: &'static [&'static str] = &[];
     const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::POSTGRES;
     const ADVISORY_LOCKS: bool = true;
@@ -56,6 +69,8 @@ impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_EVENT: &'static str =
         "SELECT status, ends_at, manifest_version, manifest_digest FROM events WHERE id = $1";
+    const LOCK_EVENT_STATUS: &'static str = Self::LOCK_EVENT;
+    const SHARE_EVENT: &'static str = Self::LOCK_EVENT;
     const ON_CONNECT: &'static [&'static str] = &[
         "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = NORMAL",

@@ -77,7 +77,8 @@ impl<D: Dialect> SqlStore<D> {
         let sql = format!(
             "SELECT id, event_id, tier, name, price_minor, currency, capacity, zone_mask, zone, \
              allocated + (SELECT CAST(COALESCE(SUM(h.held), 0) AS BIGINT) FROM tier_holds h \
-             WHERE h.tier_id = tiers.id) AS allocated \
+             WHERE h.tier_id = tiers.id) \
+             + (SELECT COUNT(*) FROM manifest_pending p WHERE p.tier_id = tiers.id) AS allocated \
              FROM tiers WHERE event_id IN ({}) ORDER BY tier",
             marks.join(", ")
         );
@@ -277,7 +278,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         now: UnixMillis,
     ) -> StoreResult<EventRecord> {
         let mut tx = self.begin_write().await?;
-        let head = Self::lock_event(&mut tx, id).await?;
+        let head = Self::lock_event_status(&mut tx, id, now).await?;
         if !head.status.editable() {
             return Err(StoreError::InvalidState(format!(
                 "a {} event cannot be edited",
@@ -309,7 +310,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
         now: UnixMillis,
     ) -> StoreResult<EventRecord> {
         let mut tx = self.begin_write().await?;
-        let mut head = Self::lock_event(&mut tx, id).await?;
+        let mut head = Self::lock_event_status(&mut tx, id, now).await?;
         if !head.status.can_become(to) {
             return Err(StoreError::illegal(
                 "event",
@@ -339,7 +340,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
 
     async fn add_tier(&self, tier: &TierRecord, now: UnixMillis) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let head = Self::lock_event(&mut tx, tier.event_id).await?;
+        let head = Self::lock_event(&mut tx, tier.event_id, now).await?;
         if !head.status.editable() {
             return Err(StoreError::InvalidState(format!(
                 "tiers cannot be added to a {} event",

@@ -1,9 +1,18 @@
 //! The manifest log: every change of a ticket that matters at the door
-//! (issue, cancel, refund, transfer) appends one version to its event's log
-//! in the same transaction as the change, with the chain digest
-//! `chain_digest(previous, version, changed entries)`. Versions of one event
-//! are assigned under the event row's lock, so they commit in order and a
-//! reader that sees version V sees every change up to V.
+//! (issue, cancel, refund, transfer) becomes part of one version of its
+//! event's log, with the chain digest `chain_digest(previous, version,
+//! changed entries)`. Versions of one event are only ever assigned under the
+//! event row's lock, by [`SqlStore::append_version`], so they commit in
+//! order, gap-free, and a reader that sees version V sees every change up
+//! to V.
+//!
+//! A change of an existing ticket (cancel, refund, transfer, status) holds
+//! that lock and appends its version in its own transaction. Issuing new
+//! tickets does not: it writes their entries to `manifest_pending` under a
+//! shared lock, and the sequencer (`sequencer.rs`) appends everything
+//! pending as one version right after. Whoever takes the event lock first
+//! publishes what is pending ([`SqlStore::lock_event`]), so a later change
+//! of a ticket always lands in a later version than its issue.
 //!
 //! The signed full manifest and signed deltas are built from the log, so a
 //! node that applies deltas ends with exactly the entries of the full
@@ -127,23 +136,39 @@ pub(super) fn entry_for(t: &TicketRecord) -> ManifestEntry {
 }
 
 impl<D: Dialect> SqlStore<D> {
-    /// Locks the event row for the rest of the transaction.
+    /// Locks the event row for the rest of the transaction against other
+    /// writers of its tickets and manifest, and first publishes the tickets
+    /// issued and not yet sequenced (one version), so that whatever the
+    /// caller changes comes after them.
     pub(super) async fn lock_event(
         tx: &mut Transaction<'static, Any>,
         id: EventId,
+        now: UnixMillis,
     ) -> StoreResult<EventHead> {
-        let row = sqlx::query(D::LOCK_EVENT)
-            .bind(id.to_string())
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_err)?
-            .ok_or(StoreError::NotFound("event"))?;
-        Ok(EventHead {
-            status: parsed(&row, "status")?,
-            ends_at: col(&row, "ends_at")?,
-            version: narrow(&row, "manifest_version")?,
-            digest: bytes32(&row, "manifest_digest")?,
-        })
+        let mut head = read_head(tx, D::LOCK_EVENT, id).await?;
+        Self::publish_pending(tx, id, &mut head, now).await?;
+        Ok(head)
+    }
+
+    /// [`Self::lock_event`] for a change of the event's status: also waits
+    /// for the transactions issuing its tickets, and keeps new ones out.
+    pub(super) async fn lock_event_status(
+        tx: &mut Transaction<'static, Any>,
+        id: EventId,
+        now: UnixMillis,
+    ) -> StoreResult<EventHead> {
+        let mut head = read_head(tx, D::LOCK_EVENT_STATUS, id).await?;
+        Self::publish_pending(tx, id, &mut head, now).await?;
+        Ok(head)
+    }
+
+    /// Reads the event's status and keeps it from changing until commit,
+    /// without excluding other transactions that do the same (issuing).
+    pub(super) async fn share_event(
+        tx: &mut Transaction<'static, Any>,
+        id: EventId,
+    ) -> StoreResult<EventHead> {
+        read_head(tx, D::SHARE_EVENT, id).await
     }
 
     /// Appends one manifest version holding `changed` (no-op when empty).
@@ -162,7 +187,9 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Appends one manifest version holding `changed` and, with `door`, the
     /// event's new door state (a version even with no entry changed, so
-    /// every gate's next delta poll learns it).
+    /// every gate's next delta poll learns it). The one place a version is
+    /// made: the caller holds the event lock ([`Self::lock_event`]), and the
+    /// version is public once the caller's transaction commits.
     pub(super) async fn append_version(
         tx: &mut Transaction<'static, Any>,
         event: EventId,
@@ -186,23 +213,8 @@ impl<D: Dialect> SqlStore<D> {
             .execute(&mut **tx)
             .await
             .map_err(map_err)?;
-        for e in changed {
-            sqlx::query(
-                "INSERT INTO manifest_changes (event_id, version, ticket_id, generation, tier, zones, revoked, reentry, display_name) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(event.to_string())
-            .bind(v)
-            .bind(e.ticket_id.to_string())
-            .bind(i64::from(e.generation))
-            .bind(i64::from(e.tier))
-            .bind(i64::from(e.zones))
-            .bind(i64::from(e.status == EntryStatus::Revoked))
-            .bind(i64::from(e.reentry))
-            .bind(e.display_name.clone())
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+        for chunk in changed.chunks(CHANGES_PER_INSERT) {
+            insert_changes(tx, event, v, chunk).await?;
         }
         sqlx::query("UPDATE events SET manifest_version = $1, manifest_digest = $2 WHERE id = $3")
             .bind(v)
@@ -280,7 +292,64 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-fn entry_from_row(row: &AnyRow) -> StoreResult<ManifestEntry> {
+async fn read_head(
+    tx: &mut Transaction<'static, Any>,
+    sql: &'static str,
+    id: EventId,
+) -> StoreResult<EventHead> {
+    let row = sqlx::query(sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound("event"))?;
+    Ok(EventHead {
+        status: parsed(&row, "status")?,
+        ends_at: col(&row, "ends_at")?,
+        version: narrow(&row, "manifest_version")?,
+        digest: bytes32(&row, "manifest_digest")?,
+    })
+}
+
+/// Rows per `INSERT INTO manifest_changes` (nine parameters each, under
+/// both backends' limits).
+const CHANGES_PER_INSERT: usize = 200;
+
+/// Inserts the entries of version `v` in one statement.
+async fn insert_changes(
+    tx: &mut Transaction<'static, Any>,
+    event: EventId,
+    v: i64,
+    entries: &[ManifestEntry],
+) -> StoreResult<()> {
+    let rows: Vec<String> = (0..entries.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO manifest_changes (event_id, version, ticket_id, generation, tier, zones, revoked, reentry, display_name) \
+         VALUES {}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for e in entries {
+        q = q
+            .bind(event.to_string())
+            .bind(v)
+            .bind(e.ticket_id.to_string())
+            .bind(i64::from(e.generation))
+            .bind(i64::from(e.tier))
+            .bind(i64::from(e.zones))
+            .bind(i64::from(e.status == EntryStatus::Revoked))
+            .bind(i64::from(e.reentry))
+            .bind(e.display_name.clone());
+    }
+    q.execute(&mut **tx).await.map(|_| ()).map_err(map_err)
+}
+
+pub(super) fn entry_from_row(row: &AnyRow) -> StoreResult<ManifestEntry> {
     let revoked: i64 = col(row, "revoked")?;
     let reentry: i64 = col(row, "reentry")?;
     Ok(ManifestEntry {

@@ -125,9 +125,10 @@ impl<D: Dialect> SqlStore<D> {
         tx: &mut Transaction<'static, Any>,
         ticket: TicketId,
         owner: UserId,
+        now: UnixMillis,
     ) -> StoreResult<(super::manifest::EventHead, TicketRecord)> {
         let t = self.ticket_row(ticket).await?;
-        let head = Self::lock_event(tx, t.event_id).await?;
+        let head = Self::lock_event(tx, t.event_id, now).await?;
         let row = sqlx::query(select_ticket!(" WHERE t.id = $1"))
             .bind(ticket.to_string())
             .fetch_one(&mut **tx)
@@ -170,7 +171,7 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
         now: UnixMillis,
     ) -> StoreResult<TicketRecord> {
         let mut tx = self.begin_write().await?;
-        let (mut head, mut t) = self.owned_ticket(&mut tx, c.ticket_id, c.from).await?;
+        let (mut head, mut t) = self.owned_ticket(&mut tx, c.ticket_id, c.from, now).await?;
         if t.generation != c.from_generation {
             return Err(StoreError::Gone(
                 "the ticket changed meanwhile: reload it".into(),
@@ -230,7 +231,8 @@ impl<D: Dialect> MarketStore for SqlStore<D> {
 
     async fn create_listing(&self, l: &ListingRecord) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        self.owned_ticket(&mut tx, l.ticket_id, l.seller_id).await?;
+        self.owned_ticket(&mut tx, l.ticket_id, l.seller_id, l.created_at)
+            .await?;
         if has_open_listing(&mut tx, l.ticket_id).await? {
             return Err(StoreError::Duplicate("the ticket is already listed".into()));
         }

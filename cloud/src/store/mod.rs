@@ -32,6 +32,7 @@ mod push;
 mod records;
 mod refund;
 mod reports;
+mod sequencer;
 mod settle;
 mod sql;
 mod staff;

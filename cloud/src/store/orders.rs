@@ -363,6 +363,10 @@ impl<D: Dialect> OrderStore for SqlStore<D> {
         Ok(orders)
     }
 
+    async fn publish_pending(&self, now: UnixMillis) -> StoreResult<usize> {
+        self.publish_all_pending(now).await
+    }
+
     async fn due_orders(&self, now: UnixMillis, limit: i64) -> StoreResult<Vec<OrderId>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM orders WHERE status = 'pending' AND expires_at < $1 ORDER BY expires_at LIMIT $2",

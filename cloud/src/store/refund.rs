@@ -51,7 +51,7 @@ impl<D: Dialect> SqlStore<D> {
             drop(tx);
             return Ok(RefundOutcome::Unchanged(self.order(r.order_id).await?));
         }
-        let mut head = Self::lock_event(&mut tx, event_id).await?;
+        let mut head = Self::lock_event(&mut tx, event_id, now).await?;
         let mut order = lock_order::<D>(&mut tx, r.order_id).await?;
         match order.status {
             OrderStatus::Paid => {}

@@ -283,14 +283,16 @@ impl<D: Dialect> SqlStore<D> {
         Ok(listing.filter(|l| l.status == ListingStatus::Held && l.order_id == Some(order.id)))
     }
 
-    /// Turns a primary order's held slots into its tickets.
+    /// Turns a primary order's held slots into its tickets, and queues
+    /// their manifest entries for the sequencer (`sequencer.rs`), which
+    /// also counts them into `tiers.allocated`.
     async fn issue_tickets(
         tx: &mut Tx,
         order: &OrderRecord,
         tickets: &[TicketRecord],
         actor: Option<UserId>,
         now: UnixMillis,
-    ) -> StoreResult<Vec<ManifestEntry>> {
+    ) -> StoreResult<()> {
         for item in &order.items {
             let n = tickets.iter().filter(|t| t.tier_id == item.tier_id).count() as i64;
             if n != item.quantity || tickets.iter().any(|t| t.order_id != Some(order.id)) {
@@ -302,22 +304,18 @@ impl<D: Dialect> SqlStore<D> {
         }
         let holder = order.id.to_string();
         let reason = format!("paid order {}", order.id);
+        let mut held = inventory::held_slots(tx, &holder).await?;
         for t in tickets {
-            inventory::assign_held(tx, &holder, t.tier_id, t.id, Some(holder.clone())).await?;
+            inventory::take_held(tx, &mut held, t.tier_id, t.id, Some(holder.clone())).await?;
             Self::insert_ticket(tx, t).await?;
             audit(tx, t.id, None, t.status, actor, &reason, now).await?;
             super::chain::enqueue(tx, t.id, super::chain::JobKind::Mint, now).await?;
+            super::sequencer::queue(tx, t, &entry_for(t)).await?;
         }
         for item in &order.items {
             inventory::add_held(tx, item.tier_id, -item.quantity, &holder).await?;
-            sqlx::query("UPDATE tiers SET allocated = allocated + $1 WHERE id = $2")
-                .bind(item.quantity)
-                .bind(item.tier_id.to_string())
-                .execute(&mut **tx)
-                .await
-                .map_err(map_err)?;
         }
-        Ok(tickets.iter().map(entry_for).collect())
+        Ok(())
     }
 
     /// Moves a resale order's ticket to its buyer and credits the seller.
@@ -408,7 +406,15 @@ impl<D: Dialect> SqlStore<D> {
             drop(tx);
             return Ok(SettleOutcome::Unchanged(self.order(s.order_id).await?));
         }
-        let mut head = Self::lock_event(&mut tx, event_id).await?;
+        // Issuing new tickets only needs the event's status to hold still
+        // (their entries go through the sequencer); a resale hand-over
+        // changes an existing ticket and takes the event lock.
+        let issuing = s.handover.is_none();
+        let mut head = if issuing {
+            Self::share_event(&mut tx, event_id).await?
+        } else {
+            Self::lock_event(&mut tx, event_id, now).await?
+        };
         let mut order = lock_order::<D>(&mut tx, s.order_id).await?;
         let provider = s.payment.provider;
         let reference = s.payment.provider_ref.as_deref();
@@ -436,14 +442,16 @@ impl<D: Dialect> SqlStore<D> {
             }
             return Ok(SettleOutcome::NotPayable(order, why));
         }
-        let changed = match (&s.handover, order.kind) {
+        match (&s.handover, order.kind) {
             (None, OrderKind::Primary) => {
                 Self::issue_tickets(&mut tx, &order, &s.tickets, s.actor, now).await?
             }
-            (Some(h), OrderKind::Resale) => vec![Self::hand_over(&mut tx, &order, h, now).await?],
+            (Some(h), OrderKind::Resale) => {
+                let changed = [Self::hand_over(&mut tx, &order, h, now).await?];
+                Self::append_manifest(&mut tx, event_id, &mut head, &changed, now).await?;
+            }
             _ => return Err(StoreError::Other("settlement of the wrong kind".into())),
-        };
-        Self::append_manifest(&mut tx, event_id, &mut head, &changed, now).await?;
+        }
         sqlx::query(
             "UPDATE orders SET status = 'paid', paid_at = $1, updated_at = $1, payment_method = $2 WHERE id = $3",
         )
@@ -464,6 +472,13 @@ impl<D: Dialect> SqlStore<D> {
         .await?;
         super::outbox::order_paid(&mut tx, order.id, now).await?;
         tx.commit().await.map_err(map_err)?;
+        if let Some(first) = s.tickets.first().filter(|_| issuing) {
+            // The order is paid either way; an entry not published now stays
+            // pending and the next writer or the sweeper publishes it.
+            if let Err(e) = self.publish(event_id, first.id, now).await {
+                tracing::warn!(order = %order.id, error = %e, "manifest publish deferred");
+            }
+        }
         order.status = OrderStatus::Paid;
         order.paid_at = Some(now);
         order.updated_at = now;

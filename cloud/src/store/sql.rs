@@ -13,6 +13,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct SqlStore<D: Dialect> {
     pub(super) pool: AnyPool,
+    /// Where this process's manifest publishers queue (`sequencer.rs`).
+    pub(super) publishers: std::sync::Arc<super::sequencer::Publishers>,
     _dialect: PhantomData<D>,
 }
 
@@ -39,6 +41,7 @@ impl<D: Dialect> SqlStore<D> {
         super::migrate::run::<D>(url, &pool).await?;
         Ok(Self {
             pool,
+            publishers: Default::default(),
             _dialect: PhantomData,
         })
     }

@@ -151,7 +151,7 @@ impl<D: Dialect> SqlStore<D> {
 impl<D: Dialect> TicketStore for SqlStore<D> {
     async fn create_tickets(&self, new: &NewTickets, now: UnixMillis) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let mut head = Self::lock_event(&mut tx, new.event_id).await?;
+        let mut head = Self::lock_event(&mut tx, new.event_id, now).await?;
         if !head.status.on_sale() {
             return Err(StoreError::NotOnSale(format!(
                 "tickets cannot be issued for a {} event",
@@ -239,7 +239,7 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
     ) -> StoreResult<TicketRecord> {
         let event = self.ticket(c.ticket_id).await?.event_id;
         let mut tx = self.begin_write().await?;
-        let mut head = Self::lock_event(&mut tx, event).await?;
+        let mut head = Self::lock_event(&mut tx, event, now).await?;
         let row = sqlx::query(select_ticket!(" WHERE t.id = $1"))
             .bind(c.ticket_id.to_string())
             .fetch_one(&mut *tx)

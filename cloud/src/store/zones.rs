@@ -250,7 +250,7 @@ impl<D: Dialect> ZoneStore for SqlStore<D> {
         now: UnixMillis,
     ) -> Result<(), DeleteZoneError> {
         let mut tx = self.begin_write().await?;
-        Self::lock_event(&mut tx, event).await?;
+        Self::lock_event(&mut tx, event, now).await?;
         let users = Self::zone_users(&mut tx, event, zone, now).await?;
         if !users.is_empty() {
             return Err(DeleteZoneError::InUse(users));

@@ -123,6 +123,21 @@ async fn flash_sale_issues_exactly_the_capacity(app: TestApp) {
         CAPACITY,
         "purchase counters agree with the sales"
     );
+    assert_eq!(
+        q("SELECT COUNT(DISTINCT ticket_id) FROM manifest_changes").await,
+        CAPACITY,
+        "every ticket reached the manifest"
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM manifest_pending").await,
+        0,
+        "none is left waiting for the sequencer"
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM manifest_versions").await,
+        q("SELECT manifest_version FROM events").await,
+        "manifest versions run from 1 to the head with none missing"
+    );
 }
 both!(flash_sale_issues_exactly_the_capacity, |c| {
     c.database.max_connections = 16;

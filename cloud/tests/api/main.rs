@@ -20,6 +20,7 @@ mod events;
 mod flash_sale;
 mod gateway;
 mod healthcheck;
+mod issuance;
 mod limits;
 mod manifest;
 mod market;
