@@ -5,13 +5,14 @@
 
 use crate::auth::extract::ManagedEvent;
 use crate::error::{ApiResult, ErrorBody};
-use crate::http::extract::Json;
-use crate::model::EventId;
+use crate::http::extract::{Json, Query};
+use crate::model::{EventId, from_millis};
 use crate::state::AppState;
 use crate::store::{Funnel, TierStats};
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
 /// Sales of one tier.
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,4 +156,101 @@ pub async fn analytics(
         .map(|t| t.sold)
         .sum();
     Ok(Json(analytics_from(m.event.id, funnel, sold)))
+}
+
+/// Bucket width of the sales-over-time series.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SalesBucketWidth {
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    #[default]
+    Day,
+}
+
+impl SalesBucketWidth {
+    fn millis(self) -> i64 {
+        match self {
+            Self::Hour => 3_600_000,
+            Self::Day => 86_400_000,
+        }
+    }
+}
+
+/// `?bucket=hour|day`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SalesQuery {
+    /// Bucket width (default `day`).
+    #[serde(default)]
+    #[param(inline)]
+    pub bucket: Option<SalesBucketWidth>,
+}
+
+/// Paid orders in one bucket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SalesPoint {
+    /// Bucket start (UTC, on the hour or at midnight).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub start: OffsetDateTime,
+    /// Orders paid in the bucket (still paid or fulfilled).
+    pub orders: i64,
+    /// Tickets in them.
+    pub tickets: i64,
+    /// Their totals, minor units.
+    pub revenue_minor: i64,
+}
+
+/// Revenue and tickets sold over time, aggregated in the database (every
+/// paid order of the event, however many).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SalesOverTime {
+    /// Event.
+    #[schema(value_type = String, format = Uuid)]
+    pub event_id: EventId,
+    /// ISO 4217.
+    pub currency: String,
+    /// Bucket width.
+    #[schema(value_type = String, example = "day")]
+    pub bucket: &'static str,
+    /// Buckets with at least one paid order, ascending.
+    pub points: Vec<SalesPoint>,
+}
+
+/// Revenue and tickets sold per hour or day (organizer of the event,
+/// admin): the paid orders (status paid or fulfilled) by payment time.
+#[utoipa::path(get, path = "/events/{id}/sales-over-time", tag = "analytics", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "event id"), SalesQuery),
+    responses((status = 200, body = SalesOverTime), (status = 400, body = ErrorBody),
+               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn sales_over_time(
+    State(state): State<AppState>,
+    m: ManagedEvent,
+    Query(q): Query<SalesQuery>,
+) -> ApiResult<Json<SalesOverTime>> {
+    let width = q.bucket.unwrap_or_default();
+    let points = state
+        .store
+        .sales_over_time(m.event.id, width.millis())
+        .await?
+        .into_iter()
+        .map(|b| SalesPoint {
+            start: from_millis(b.start),
+            orders: b.orders,
+            tickets: b.tickets,
+            revenue_minor: b.revenue_minor,
+        })
+        .collect();
+    Ok(Json(SalesOverTime {
+        event_id: m.event.id,
+        currency: m.event.currency.clone(),
+        bucket: match width {
+            SalesBucketWidth::Hour => "hour",
+            SalesBucketWidth::Day => "day",
+        },
+        points,
+    }))
 }

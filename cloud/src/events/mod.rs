@@ -44,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signing_keys))
         .routes(routes!(analytics::stats))
         .routes(routes!(analytics::analytics))
+        .routes(routes!(analytics::sales_over_time))
         .routes(routes!(reports::create_report, reports::list_reports))
         .routes(routes!(reports::get_report))
         .routes(routes!(staff::list_staff, staff::add_staff))
@@ -286,7 +287,7 @@ async fn update_event(
 
 /// Moves the lifecycle: draft → active → live → ended, or → cancelled
 /// before it ends (cancelling revokes every ticket). Other steps are 409.
-#[utoipa::path(patch, path = "/events/{id}/status", tag = "events", security(("bearer" = [])), request_body = StatusUpdate,
+#[utoipa::path(patch, path = "/events/{id}/status", operation_id = "set_event_status", tag = "events", security(("bearer" = [])), request_body = StatusUpdate,
     params(("id" = String, Path, format = Uuid, description = "event id")),
     responses((status = 200, body = EventView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
                (status = 409, body = ErrorBody, description = "illegal transition")))]

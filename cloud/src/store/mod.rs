@@ -302,6 +302,13 @@ pub trait ReportStore: Send + Sync {
     async fn tier_stats(&self, event: EventId) -> StoreResult<Vec<TierStats>>;
     /// Views → orders → paid → checked in.
     async fn funnel(&self, event: EventId) -> StoreResult<Funnel>;
+    /// Paid primary orders (status paid or fulfilled) by `paid_at` in
+    /// buckets of `bucket_ms`, ascending; empty buckets are left out.
+    async fn sales_over_time(
+        &self,
+        event: EventId,
+        bucket_ms: i64,
+    ) -> StoreResult<Vec<SalesBucket>>;
     /// Orders by channel and status.
     async fn revenue(&self, event: EventId) -> StoreResult<Vec<RevenueLine>>;
     /// Valid tickets by holder country and birth decade.

@@ -309,6 +309,19 @@ pub struct TierStats {
     pub revenue_minor: i64,
 }
 
+/// Paid orders in one time bucket (the sales-over-time series).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SalesBucket {
+    /// Bucket start, ms since the epoch (a multiple of the bucket width).
+    pub start: UnixMillis,
+    /// Orders paid in the bucket (and not refunded or cancelled since).
+    pub orders: i64,
+    /// Tickets in those orders.
+    pub tickets: i64,
+    /// Their totals, minor units.
+    pub revenue_minor: i64,
+}
+
 /// The conversion funnel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Funnel {

@@ -3,8 +3,8 @@
 
 use super::sql::{col, map_err, not_found, parsed};
 use super::{
-    DemographicLine, Dialect, Funnel, ReportRecord, ReportStore, RevenueLine, SqlStore, StoreError,
-    StoreResult, TierStats,
+    DemographicLine, Dialect, Funnel, ReportRecord, ReportStore, RevenueLine, SalesBucket,
+    SqlStore, StoreError, StoreResult, TierStats,
 };
 use crate::model::{EventId, ReportId};
 use async_trait::async_trait;
@@ -98,6 +98,43 @@ impl<D: Dialect> ReportStore for SqlStore<D> {
             paid: col(&row, "paid")?,
             checked_in: col(&row, "checked_in")?,
         })
+    }
+
+    async fn sales_over_time(
+        &self,
+        event: EventId,
+        bucket_ms: i64,
+    ) -> StoreResult<Vec<SalesBucket>> {
+        // Integer division buckets the same way on both backends (times are
+        // BIGINT ms); one pass over the event's paid primary orders. An
+        // order's tickets are its lines' quantities, or for a box-office
+        // sale (no lines) the tickets it issued.
+        let rows = sqlx::query(
+            "SELECT b.start AS start, COUNT(*) AS orders, \
+             CAST(COALESCE(SUM(b.tickets), 0) AS BIGINT) AS tickets, \
+             CAST(COALESCE(SUM(b.total_minor), 0) AS BIGINT) AS revenue \
+             FROM (SELECT (o.paid_at / $2) * $2 AS start, o.total_minor, \
+             COALESCE((SELECT SUM(i.quantity) FROM order_items i WHERE i.order_id = o.id), \
+             (SELECT COUNT(*) FROM tickets t WHERE t.order_id = o.id)) AS tickets \
+             FROM orders o WHERE o.event_id = $1 AND o.kind = 'primary' AND o.paid_at IS NOT NULL \
+             AND o.status IN ('paid', 'fulfilled')) b \
+             GROUP BY b.start ORDER BY b.start",
+        )
+        .bind(event.to_string())
+        .bind(bucket_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SalesBucket {
+                    start: col(r, "start")?,
+                    orders: col(r, "orders")?,
+                    tickets: col(r, "tickets")?,
+                    revenue_minor: col(r, "revenue")?,
+                })
+            })
+            .collect()
     }
 
     async fn revenue(&self, event: EventId) -> StoreResult<Vec<RevenueLine>> {

@@ -310,3 +310,162 @@ async fn organizers_list_and_filter_an_events_orders(app: TestApp) {
     assert_error(s, &v, StatusCode::NOT_FOUND, "not_found");
 }
 both!(organizers_list_and_filter_an_events_orders);
+
+/// Runs a statement straight on the test's database.
+async fn exec(app: &TestApp, sql: &str, binds: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.expect("db");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    q.execute(&pool).await.expect(sql);
+    pool.close().await;
+}
+
+/// 2030-01-01T00:00:00Z in ms.
+const T0: i64 = 1_893_456_000_000;
+const HOUR: i64 = 3_600_000;
+const BULK: i64 = 50_000;
+
+/// `(start ms, orders, tickets, revenue)` of each point.
+fn points(v: &Value) -> Vec<(i64, i64, i64, i64)> {
+    v["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| {
+            let start = time::OffsetDateTime::parse(
+                p["start"].as_str().expect("start"),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .expect("RFC 3339 start");
+            (
+                i64::try_from(start.unix_timestamp_nanos() / 1_000_000).unwrap(),
+                p["orders"].as_i64().unwrap(),
+                p["tickets"].as_i64().unwrap(),
+                p["revenue_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The sales chart's series comes from the database, not from a page of
+/// orders: 50,000 paid orders (every tenth refunded since, so left out)
+/// spread over 48 hours chart exactly, per hour and per day, next to real
+/// box-office sales; only the event's organizer or an admin may read it.
+async fn sales_over_time_aggregates_every_paid_order_in_the_database(app: TestApp) {
+    let org = app.organizer("org@example.com").await;
+    let eid = id(&app.active_event(&org).await);
+    for qty in [2, 1] {
+        let (st, v) = app
+            .post(
+                &format!("/events/{eid}/ticket-sale"),
+                Some(&org.access),
+                json!({"tier": 1, "quantity": qty, "holder_name": "Door", "payment_method": "cash"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    // A reservation not paid yet is no sale.
+    let buyer = app.register("b@example.com").await;
+    let (st, v) = app
+        .post(
+            "/orders",
+            Some(&buyer.access),
+            json!({"event_id": eid, "items": [{"tier": 1, "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    // Order i is paid at T0 + (i % 48) h + 1 min, for 1000 (two tickets).
+    exec(
+        &app,
+        &format!(
+            "INSERT INTO orders (id, event_id, buyer_id, channel, status, payment_method, total_minor, \
+             currency, created_at, paid_at, updated_at, quantity) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BULK}) \
+             SELECT 'bulk-' || CAST(i AS TEXT), $1, NULL, 'box_office', \
+             CASE WHEN i % 10 = 0 THEN 'refunded' ELSE 'paid' END, 'cash', 1000, 'EUR', {T0}, \
+             {T0} + (i % 48) * {HOUR} + 60000, {T0}, 2 FROM n"
+        ),
+        &[&eid],
+    )
+    .await;
+    exec(
+        &app,
+        "INSERT INTO order_items (order_id, tier_id, tier, quantity, unit_price_minor) \
+         SELECT o.id, t.id, 1, 2, 500 FROM orders o JOIN tiers t ON t.event_id = o.event_id AND t.tier = 1 \
+         WHERE o.event_id = $1 AND o.id LIKE 'bulk-%'",
+        &[&eid],
+    )
+    .await;
+
+    let mut want = Vec::new();
+    for h in 0..48 {
+        let n = (1..=BULK).filter(|i| i % 48 == h && i % 10 != 0).count() as i64;
+        want.push((T0 + h * HOUR, n, 2 * n, 1000 * n));
+    }
+    let (st, v) = app
+        .get(
+            &format!("/events/{eid}/sales-over-time?bucket=hour"),
+            &org.access,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["bucket"].as_str(), v["currency"].as_str()),
+        (Some("hour"), Some("EUR"))
+    );
+    let got = points(&v);
+    assert_eq!(got.len(), 49, "the hour of today's sales and 48 bulk hours");
+    assert_eq!(got[1..], want[..], "every bulk order, by the hour");
+    let today = got[0];
+    assert_eq!(today.0 % HOUR, 0, "buckets start on the hour");
+    assert_eq!(
+        (today.1, today.2, today.3),
+        (2, 3, 3 * 2500),
+        "the two box-office sales, not the unpaid reservation"
+    );
+    let sum: i64 = got.iter().map(|p| p.1).sum();
+    assert_eq!(sum, BULK - BULK / 10 + 2, "every paid order counts once");
+
+    let (st, v) = app
+        .get(&format!("/events/{eid}/sales-over-time"), &org.access)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["bucket"], "day", "{v}");
+    let days = points(&v);
+    let day = |d: i64| {
+        want.iter()
+            .filter(|w| (w.0 - T0) / (24 * HOUR) == d)
+            .map(|w| w.1)
+            .sum::<i64>()
+    };
+    assert_eq!(days.len(), 3, "{v}");
+    assert_eq!(
+        (days[0].0 % (24 * HOUR), days[0].1, days[0].2),
+        (0, 2, 3),
+        "today, from midnight UTC"
+    );
+    assert_eq!(days[1], (T0, day(0), 2 * day(0), 1000 * day(0)));
+    assert_eq!(days[2], (T0 + 24 * HOUR, day(1), 2 * day(1), 1000 * day(1)));
+
+    let (st, v) = app
+        .get(
+            &format!("/events/{eid}/sales-over-time?bucket=week"),
+            &org.access,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let other = app.organizer("other@example.com").await;
+    let (st, v) = app
+        .get(&format!("/events/{eid}/sales-over-time"), &other.access)
+        .await;
+    assert_error(st, &v, StatusCode::FORBIDDEN, "forbidden");
+    let (st, v) = app
+        .get(&format!("/events/{eid}/sales-over-time"), &buyer.access)
+        .await;
+    assert_error(st, &v, StatusCode::FORBIDDEN, "forbidden");
+}
+both!(sales_over_time_aggregates_every_paid_order_in_the_database);

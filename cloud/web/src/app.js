@@ -2,17 +2,18 @@
 // `#/tickets`, `#/console/event/ID/doors`, ...). Views fetch what they show
 // from the API with the caller's own token.
 
-import { session, clearSession, api } from "/assets/api.js";
-import { h, clear, errorBlock } from "/assets/ui.js";
-import * as shop from "/assets/shop.js";
-import * as org from "/assets/organizer.js";
-import { doorsView } from "/assets/doors.js";
-import { staffView } from "/assets/staff.js";
+import { session, clearSession, post } from "./api.js";
+import { h, clear, errorBlock } from "./ui.js";
+import * as shop from "./shop.js";
+import * as org from "./organizer.js";
+import { doorsView } from "./doors.js";
+import { staffView } from "./staff.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
 let generation = 0;
 
+/** @type {[RegExp, (main: HTMLElement, id?: string) => Promise<unknown>][]} */
 const routes = [
   [/^\/?$/, shop.eventList],
   [/^\/event\/([\w-]+)$/, shop.eventPage],
@@ -47,7 +48,7 @@ function nav() {
         class: "link",
         onclick: async () => {
           try {
-            await api("POST", "/auth/logout", { refresh_token: s.refresh });
+            await post("/auth/logout", { body: { refresh_token: s.refresh } });
           } catch {
             /* signing out locally is what matters */
           }

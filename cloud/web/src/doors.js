@@ -2,16 +2,16 @@
 // (GET /events/{id}/doors/stream, read with fetch so the token stays in a
 // header), drawn as it arrives; "x s ago" labels tick locally.
 
-import { api, stream } from "/assets/api.js";
-import { h, clear, when, ago, table } from "/assets/ui.js";
-import { subnav } from "/assets/organizer.js";
+import { get, stream } from "./api.js";
+import { h, clear, when, ago, table } from "./ui.js";
+import { subnav } from "./organizer.js";
 
 function figure(label, value, id) {
   return h("div", {}, h("dt", {}, label), h("dd", { id }, String(value)));
 }
 
 export async function doorsView(main, id) {
-  const e = await api("GET", "/events/" + id);
+  const e = await get("/events/{id}", { path: { id } });
   const state = h("p", { class: "live-state", role: "status" }, "Connecting…");
   const body = h("div", { id: "doors" });
   const chartBox = h("figure", { class: "chart", "aria-label": "Admissions per minute, last hour" });
@@ -75,7 +75,8 @@ export async function doorsView(main, id) {
   }
 
   const stop = stream(
-    "/events/" + id + "/doors/stream",
+    "/events/{id}/doors/stream",
+    { path: { id } },
     (name, data) => {
       if (name === "doors") {
         draw(JSON.parse(data));

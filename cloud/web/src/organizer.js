@@ -3,8 +3,8 @@
 // view asks the API with the caller's token, so it shows exactly what the
 // API authorizes (someone else's event answers 403/404 here too).
 
-import { api, all, imageUrl, raw, session } from "/assets/api.js";
-import { h, clear, money, when, toast, field, onSubmit, table, errorBlock, isoOrNull, ago } from "/assets/ui.js";
+import { get, post, put, patch, all, imageUrl, response, session } from "./api.js";
+import { h, clear, money, when, toast, field, onSubmit, table, errorBlock, isoOrNull, ago } from "./ui.js";
 
 // What each status means at the door (the gates read it in the manifest).
 export const DOOR_MEANING = {
@@ -19,9 +19,7 @@ const NEXT = { draft: ["active", "cancelled"], active: ["live", "cancelled"], li
 function me() {
   const s = session();
   if (!s) {
-    const e = new Error("sign in as an organizer");
-    e.status = 401;
-    throw e;
+    throw Object.assign(new Error("sign in as an organizer"), { status: 401 });
   }
   return s.user;
 }
@@ -44,7 +42,7 @@ export function subnav(id, current) {
 
 export async function myEvents(main) {
   const user = me();
-  const events = await all("/events/admin/" + user.id);
+  const events = await all("/events/admin/{admin_id}", { path: { admin_id: user.id } });
   clear(
     main,
     h("h1", {}, "Your events"),
@@ -92,15 +90,15 @@ export async function newEvent(main) {
     const names = d.getAll("tier_name");
     const prices = d.getAll("tier_price");
     const caps = d.getAll("tier_capacity");
-    const e = await api("POST", "/events", {
+    const e = await post("/events", { body: {
       name: d.get("name"),
       description: d.get("description") || "",
       venue: d.get("venue"),
       starts_at: isoOrNull(d.get("starts_at")),
       ends_at: isoOrNull(d.get("ends_at")),
       currency: String(d.get("currency")).toUpperCase(),
-      tiers: names.map((name, i) => ({ tier: i + 1, name, price_minor: Math.round(Number(prices[i]) * 100), capacity: Number(caps[i]) })),
-    });
+      tiers: names.map((name, i) => ({ tier: i + 1, name: String(name), price_minor: Math.round(Number(prices[i]) * 100), capacity: Number(caps[i]) })),
+    } });
     toast("Draft created. Put it on sale when ready.");
     location.hash = "#/console/event/" + e.id;
   });
@@ -109,7 +107,7 @@ export async function newEvent(main) {
 
 export async function eventAdmin(main, id) {
   me();
-  const e = await api("GET", "/events/" + id);
+  const e = await get("/events/{id}", { path: { id } });
   const toLocal = (iso) => new Date(new Date(iso).getTime() - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16);
   const edit = h(
     "form",
@@ -123,13 +121,13 @@ export async function eventAdmin(main, id) {
   );
   edit.querySelector("textarea").value = e.description;
   onSubmit(edit, async (d) => {
-    await api("PUT", "/events/" + id, {
+    await put("/events/{id}", { path: { id }, body: {
       name: d.get("name"),
       description: d.get("description") || "",
       venue: d.get("venue"),
       starts_at: isoOrNull(d.get("starts_at")),
       ends_at: isoOrNull(d.get("ends_at")),
-    });
+    } });
     toast("Saved.");
   });
   const lifecycle = h(
@@ -145,7 +143,7 @@ export async function eventAdmin(main, id) {
         b.addEventListener("click", async () => {
           if (to === "cancelled" && !confirm("Cancel the event? Every ticket is revoked at the gates.")) return;
           try {
-            await api("PATCH", "/events/" + id + "/status", { status: to });
+            await patch("/events/{id}/status", { path: { id }, body: { status: to } });
             toast("Event is now " + to + ".");
             eventAdmin(main, id);
           } catch (err) {
@@ -166,7 +164,7 @@ export async function eventAdmin(main, id) {
   );
   onSubmit(addTier, async (d) => {
     const next = Math.max(0, ...e.tiers.map((t) => t.tier)) + 1;
-    await api("POST", "/events/" + id + "/tiers", { tier: next, name: d.get("name"), price_minor: Math.round(Number(d.get("price")) * 100), capacity: Number(d.get("capacity")) });
+    await post("/events/{id}/tiers", { path: { id }, body: { tier: next, name: String(d.get("name")), price_minor: Math.round(Number(d.get("price")) * 100), capacity: Number(d.get("capacity")) } });
     toast("Tier added.");
     eventAdmin(main, id);
   });
@@ -180,7 +178,7 @@ export async function eventAdmin(main, id) {
     h("button", { type: "submit" }, "Sell at the box office"),
   );
   onSubmit(sale, async (d) => {
-    const r = await api("POST", "/events/" + id + "/ticket-sale", { tier: Number(d.get("tier")), quantity: Number(d.get("quantity")), holder_name: d.get("holder"), payment_method: d.get("method") });
+    const r = await post("/events/{id}/ticket-sale", { path: { id }, body: { tier: Number(d.get("tier")), quantity: Number(d.get("quantity")), holder_name: String(d.get("holder")), payment_method: String(d.get("method")) } });
     toast("Sold " + r.tickets.length + " ticket(s) for " + money(r.total_minor, r.currency) + ".");
   });
   const compOut = h("div", { "aria-live": "polite" });
@@ -192,8 +190,8 @@ export async function eventAdmin(main, id) {
     h("button", { type: "submit" }, "Issue a comp ticket"),
   );
   onSubmit(comp, async (d) => {
-    const t = await api("POST", "/tickets", { event_id: id, tier: Number(d.get("tier")), holder_name: d.get("holder") });
-    const url = await imageUrl("GET", "/tickets/" + t.id + "/qr?format=svg");
+    const t = await post("/tickets", { body: { event_id: id, tier: Number(d.get("tier")), holder_name: String(d.get("holder")) } });
+    const url = await imageUrl("get", "/tickets/{id}/qr", { path: { id: t.id }, query: { format: "svg" } });
     clear(
       compOut,
       h("p", {}, "Complimentary ticket for " + t.holder_name + " (free, counted like any ticket). Print or send this QR:"),
@@ -220,7 +218,7 @@ export async function eventAdmin(main, id) {
 
 export async function orders(main, id) {
   me();
-  const e = await api("GET", "/events/" + id);
+  const e = await get("/events/{id}", { path: { id } });
   const results = h("div", { "aria-live": "polite" });
   const form = h(
     "form",
@@ -231,9 +229,10 @@ export async function orders(main, id) {
     field("Created before", { name: "before", type: "datetime-local" }),
     h("button", { type: "submit" }, "Find orders"),
   );
-  let query = "";
+  /** @type {import("./client-types").Query<"get", "/events/{id}/orders">} */
+  let query = {};
   async function load() {
-    const page = await api("GET", "/events/" + id + "/orders?limit=100" + query);
+    const page = await get("/events/{id}/orders", { path: { id }, query: { limit: 100, ...query } });
     clear(
       results,
       page.items.length
@@ -252,7 +251,7 @@ export async function orders(main, id) {
       b.addEventListener("click", async () => {
         if (status === "refunded" && !confirm("Refund this order? Its tickets are revoked at the gates.")) return;
         try {
-          await api("PUT", "/orders/" + o.id + "/status", { status });
+          await put("/orders/{id}/status", { path: { id: o.id }, body: { status } });
           toast(status === "paid" ? "Payment confirmed: tickets issued." : "Refunded: tickets revoked.");
           await load();
         } catch (err) {
@@ -266,10 +265,10 @@ export async function orders(main, id) {
     const trail = h("button", { type: "button", class: "secondary" }, "Tickets");
     trail.addEventListener("click", async () => {
       try {
-        const full = await api("GET", "/orders/" + o.id);
+        const full = await get("/orders/{id}", { path: { id: o.id } });
         const rows = [];
         for (const t of full.ticket_ids) {
-          for (const a of await api("GET", "/tickets/" + t + "/history")) rows.push([t.slice(0, 8), when(a.at || a.created_at), a.from_status ? a.from_status + " → " + a.to_status : a.to_status || "", a.reason || ""]);
+          for (const a of await get("/tickets/{id}/history", { path: { id: t } })) rows.push([t.slice(0, 8), when(a.at), a.from_status ? a.from_status + " → " + a.to_status : a.to_status || "", a.reason || ""]);
         }
         trail.replaceWith(rows.length ? table("Audit trail", ["Ticket", "When", "Change", "Why"], rows) : h("p", {}, "No tickets."));
       } catch (err) {
@@ -280,12 +279,12 @@ export async function orders(main, id) {
     return out;
   }
   onSubmit(form, async (d) => {
-    const p = [];
-    if (d.get("status")) p.push("status=" + d.get("status"));
-    if (d.get("email")) p.push("buyer_email=" + encodeURIComponent(d.get("email")));
-    if (d.get("from")) p.push("created_from=" + isoOrNull(d.get("from")));
-    if (d.get("before")) p.push("created_before=" + isoOrNull(d.get("before")));
-    query = p.length ? "&" + p.join("&") : "";
+    query = {
+      status: /** @type {any} */ (d.get("status")) || undefined,
+      buyer_email: String(d.get("email") || "") || undefined,
+      created_from: d.get("from") ? isoOrNull(d.get("from")) : undefined,
+      created_before: d.get("before") ? isoOrNull(d.get("before")) : undefined,
+    };
     await load();
   });
   clear(main, h("h1", {}, "Orders · " + e.name), subnav(id, "/orders"), form, results);
@@ -294,7 +293,7 @@ export async function orders(main, id) {
 
 export async function devices(main, id) {
   me();
-  const e = await api("GET", "/events/" + id);
+  const e = await get("/events/{id}", { path: { id } });
   const codeOut = h("div", { "aria-live": "polite" });
   const form = h(
     "form",
@@ -304,8 +303,8 @@ export async function devices(main, id) {
     h("button", { type: "submit" }, "Create enrollment code"),
   );
   onSubmit(form, async (d) => {
-    const c = await api("POST", "/devices/enrollment-codes", { event_id: id, gate: d.get("gate"), direction: d.get("direction") });
-    const url = await imageUrl("POST", "/console/qr", { text: c.code });
+    const c = await post("/devices/enrollment-codes", { body: { event_id: id, gate: String(d.get("gate")), direction: d.get("direction") === "exit" ? "exit" : "entry" } });
+    const url = await imageUrl("post", "/console/qr", { body: { text: c.code } });
     clear(
       codeOut,
       h("p", {}, "Enrollment code for ", h("strong", {}, c.gate), " (one device, until " + new Date(c.expires_at * 1000).toLocaleString() + "):"),
@@ -316,7 +315,7 @@ export async function devices(main, id) {
   });
   const list = h("div");
   async function load() {
-    const [devs, roster] = await Promise.all([api("GET", "/devices?event_id=" + id), api("GET", "/events/" + id + "/staff")]);
+    const [devs, roster] = await Promise.all([get("/devices", { query: { event_id: id } }), get("/events/{id}/staff", { path: { id } })]);
     const who = new Map(roster.items.map((s) => [s.user_id, s.email]));
     const me = session().user;
     const by = (u) => (!u ? "—" : u === me.id ? "you" : who.get(u) || "another account");
@@ -327,12 +326,12 @@ export async function devices(main, id) {
             "Enrolled devices",
             ["Name", "Gate", "Direction", "Enrolled", "By", "Last seen", "State", ""],
             devs.map((d) => {
-              const b = d.revoked ? "" : h("button", { type: "button", class: "danger" }, "Revoke");
+              const b = d.revoked ? "" : h("button", { type: "button", class: "danger", "data-revoke": d.id }, "Revoke");
               if (b)
                 b.addEventListener("click", async () => {
                   if (!confirm("Revoke " + d.name + "? It can no longer sync.")) return;
                   try {
-                    await api("POST", "/devices/" + d.id + "/revoke", {});
+                    await post("/devices/{id}/revoke", { path: { id: d.id } });
                     toast("Revoked.");
                     await load();
                   } catch (err) {
@@ -374,18 +373,23 @@ function chart(el, title, labels, series) {
 
 export async function sales(main, id) {
   me();
-  const e = await api("GET", "/events/" + id);
-  const [stats, funnel, orders] = await Promise.all([api("GET", "/events/" + id + "/stats"), api("GET", "/events/" + id + "/analytics"), all("/events/" + id + "/orders")]);
-  const paid = orders.filter((o) => o.paid_at && o.status !== "refunded").sort((a, b) => a.paid_at.localeCompare(b.paid_at));
+  const e = await get("/events/{id}", { path: { id } });
+  // The series is aggregated by the cloud (every paid order, per hour), so
+  // an event with any number of orders charts in one small answer.
+  const [stats, funnel, series] = await Promise.all([
+    get("/events/{id}/stats", { path: { id } }),
+    get("/events/{id}/analytics", { path: { id } }),
+    get("/events/{id}/sales-over-time", { path: { id }, query: { bucket: "hour" } }),
+  ]);
   const xs = [];
   const revenue = [];
   const tickets = [];
   let r = 0;
   let n = 0;
-  for (const o of paid) {
-    r += o.total_minor / 100;
-    n += o.items.reduce((s, i) => s + i.quantity, 0) || 1;
-    xs.push(new Date(o.paid_at).getTime() / 1000);
+  for (const p of series.points) {
+    r += p.revenue_minor / 100;
+    n += p.tickets;
+    xs.push(new Date(p.start).getTime() / 1000);
     revenue.push(r);
     tickets.push(n);
   }
@@ -394,12 +398,12 @@ export async function sales(main, id) {
   const tixEl = h("figure", { class: "chart", "aria-label": "Tickets sold over time" });
   charts.append(revEl, tixEl);
   const reports = h("div", { class: "actions" });
-  for (const type of ["sales", "attendance", "revenue", "demographic", "performance"]) {
+  for (const type of /** @type {const} */ (["sales", "attendance", "revenue", "demographic", "performance"])) {
     const b = h("button", { type: "button", class: "secondary" }, "Download " + type + " (CSV)");
     b.addEventListener("click", async () => {
       try {
-        const rep = await api("POST", "/events/" + id + "/reports", { type });
-        const resp = await raw("GET", "/events/reports/" + rep.id + "?format=csv");
+        const rep = await post("/events/{id}/reports", { path: { id }, body: { type } });
+        const resp = await response("get", "/events/reports/{id}", { path: { id: rep.id }, query: { format: "csv" } });
         const url = URL.createObjectURL(await resp.blob());
         const a = h("a", { href: url, download: type + "-" + id.slice(0, 8) + ".csv" }, type + ".csv");
         document.body.append(a);
@@ -448,7 +452,7 @@ export async function admin(main) {
   const results = h("div", { "aria-live": "polite" });
   const form = h("form", { class: "filters", role: "search" }, field("Email contains", { name: "email", type: "search", required: true }), h("button", { type: "submit" }, "Find users"));
   onSubmit(form, async (d) => {
-    const page = await api("GET", "/users?email=" + encodeURIComponent(d.get("email")));
+    const page = await get("/users", { query: { email: String(d.get("email")) } });
     clear(
       results,
       page.items.length
@@ -461,7 +465,7 @@ export async function admin(main) {
               const b = h("button", { type: "button" }, "Grant");
               b.addEventListener("click", async () => {
                 try {
-                  const v = await api("PATCH", "/users/" + u.id + "/role", { role: sel.querySelector("select").value });
+                  const v = await patch("/users/{id}/role", { path: { id: u.id }, body: { role: sel.querySelector("select").value } });
                   toast(v.email + " is now " + v.role + " (from their next sign-in).");
                 } catch (err) {
                   toast(err.message, "error");

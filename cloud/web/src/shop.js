@@ -2,8 +2,8 @@
 // registration, checkout (free, manual payment, card through Stripe.js),
 // "my tickets" with a large QR, transfer, and resale listing.
 
-import { api, all, imageUrl, saveSession, session } from "/assets/api.js";
-import { h, clear, money, when, toast, field, onSubmit, errorBlock, table } from "/assets/ui.js";
+import { get, post, all, imageUrl, saveSession, session } from "./api.js";
+import { h, clear, money, when, toast, field, onSubmit, errorBlock, table } from "./ui.js";
 
 const STATUS_AT_DOOR = {
   active: "On sale",
@@ -35,13 +35,14 @@ export async function eventList(main) {
   const list = h("div", { class: "cards" });
   const more = h("button", { type: "button", hidden: true }, "More events");
   let cursor = null;
-  let query = "";
+  /** @type {{ q?: string, starts_from?: string }} */
+  let query = {};
   async function load(reset) {
     if (reset) {
       cursor = null;
       clear(list);
     }
-    const page = await api("GET", "/public/events?limit=12" + query + (cursor ? "&cursor=" + cursor : ""));
+    const page = await get("/public/events", { query: { limit: 12, ...query, cursor } });
     for (const e of page.items) {
       list.append(
         h(
@@ -59,9 +60,9 @@ export async function eventList(main) {
     more.hidden = !cursor;
   }
   onSubmit(form, async (data) => {
-    const q = (data.get("q") || "").trim();
+    const q = String(data.get("q") || "").trim();
     const from = data.get("from");
-    query = (q ? "&q=" + encodeURIComponent(q) : "") + (from ? "&starts_from=" + new Date(from).toISOString() : "");
+    query = { q: q || undefined, starts_from: from ? new Date(String(from)).toISOString() : undefined };
     await load(true);
   });
   more.addEventListener("click", () => load(false).catch((e) => toast(e.message, "error")));
@@ -71,7 +72,7 @@ export async function eventList(main) {
 
 let stripeJs = null;
 async function stripeClient() {
-  const cfg = await api("GET", "/console/config");
+  const cfg = await get("/console/config");
   if (!cfg.stripe_publishable_key) return null;
   if (!stripeJs) {
     stripeJs = new Promise((resolve, reject) => {
@@ -86,7 +87,7 @@ async function stripeClient() {
 }
 
 export async function eventPage(main, id) {
-  const e = await api("GET", "/public/events/" + id);
+  const e = await get("/public/events/{id}", { path: { id } });
   const s = session();
   const buy = h("section", { "aria-labelledby": "buy-h" }, h("h2", { id: "buy-h" }, "Tickets"));
   if (e.status !== "active" && e.status !== "live") {
@@ -108,10 +109,10 @@ export async function eventPage(main, id) {
         h("button", { type: "submit" }, "Reserve and pay"),
       );
       onSubmit(form, async (data) => {
-        const order = await api("POST", "/orders", {
+        const order = await post("/orders", { body: {
           event_id: e.id,
           items: [{ tier: Number(data.get("tier")), quantity: Number(data.get("quantity")) }],
-        });
+        } });
         location.hash = "#/orders/" + order.id;
       });
       buy.append(form);
@@ -131,14 +132,14 @@ export async function eventPage(main, id) {
 
 // One order: pay it (manual or card) while pending, see its tickets once paid.
 export async function orderPage(main, id) {
-  const o = await api("GET", "/orders/" + id);
+  const o = await get("/orders/{id}", { path: { id } });
   const parts = [h("h1", {}, "Your order"), h("p", {}, "Total " + money(o.total_minor, o.currency) + " · status ", h("strong", { id: "order-status" }, o.status))];
   if (o.status === "pending") {
     parts.push(h("p", {}, "Your places are held until " + when(o.expires_at) + "."));
     const manual = h("button", { type: "button" }, "Pay at the box office (manual)");
     manual.addEventListener("click", async () => {
       try {
-        await api("POST", "/orders/" + id + "/payments", { method: "manual" });
+        await post("/orders/{id}/payments", { path: { id }, body: { method: "manual" } });
         toast("Reserved: pay at the box office; your tickets appear once the organizer confirms.");
       } catch (e) {
         toast(e.message, "error");
@@ -165,13 +166,13 @@ async function cardForm(orderId) {
   const card = stripe.elements().create("card");
   queueMicrotask(() => card.mount(mount));
   onSubmit(form, async () => {
-    const payment = await api("POST", "/orders/" + orderId + "/payments", { method: "stripe" });
+    const payment = await post("/orders/{id}/payments", { path: { id: orderId }, body: { method: "stripe" } });
     const token = await stripe.createToken(card);
     if (token.error) throw new Error(token.error.message || "the card was refused");
-    const done = await api("POST", "/orders/" + orderId + "/payments/" + payment.id + "/card", { card: token.token.card.id });
+    const done = await post("/orders/{id}/payments/{payment_id}/card", { path: { id: orderId, payment_id: payment.id }, body: { card: token.token.card.id } });
     toast(done.stripe_status === "succeeded" ? "Paid. Your tickets are on their way." : "Payment: " + done.stripe_status);
     for (let i = 0; i < 40; i++) {
-      const o = await api("GET", "/orders/" + orderId);
+      const o = await get("/orders/{id}", { path: { id: orderId } });
       if (o.status !== "pending") {
         location.hash = "#/tickets";
         return;
@@ -198,7 +199,7 @@ export async function login(main) {
       "Sign in",
       [field("Email", { name: "email", type: "email", autocomplete: "email", required: true }), field("Password", { name: "password", type: "password", autocomplete: "current-password", required: true })],
       "Sign in",
-      (d) => api("POST", "/auth/login", { email: d.get("email"), password: d.get("password") }),
+      (d) => post("/auth/login", { body: { email: String(d.get("email")), password: String(d.get("password")) } }),
     ),
     h("p", {}, "No account? ", h("a", { href: "#/register" }, "Register")),
   );
@@ -215,16 +216,14 @@ export async function register(main) {
         field("Password", { name: "password", type: "password", autocomplete: "new-password", required: true, minlength: 10 }, "At least 10 characters."),
       ],
       "Create account",
-      (d) => api("POST", "/auth/register", { email: d.get("email"), password: d.get("password"), display_name: d.get("display_name") }),
+      (d) => post("/auth/register", { body: { email: String(d.get("email")), password: String(d.get("password")), display_name: String(d.get("display_name")) } }),
     ),
   );
 }
 
 export async function myTickets(main) {
   if (!session()) {
-    const e = new Error("sign in to see your tickets");
-    e.status = 401;
-    throw e;
+    throw Object.assign(new Error("sign in to see your tickets"), { status: 401 });
   }
   const tickets = await all("/tickets");
   const events = new Map();
@@ -232,7 +231,7 @@ export async function myTickets(main) {
   const cards = [];
   for (const t of tickets) {
     if (!events.has(t.event_id)) {
-      events.set(t.event_id, await api("GET", "/public/events/" + t.event_id).catch(() => ({ name: "Event", tiers: [] })));
+      events.set(t.event_id, await get("/public/events/{id}", { path: { id: t.event_id } }).catch(() => ({ name: "Event", tiers: [] })));
     }
     const e = events.get(t.event_id);
     const tier = (e.tiers || []).find((x) => x.tier === t.tier);
@@ -244,7 +243,7 @@ export async function myTickets(main) {
       h("p", {}, (tier ? tier.name : "Tier " + t.tier) + " · " + t.holder_name + " · ", h("span", { class: "badge " + t.status }, t.status.replace("_", " "))),
     );
     if (valid && t.credential) {
-      const url = await imageUrl("GET", "/tickets/" + t.id + "/qr?format=svg");
+      const url = await imageUrl("get", "/tickets/{id}/qr", { path: { id: t.id }, query: { format: "svg" } });
       urls.push(url);
       card.append(h("img", { class: "qr", src: url, alt: "QR code of ticket " + t.id.slice(0, 8) + " for " + e.name, width: 320, height: 320 }));
       card.append(transferForm(t), resaleForm(t, tier));
@@ -265,7 +264,7 @@ function transferForm(t) {
     h("button", { type: "submit" }, "Transfer"),
   );
   onSubmit(form, async (d) => {
-    await api("POST", "/tickets/" + t.id + "/transfer", { to_email: d.get("to") });
+    await post("/tickets/{id}/transfer", { path: { id: t.id }, body: { to_email: String(d.get("to")) } });
     toast("Transferred: the old QR code no longer opens the gate.");
     window.dispatchEvent(new HashChangeEvent("hashchange"));
   });
@@ -280,7 +279,7 @@ function resaleForm(t, tier) {
     h("button", { type: "submit" }, "List for resale"),
   );
   onSubmit(form, async (d) => {
-    const l = await api("POST", "/market/listings", { ticket_id: t.id, price_minor: Math.round(Number(d.get("price")) * 100) });
+    const l = await post("/market/listings", { body: { ticket_id: t.id, price_minor: Math.round(Number(d.get("price")) * 100) } });
     toast("Listed for " + money(l.price_minor, l.currency) + ".");
   });
   return h("details", {}, h("summary", {}, "Resell"), form);

@@ -2,12 +2,12 @@
 // work its door and set a scanner up for it with their own account. Calls
 // GET/POST /events/{id}/staff and DELETE /events/{id}/staff/{user_id}.
 
-import { api } from "/assets/api.js";
-import { h, clear, when, toast, field, onSubmit, table } from "/assets/ui.js";
-import { subnav } from "/assets/organizer.js";
+import { get, post, del } from "./api.js";
+import { h, clear, when, toast, field, onSubmit, table } from "./ui.js";
+import { subnav } from "./organizer.js";
 
 export async function staffView(main, id) {
-  const e = await api("GET", "/events/" + id);
+  const e = await get("/events/{id}", { path: { id } });
   const list = h("div", { id: "roster", "aria-live": "polite" });
   const form = h(
     "form",
@@ -16,7 +16,7 @@ export async function staffView(main, id) {
     h("button", { type: "submit" }, "Add to roster"),
   );
   async function load() {
-    const roster = await api("GET", "/events/" + id + "/staff");
+    const roster = await get("/events/{id}/staff", { path: { id } });
     clear(
       list,
       roster.items.length
@@ -28,7 +28,7 @@ export async function staffView(main, id) {
               b.addEventListener("click", async () => {
                 if (!confirm("Remove " + s.email + " from the roster? Devices they enrolled keep working until you revoke them on the devices page.")) return;
                 try {
-                  await api("DELETE", "/events/" + id + "/staff/" + s.user_id);
+                  await del("/events/{id}/staff/{user_id}", { path: { id, user_id: s.user_id } });
                   toast(s.email + " removed from the roster.");
                   await load();
                 } catch (err) {
@@ -42,7 +42,7 @@ export async function staffView(main, id) {
     );
   }
   onSubmit(form, async (d) => {
-    const s = await api("POST", "/events/" + id + "/staff", { email: String(d.get("email")).trim() });
+    const s = await post("/events/{id}/staff", { path: { id }, body: { email: String(d.get("email")).trim() } });
     toast(s.email + " is on the roster: they can now sign in to the scanner app and pick this event.");
     form.reset();
     await load();
