@@ -29,6 +29,7 @@ mod order_guards;
 mod orders;
 mod payments;
 mod process;
+mod push;
 mod replicas;
 mod reports;
 mod shop;
