@@ -79,7 +79,7 @@ enum Buckets {
     Memory(Arc<DefaultKeyedRateLimiter<IpAddr>>),
     /// In the shared store, under the limiter's name.
     Shared {
-        store: SharedStore,
+        store: Box<SharedStore>,
         name: &'static str,
         per_minute: u32,
     },
@@ -103,7 +103,7 @@ impl Limiter {
     pub fn shared(store: SharedStore, name: &'static str, per_minute: u32) -> Self {
         Self {
             buckets: Buckets::Shared {
-                store,
+                store: Box::new(store),
                 name,
                 per_minute: per_minute.max(1),
             },
