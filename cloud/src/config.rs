@@ -131,6 +131,10 @@ pub struct ServerConfig {
     /// default) behind a load balancer, where every connection comes from
     /// its address.
     pub per_address: Option<usize>,
+    /// How many replicas serve this database together (1: a single node).
+    /// Above 1, start-up refuses generated secrets: every replica must
+    /// sign and seal with the same configured keys.
+    pub replicas: u32,
 }
 
 impl ServerConfig {
@@ -164,6 +168,7 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             max_connections: 4_096,
             per_address: None,
+            replicas: 1,
         }
     }
 }
@@ -249,6 +254,26 @@ pub struct RateLimitConfig {
     pub login_failures_per_account_per_minute: u32,
     /// `/tickets*`, `/orders*`, `/market*` (payments and orders).
     pub tickets_per_minute: u32,
+    /// Where the request buckets live: `memory` (this process, the
+    /// default) or `redis` (shared by every replica: set it when several
+    /// replicas serve behind one balancer).
+    pub store: LimiterStore,
+    /// `redis://host:port/db` when `store = "redis"`.
+    pub redis_url: Secret,
+    /// How long a Redis round trip may take; slower, or Redis down, and the
+    /// limited routes answer 503 `rate_limiter_unavailable` (fail closed).
+    pub redis_timeout_ms: u64,
+}
+
+/// Where rate-limit buckets are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimiterStore {
+    /// In the process: each replica counts alone.
+    #[default]
+    Memory,
+    /// In Redis: every replica spends from the same buckets.
+    Redis,
 }
 
 impl Default for RateLimitConfig {
@@ -261,6 +286,9 @@ impl Default for RateLimitConfig {
             login_failures_per_address_per_minute: 20,
             login_failures_per_account_per_minute: 5,
             tickets_per_minute: 30,
+            store: LimiterStore::Memory,
+            redis_url: Secret::default(),
+            redis_timeout_ms: 250,
         }
     }
 }
@@ -363,6 +391,23 @@ impl Config {
         if self.server.max_connections == 0 || self.server.per_address == Some(0) {
             return bad("server.max_connections and server.per_address must be at least 1");
         }
+        if self.server.replicas == 0 {
+            return bad("server.replicas must be at least 1");
+        }
+        if self.rate_limit.store == LimiterStore::Redis {
+            let url = self.rate_limit.redis_url.expose();
+            if !["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                return bad(
+                    "rate_limit.redis_url must be a redis:// URL when rate_limit.store = \"redis\"",
+                );
+            }
+            if self.rate_limit.redis_timeout_ms == 0 {
+                return bad("rate_limit.redis_timeout_ms must be positive");
+            }
+        }
         self.commerce.validate().map_err(ConfigError::Invalid)?;
         self.payments.validate().map_err(ConfigError::Invalid)?;
         self.chain.validate().map_err(ConfigError::Invalid)?;
@@ -371,6 +416,13 @@ impl Config {
             .map_err(ConfigError::Invalid)?;
         self.console.validate().map_err(ConfigError::Invalid)?;
         Ok(())
+    }
+
+    /// Whether this process is configured as one of several replicas (a
+    /// replica count above 1, or rate limits shared through Redis): then
+    /// no key may be generated per process.
+    pub fn is_replicated(&self) -> bool {
+        self.server.replicas > 1 || self.rate_limit.store == LimiterStore::Redis
     }
 
     /// The database URL, defaulting to SQLite in `data_dir`.

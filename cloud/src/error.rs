@@ -169,6 +169,10 @@ impl IntoResponse for ApiError {
         let retry_after = match self {
             Self::TooManyRequests(secs) => Some(secs.max(1)),
             Self::Retry(_) => Some(1),
+            Self::Coded {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ..
+            } => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -195,7 +199,7 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidState(_) => conflict("invalid_state", &e),
             StoreError::Retryable(why) => Self::Retry(why),
             StoreError::Unavailable(why) => Self::Unavailable(why),
-            StoreError::Other(why) => Self::Internal(why),
+            StoreError::SchemaTooNew { .. } | StoreError::Other(_) => Self::Internal(e.to_string()),
         }
     }
 }

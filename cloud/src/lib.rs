@@ -59,6 +59,20 @@ pub enum ServeError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] store::StoreError),
+    /// Configured as one of several replicas, with a key left to be
+    /// generated per process (each replica would sign tokens or seal keys
+    /// with its own, and the others would refuse what it made).
+    #[error(
+        "this process is one of several replicas ({why}), so it must not generate keys of its own: \
+         set {} to the same value on every replica (`cloud keygen` prints a new key)",
+        startup::key_list(.missing)
+    )]
+    SharedKeyRequired {
+        /// The keys to configure.
+        missing: Vec<startup::SharedKey>,
+        /// What said this is a replica.
+        why: String,
+    },
     /// Start-up task failed.
     #[error("start-up: {0}")]
     Startup(String),
@@ -70,6 +84,7 @@ pub enum ServeError {
 /// Builds the shared state: secrets, database (migrated), hashing, tokens.
 pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
     config.validate()?;
+    startup::refuse_generated_keys(&config)?;
     let mut config = config;
     let secret_dir = config.data_dir.clone();
     let mut keys = startup::KeyFiles::default();
@@ -93,8 +108,19 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
     let stripe = payments::stripe::StripeGateway::from_config(&config.payments)
         .map_err(ServeError::Startup)?;
     let login_guard = Arc::new(auth::guard::LoginGuard::new(&config.rate_limit));
+    let shared_limits = match config.rate_limit.store {
+        config::LimiterStore::Redis if config.rate_limit.enabled => Some(
+            http::shared_limit::SharedStore::new(
+                config.rate_limit.redis_url.expose(),
+                Duration::from_millis(config.rate_limit.redis_timeout_ms),
+            )
+            .map_err(|e| ServeError::Config(config::ConfigError::Invalid(e)))?,
+        ),
+        _ => None,
+    };
     let state = AppState {
         login_guard,
+        shared_limits,
         config: Arc::new(config),
         store,
         vault,

@@ -27,6 +27,59 @@ pub struct KeyFiles {
     pub master: Option<KeyFile>,
 }
 
+/// A key every replica must be given the same value of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedKey {
+    /// Its configuration key.
+    pub name: &'static str,
+    /// Its environment variable.
+    pub env: &'static str,
+}
+
+/// `auth.jwt_secret`.
+pub const JWT_SECRET: SharedKey = SharedKey {
+    name: "auth.jwt_secret",
+    env: "CLOUD_AUTH__JWT_SECRET",
+};
+/// `keys.master_key`.
+pub const MASTER_KEY: SharedKey = SharedKey {
+    name: "keys.master_key",
+    env: "CLOUD_KEYS__MASTER_KEY",
+};
+
+/// `auth.jwt_secret (CLOUD_AUTH__JWT_SECRET) and ...`, for messages.
+pub fn key_list(keys: &[SharedKey]) -> String {
+    keys.iter()
+        .map(|k| format!("{} ({})", k.name, k.env))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// Refuses to start a replica (see [`Config::is_replicated`]) whose JWT
+/// key or master key is not configured: a key generated into (or read
+/// from) its own data dir would differ from the other replicas'.
+pub fn refuse_generated_keys(config: &Config) -> Result<(), crate::ServeError> {
+    if !config.is_replicated() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if config.auth.jwt_secret.expose().is_empty() {
+        missing.push(JWT_SECRET);
+    }
+    if config.keys.master_key.expose().is_empty() {
+        missing.push(MASTER_KEY);
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let why = if config.server.replicas > 1 {
+        format!("server.replicas = {}", config.server.replicas)
+    } else {
+        "rate_limit.store = \"redis\"".to_string()
+    };
+    Err(crate::ServeError::SharedKeyRequired { missing, why })
+}
+
 /// The key file `name` in `dir`, noting whether it is about to be generated.
 pub fn key_file(dir: &Path, name: &str) -> KeyFile {
     let path = dir.join(name);

@@ -35,6 +35,9 @@ pub struct AppState {
     pub stripe: Option<crate::payments::stripe::StripeGateway>,
     /// Failed-login counters (per address and per account).
     pub login_guard: Arc<crate::auth::guard::LoginGuard>,
+    /// The rate-limit store shared by every replica, when configured
+    /// (`rate_limit.store = "redis"`); none: buckets live in this process.
+    pub shared_limits: Option<crate::http::shared_limit::SharedStore>,
 }
 
 impl AppState {

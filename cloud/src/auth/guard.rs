@@ -7,8 +7,16 @@
 //! limiters), kept here rather than in governor because a login must be
 //! able to ask "is this blocked?" without spending a try: only a wrong
 //! password spends one.
+//!
+//! With a shared rate-limit store (`rate_limit.store = "redis"`) the same
+//! buckets live in Redis ([`LoginGuard::check`] and the two `record_`
+//! functions), so N replicas allow a guesser the configured tries, not N
+//! times them; the in-process maps are then unused. Redis down fails closed
+//! like the request limiters: the login answers 503 before any password is
+//! checked.
 
 use crate::config::RateLimitConfig;
+use crate::http::shared_limit::{self, Refused, SharedStore};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -105,6 +113,73 @@ impl LoginGuard {
     /// address's are not: it may be guessing other accounts).
     pub fn succeeded(&self, account: &str) {
         self.per_account.clear(&account.to_owned());
+    }
+
+    /// [`Self::blocked`], asking the shared store when there is one.
+    pub async fn check(
+        &self,
+        shared: Option<&SharedStore>,
+        ip: Option<IpAddr>,
+        account: &str,
+        now: Instant,
+    ) -> Result<Option<Duration>, Refused> {
+        let Some(store) = shared.filter(|_| self.enabled) else {
+            return Ok(self.blocked(ip, account, now));
+        };
+        let by_address = match ip {
+            Some(ip) => {
+                let b = &self.per_address;
+                store
+                    .blocked(&shared_limit::key("login-address", ip), b.period, b.burst)
+                    .await?
+            }
+            None => None,
+        };
+        let b = &self.per_account;
+        let by_account = store
+            .blocked(&shared_limit::account_key(account), b.period, b.burst)
+            .await?;
+        Ok(by_address.max(by_account))
+    }
+
+    /// [`Self::failed`], in the shared store when there is one.
+    pub async fn record_failure(
+        &self,
+        shared: Option<&SharedStore>,
+        ip: Option<IpAddr>,
+        account: &str,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        let Some(store) = shared.filter(|_| self.enabled) else {
+            self.failed(ip, account, now);
+            return Ok(());
+        };
+        if let Some(ip) = ip {
+            store
+                .record(
+                    &shared_limit::key("login-address", ip),
+                    self.per_address.period,
+                )
+                .await?;
+        }
+        store
+            .record(&shared_limit::account_key(account), self.per_account.period)
+            .await
+    }
+
+    /// [`Self::succeeded`], in the shared store when there is one.
+    pub async fn record_success(
+        &self,
+        shared: Option<&SharedStore>,
+        account: &str,
+    ) -> Result<(), Refused> {
+        match shared.filter(|_| self.enabled) {
+            Some(store) => store.clear(&shared_limit::account_key(account)).await,
+            None => {
+                self.succeeded(account);
+                Ok(())
+            }
+        }
     }
 
     /// Forgets keys whose buckets are full again.

@@ -201,8 +201,15 @@ async fn login(
 ) -> ApiResult<Json<TokenResponse>> {
     let email = req.email.trim().to_lowercase();
     let ip = ip.map(|Extension(ClientIp(ip))| ip);
-    if let Some(wait) = state.login_guard.blocked(ip, &email, Instant::now()) {
-        return Err(ApiError::TooManyRequests(retry_after_secs(wait)));
+    let shared = state.shared_limits.as_ref();
+    match state
+        .login_guard
+        .check(shared, ip, &email, Instant::now())
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(wait)) => return Err(ApiError::TooManyRequests(retry_after_secs(wait))),
+        Err(e) => return Err(crate::http::ratelimit::store_down(&e)),
     }
     let user = match state.store.user_by_email(&email).await {
         Ok(u) => Some(u),
@@ -219,11 +226,19 @@ async fn login(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match user {
         Some(user) if ok => {
-            state.login_guard.succeeded(&email);
+            if let Err(e) = state.login_guard.record_success(shared, &email).await {
+                tracing::warn!(error = %e, "login: the account's failures could not be forgiven");
+            }
             Ok(Json(start_session(&state, &user).await?))
         }
         _ => {
-            state.login_guard.failed(ip, &email, Instant::now());
+            if let Err(e) = state
+                .login_guard
+                .record_failure(shared, ip, &email, Instant::now())
+                .await
+            {
+                tracing::warn!(error = %e, "login: a failure could not be counted");
+            }
             Err(ApiError::unauthorized(
                 "invalid_credentials",
                 "email or password is wrong",

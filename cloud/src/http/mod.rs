@@ -7,6 +7,7 @@ pub mod health;
 pub mod openapi;
 pub mod openapi_complete;
 pub mod ratelimit;
+pub mod shared_limit;
 pub mod unread;
 
 use crate::error::ApiError;
@@ -41,9 +42,14 @@ pub fn app(state: AppState) -> (Router, Limiters) {
         trust_forwarded: state.config.server.trust_forwarded_for,
     };
     let mut limiters = Limiters::default();
-    let mut limited = |router: OpenApiRouter<AppState>, per_minute: u32| {
+    let shared = state.shared_limits.clone();
+    let limiter = move |name: &'static str, per_minute: u32| match &shared {
+        Some(store) => Limiter::shared(store.clone(), name, per_minute),
+        None => Limiter::new(per_minute),
+    };
+    let mut limited = |router: OpenApiRouter<AppState>, name: &'static str, per_minute: u32| {
         if rl.enabled {
-            let l = Limiter::new(per_minute);
+            let l = limiter(name, per_minute);
             let router = router.layer(middleware::from_fn_with_state(l.clone(), ratelimit::limit));
             limiters.0.push(l);
             router
@@ -56,16 +62,18 @@ pub fn app(state: AppState) -> (Router, Limiters) {
     let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(limited(
             crate::auth::registration_router(),
+            "auth",
             rl.auth_per_minute,
         ))
         .merge(crate::auth::login_router())
         .merge(limited(
             crate::auth::session_router(),
+            "refresh",
             rl.refresh_per_minute,
         ))
         .merge(crate::users::router())
         .merge(crate::events::router())
-        .merge(limited(commerce_routes(), rl.tickets_per_minute))
+        .merge(limited(commerce_routes(), "tickets", rl.tickets_per_minute))
         .merge(crate::devices::router())
         .merge(crate::devices::enroll_router(&state))
         .merge(crate::checkin::router())
@@ -94,7 +102,7 @@ pub fn app(state: AppState) -> (Router, Limiters) {
 
     let mut router = api.merge(openapi::routes(doc));
     if rl.enabled {
-        let global = Limiter::new(rl.global_per_minute);
+        let global = limiter("global", rl.global_per_minute);
         router = router.layer(middleware::from_fn_with_state(
             global.clone(),
             ratelimit::limit,

@@ -5,10 +5,15 @@
 //!
 //! [`client_ip`] runs on every request and records the client address
 //! ([`ClientIp`]); the limiters and the login guard key on it.
+//!
+//! A limiter keeps its buckets in this process (the embedded default) or in
+//! the shared store (`rate_limit.store = "redis"`, see [`super::shared_limit`]),
+//! where every replica spends from the same bucket.
 
+use super::shared_limit::{Refused, SharedStore};
 use crate::error::ApiError;
 use axum::extract::{Request, State};
-use axum::http::Request as HttpRequest;
+use axum::http::{Request as HttpRequest, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -65,44 +70,106 @@ fn period(per_minute: u32) -> Duration {
 /// A keyed limiter of `per_minute` requests per client address.
 #[derive(Debug, Clone)]
 pub struct Limiter {
-    inner: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    buckets: Buckets,
+}
+
+#[derive(Debug, Clone)]
+enum Buckets {
+    /// In this process.
+    Memory(Arc<DefaultKeyedRateLimiter<IpAddr>>),
+    /// In the shared store, under the limiter's name.
+    Shared {
+        store: Box<SharedStore>,
+        name: &'static str,
+        per_minute: u32,
+    },
 }
 
 impl Limiter {
-    /// A bucket of `per_minute` requests, refilled evenly over a minute.
+    /// A bucket of `per_minute` requests, refilled evenly over a minute,
+    /// kept in this process.
     pub fn new(per_minute: u32) -> Self {
         let burst = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(period(per_minute))
             .unwrap_or_else(|| unreachable!("the period is positive"))
             .allow_burst(burst);
         Self {
-            inner: Arc::new(DefaultKeyedRateLimiter::keyed(quota)),
+            buckets: Buckets::Memory(Arc::new(DefaultKeyedRateLimiter::keyed(quota))),
         }
     }
 
-    /// Takes one request from `ip`'s bucket, or says how long to wait.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.inner
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    /// The same bucket, kept in `store` under `name` (one name per
+    /// limiter: every replica's `name` limiter spends from one bucket).
+    pub fn shared(store: SharedStore, name: &'static str, per_minute: u32) -> Self {
+        Self {
+            buckets: Buckets::Shared {
+                store: Box::new(store),
+                name,
+                per_minute: per_minute.max(1),
+            },
+        }
     }
 
-    /// Forgets clients whose buckets are full again.
+    /// Takes one request from `ip`'s bucket, or says why not.
+    pub async fn check(&self, ip: IpAddr) -> Result<(), Refused> {
+        match &self.buckets {
+            Buckets::Memory(inner) => inner.check_key(&ip).map_err(|not_until| {
+                Refused::Wait(not_until.wait_time_from(DefaultClock::default().now()))
+            }),
+            Buckets::Shared {
+                store,
+                name,
+                per_minute,
+            } => {
+                store
+                    .take(
+                        &super::shared_limit::key(name, ip),
+                        period(*per_minute),
+                        *per_minute,
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Forgets clients whose buckets are full again (the shared store's
+    /// keys expire by themselves).
     pub fn retain_recent(&self) {
-        self.inner.retain_recent();
+        if let Buckets::Memory(inner) = &self.buckets {
+            inner.retain_recent();
+        }
     }
 }
 
-/// Middleware: 429 when the client's bucket of `limiter` is empty.
+/// Middleware: 429 when the client's bucket of `limiter` is empty; 503
+/// `rate_limiter_unavailable` when the shared store cannot be asked (fail
+/// closed: see [`super::shared_limit`]).
 pub async fn limit(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
     let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied() else {
         return ApiError::Internal("cannot determine the client address".into()).into_response();
     };
-    match limiter.check(ip) {
+    match limiter.check(ip).await {
         Ok(()) => next.run(req).await,
-        Err(wait) => ApiError::TooManyRequests(retry_after_secs(wait)).into_response(),
+        Err(Refused::Wait(wait)) => {
+            ApiError::TooManyRequests(retry_after_secs(wait)).into_response()
+        }
+        Err(e) => store_down(&e).into_response(),
     }
 }
+
+/// The answer when the shared store cannot be asked: 503
+/// `rate_limiter_unavailable`, `Retry-After: 1` (logged at WARN).
+pub fn store_down(why: &Refused) -> ApiError {
+    tracing::warn!(error = %why, "rate-limit store unavailable: request refused");
+    ApiError::coded(
+        StatusCode::SERVICE_UNAVAILABLE,
+        RATE_LIMITER_UNAVAILABLE,
+        "the rate-limit store is unavailable; retry in a moment",
+    )
+}
+
+/// The error code of [`store_down`].
+pub const RATE_LIMITER_UNAVAILABLE: &str = "rate_limiter_unavailable";
 
 #[cfg(test)]
 mod tests {
@@ -121,21 +188,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_limiter_refuses_past_its_burst_and_says_how_long() {
+    #[tokio::test]
+    async fn a_limiter_refuses_past_its_burst_and_says_how_long() {
         let l = Limiter::new(3);
         let ip = IpAddr::from([127, 0, 0, 1]);
         for _ in 0..3 {
-            assert!(l.check(ip).is_ok());
+            assert!(l.check(ip).await.is_ok());
         }
-        let wait = l.check(ip).expect_err("the fourth in a minute is refused");
+        let Err(Refused::Wait(wait)) = l.check(ip).await else {
+            panic!("the fourth in a minute is refused");
+        };
         assert!(
             wait > Duration::from_secs(19) && wait <= Duration::from_secs(20),
             "one request every 20 s: {wait:?}"
         );
         assert_eq!(retry_after_secs(wait), 20, "19.99 s is announced as 20");
         assert!(
-            l.check(IpAddr::from([127, 0, 0, 2])).is_ok(),
+            l.check(IpAddr::from([127, 0, 0, 2])).await.is_ok(),
             "other clients keep their own bucket"
         );
     }

@@ -13,6 +13,12 @@
 //! find in `pg_locks` (docs/operations.md), and says in the log when a
 //! replica is waiting for another.
 //!
+//! Before migrating, a replica compares the database's newest applied
+//! migration with the newest it embeds: a database migrated by a newer
+//! release (a rollback of the binary, an old replica restarted during a
+//! rolling update) is refused with [`StoreError::SchemaTooNew`], since this
+//! binary cannot know what the newer schema changed.
+//!
 //! SQLite is the single-process embedded backend: it has no advisory locks
 //! and needs none.
 
@@ -54,8 +60,27 @@ pub(super) async fn run<D: Dialect>(url: &str, pool: &AnyPool) -> StoreResult<()
 }
 
 async fn migrate<D: Dialect>(pool: &AnyPool) -> StoreResult<()> {
+    let known = D::migrator().iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(applied) = applied_version(pool).await
+        && applied > known
+    {
+        return Err(StoreError::SchemaTooNew {
+            database: applied,
+            binary: known,
+        });
+    }
     D::migrator()
         .run(pool)
         .await
         .map_err(|e| StoreError::Other(format!("migrations failed: {e}")))
+}
+
+/// The newest migration the database has applied (none on a fresh
+/// database, which has no migrations table yet).
+async fn applied_version(pool: &AnyPool) -> Option<i64> {
+    sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .ok()
+        .flatten()
 }

@@ -122,6 +122,18 @@ pub enum StoreError {
     /// The database cannot be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database was migrated by a newer release than this binary.
+    #[error(
+        "the database schema is at migration {database}, newer than this binary knows \
+         (its newest is {binary}): run the release that migrated it (or newer), \
+         or restore the database from before that upgrade"
+    )]
+    SchemaTooNew {
+        /// The newest migration applied to the database.
+        database: i64,
+        /// The newest migration this binary embeds.
+        binary: i64,
+    },
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -78,7 +78,7 @@ where
     panic!("timed out waiting until {what}");
 }
 
-async fn mint_state(app: &TestApp, who: &Session, oid: &str) -> Value {
+pub(crate) async fn mint_state(app: &TestApp, who: &Session, oid: &str) -> Value {
     let (s, v) = app
         .get(&format!("/orders/{oid}/mint-transactions"), &who.access)
         .await;
@@ -86,7 +86,7 @@ async fn mint_state(app: &TestApp, who: &Session, oid: &str) -> Value {
     v
 }
 
-async fn contract_of(app: &TestApp, org: &Session, eid: &str) -> Option<Address> {
+pub(crate) async fn contract_of(app: &TestApp, org: &Session, eid: &str) -> Option<Address> {
     let (s, v) = app.get(&format!("/events/{eid}/chain"), &org.access).await;
     assert_eq!(s, StatusCode::OK, "event chain: {v}");
     v["contract"].as_str().map(|a| a.parse().unwrap())
@@ -119,7 +119,7 @@ async fn owner_on_chain(anvil: &Anvil, contract: Address, tid: &str) -> Option<A
 }
 
 /// Mint Transfer logs (from zero) of one token, straight from the node.
-async fn mints_of(anvil: &Anvil, contract: Address, tid: &str) -> usize {
+pub(crate) async fn mints_of(anvil: &Anvil, contract: Address, tid: &str) -> usize {
     let c = anvil.client(MINTER_KEY);
     let head = c.block_number().await.unwrap();
     let logs = c.logs(&[contract], 0, head).await.unwrap();
@@ -132,7 +132,7 @@ async fn mints_of(anvil: &Anvil, contract: Address, tid: &str) -> usize {
         .count()
 }
 
-async fn minted(app: &TestApp, who: &Session, oid: &str) -> bool {
+pub(crate) async fn minted(app: &TestApp, who: &Session, oid: &str) -> bool {
     mint_state(app, who, oid).await["status"] == "minted"
 }
 

@@ -160,6 +160,22 @@ impl TestApp {
         app
     }
 
+    /// A service this test did not start (the load balancer in front of
+    /// `cloud` processes, see `cluster`), on PostgreSQL at `database_url`:
+    /// the same helpers, nothing to stop on drop.
+    pub fn remote(addr: SocketAddr, database_url: String) -> Self {
+        Self {
+            addr,
+            backend: Backend::Postgres,
+            client: reqwest::Client::new(),
+            database_url,
+            shutdown: None,
+            server: None,
+            pg: None,
+            _dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
     async fn wait_ready(&self) {
         for _ in 0..600 {
             if let Ok(r) = self.client.get(self.url("/readyz")).send().await

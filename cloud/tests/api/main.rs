@@ -11,6 +11,7 @@ mod authz;
 mod backup;
 mod card;
 mod checkin;
+mod cluster;
 mod console_api;
 mod correctness;
 mod device_sync;

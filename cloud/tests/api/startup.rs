@@ -256,3 +256,78 @@ fn cloud_config_prints_unset_apart_from_redacted() {
     );
     assert!(!text.contains("do_not_print"));
 }
+
+/// `cloud serve` that is expected to refuse: its exit status and stderr.
+fn refused(data_dir: &Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CLOUD_DATA_DIR", data_dir)
+        .env("CLOUD_SERVER__BIND", "127.0.0.1:0");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("the cloud binary runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_replica_refuses_to_generate_its_own_keys_and_names_the_keys_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, err) = refused(dir.path(), &[("CLOUD_SERVER__REPLICAS", "3")]);
+    assert!(
+        !status.success(),
+        "one of three replicas does not start with generated keys: {err}"
+    );
+    for said in [
+        "server.replicas = 3",
+        "auth.jwt_secret (CLOUD_AUTH__JWT_SECRET)",
+        "keys.master_key (CLOUD_KEYS__MASTER_KEY)",
+        "cloud keygen",
+    ] {
+        assert!(err.contains(said), "the refusal says {said:?}: {err}");
+    }
+    for file in ["jwt.key", "master.key", "cloud.db"] {
+        assert!(
+            !dir.path().join(file).exists(),
+            "{file} is not created by a refused start"
+        );
+    }
+
+    // A shared rate-limit store also says "replica"; only the missing key
+    // is named.
+    let (status, err) = refused(
+        dir.path(),
+        &[
+            ("CLOUD_RATE_LIMIT__STORE", "redis"),
+            ("CLOUD_RATE_LIMIT__REDIS_URL", "redis://127.0.0.1:6379/"),
+            (
+                "CLOUD_AUTH__JWT_SECRET",
+                "replica-jwt-secret-0123456789abcdef",
+            ),
+        ],
+    );
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("rate_limit.store = \"redis\""), "{err}");
+    assert!(
+        err.contains("keys.master_key (CLOUD_KEYS__MASTER_KEY)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("auth.jwt_secret ("),
+        "the configured key is not asked for: {err}"
+    );
+
+    // No replica count is a configuration error, said as such.
+    let (status, err) = refused(dir.path(), &[("CLOUD_SERVER__REPLICAS", "0")]);
+    assert!(!status.success());
+    assert!(err.contains("server.replicas must be at least 1"), "{err}");
+}

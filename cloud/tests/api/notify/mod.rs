@@ -5,7 +5,7 @@
 
 mod email;
 mod kinds;
-mod peers;
+pub mod peers;
 mod process;
 mod sending;
 mod sms;
