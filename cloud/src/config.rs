@@ -503,6 +503,10 @@ mod tests {
 
     /// `Config::load(None)` with exactly these `CLOUD_*` variables added
     /// (figment's `Jail` sets them and restores the environment after).
+    #[allow(
+        clippy::result_large_err,
+        reason = "Jail's closure type returns figment's own Result"
+    )]
     fn load_with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut out = None;
         figment::Jail::expect_with(|jail| {
