@@ -16,79 +16,27 @@
 //! created and dropped) and anvil from `scripts/setup`. Prints one
 //! `BENCH mint ...` line.
 
+mod support;
+
 use cloud::chain::client::ChainClient;
 use cloud::chain::worker::Minter;
 use cloud::config::{Config, Secret};
-use cloud::crypto::signing::new_event_key;
-use cloud::model::{
-    EventStatus, OrderId, Role, TicketStatus, TierId, UserId, new_event_id, new_ticket_id,
-};
-use cloud::store::{EventRecord, NewOrder, NewTickets, TicketRecord, TierRecord, UserRecord};
+use cloud::model::{OrderId, Role, TicketStatus, UserId, new_ticket_id};
+use cloud::store::{EventRecord, NewOrder, NewTickets, TicketRecord};
 use sqlx::Connection;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use support::{ThrowawayDb, active_event, arg, now_ms, user};
 
 const MINTER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
-fn arg(name: &str, default: i64) -> i64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// Stops anvil at the end, also when a check fails.
+struct Anvil(std::process::Child);
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn user(role: Role) -> UserRecord {
-    let id = UserId::new();
-    UserRecord {
-        id,
-        email: format!("bench-{id}@gatehouse.test"),
-        password_hash: "x".into(),
-        display_name: "Bench".into(),
-        role,
-        country: None,
-        birth_year: None,
-        created_at: 1,
-        updated_at: 1,
-    }
-}
-
-struct Cleanup {
-    anvil: std::process::Child,
-    base: String,
-    db: String,
-}
-
-impl Drop for Cleanup {
+impl Drop for Anvil {
     fn drop(&mut self) {
-        let _ = self.anvil.kill();
-        let _ = self.anvil.wait();
-        let (base, sql) = (
-            self.base.clone(),
-            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db),
-        );
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
-                }
-            });
-        })
-        .join();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -156,13 +104,39 @@ async fn done(state: &cloud::state::AppState) -> i64 {
         .map_or(0, |(_, n)| n)
 }
 
-async fn wait_done(state: &cloud::state::AppState, want: i64) {
-    let started = Instant::now();
-    while done(state).await < want {
-        assert!(
-            started.elapsed() < Duration::from_secs(3600),
-            "minting stalled"
-        );
+/// Waits until `want` jobs are done; after two minutes without progress it
+/// fails with what the database and the node say of the open transactions.
+async fn wait_done(state: &cloud::state::AppState, chain: &ChainClient, want: i64) {
+    let (mut last, mut since) = (-1, Instant::now());
+    loop {
+        let now = done(state).await;
+        if now >= want {
+            return;
+        }
+        if now > last {
+            (last, since) = (now, Instant::now());
+        }
+        if since.elapsed() > Duration::from_secs(120) {
+            let counts = state.store.chain_job_counts().await.expect("counts");
+            let minter = format!("{:#x}", chain.minter());
+            let mut open = String::new();
+            for t in state.store.chain_open_txs(&minter).await.expect("open") {
+                let receipt = match t.hash.parse() {
+                    Ok(h) => chain.receipt(h).await.map(|r| format!("{r:?}")),
+                    Err(_) => Ok("bad hash".into()),
+                };
+                open.push_str(&format!(
+                    "\n  nonce {} {} {} error={:?} receipt={receipt:?}",
+                    t.nonce, t.status, t.hash, t.error
+                ));
+            }
+            panic!(
+                "minting stalled at {now} of {want} done: jobs {counts:?}, node head {:?}, \
+                 mined nonce {:?}, open transactions:{open}",
+                chain.block_number().await,
+                chain.mined_nonce().await,
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -183,20 +157,8 @@ async fn main() {
     };
     let block_time = arg("--block-time", 1).max(0);
     let batch = arg("--batch", 200).max(1);
-    let base = std::env::var("DATABASE_URL_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let db = format!("gh_bench_mint_{}", std::process::id());
-    let url = format!(
-        "{}/{db}",
-        base.rsplit_once('/').expect("URL ends with /DBNAME").0
-    );
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("PostgreSQL is required for this benchmark");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
+    let db = ThrowawayDb::create("mint").await;
+    let url = db.url.clone();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -223,16 +185,12 @@ async fn main() {
     if block_time > 0 {
         cmd.args(["--block-time", &block_time.to_string()]);
     }
-    let anvil = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn anvil");
-    let _cleanup = Cleanup {
-        anvil,
-        base: base.clone(),
-        db: db.clone(),
-    };
+    let _anvil = Anvil(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn anvil"),
+    );
     let rpc = format!("http://127.0.0.1:{port}");
     let probe = ChainClient::new(&rpc, 31337, &Secret::new(MINTER_KEY)).unwrap();
     for _ in 0..400 {
@@ -258,60 +216,23 @@ async fn main() {
     c.chain.run_worker = false;
     let state = cloud::build_state(c).await.expect("state");
 
-    let org = user(Role::Organizer);
-    let buyer = user(Role::Customer);
+    let org = user(Role::Organizer, "Bench");
+    let buyer = user(Role::Customer, "Bench");
     state.store.create_user(&org).await.unwrap();
     state.store.create_user(&buyer).await.unwrap();
-    let id = new_event_id();
-    let now = now_ms();
-    let key = new_event_key(
+    let event = active_event(
         state.store.as_ref(),
         &state.vault,
         org.id,
-        id,
-        now + 86_400_000,
-        now,
+        "Bench Night",
+        2 * n + 10,
     )
-    .await
-    .unwrap();
-    let event = EventRecord {
-        id,
-        organizer_id: org.id,
-        name: "Bench Night".into(),
-        description: String::new(),
-        venue: "Loopback".into(),
-        starts_at: now + 3_600_000,
-        ends_at: now + 7_200_000,
-        currency: "EUR".into(),
-        status: EventStatus::Draft,
-        manifest_version: 0,
-        created_at: now,
-        zones: Vec::new(),
-        updated_at: now,
-        tiers: vec![TierRecord {
-            id: TierId::new(),
-            event_id: id,
-            tier: 1,
-            name: "GA".into(),
-            price_minor: 2_500,
-            currency: "EUR".into(),
-            capacity: 2 * n + 10,
-            allocated: 0,
-            zone_mask: 1,
-            zone: "Floor".into(),
-        }],
-    };
-    state.store.create_event(&event, &key).await.unwrap();
-    state
-        .store
-        .set_event_status(id, EventStatus::Active, org.id, now)
-        .await
-        .unwrap();
+    .await;
 
     // Warm-up: the event's contract is deployed with the first ticket.
     let warm = tokio::spawn(Minter::new(&state).unwrap().expect("chain").run());
     sell(&state, &event, buyer.id, 1).await;
-    wait_done(&state, 1).await;
+    wait_done(&state, &probe, 1).await;
     warm.abort();
 
     // Phase 1: the worker mints while the sale runs (it keeps up or not).
@@ -319,7 +240,7 @@ async fn main() {
     let started = Instant::now();
     sell(&state, &event, buyer.id, n).await;
     let sold = started.elapsed();
-    wait_done(&state, n + 1).await;
+    wait_done(&state, &probe, n + 1).await;
     let after_last_payment = started.elapsed() - sold;
     live.abort();
 
@@ -328,12 +249,12 @@ async fn main() {
     sell(&state, &event, buyer.id, n).await;
     let drain = Instant::now();
     let worker = tokio::spawn(Minter::new(&state).unwrap().expect("chain").run());
-    wait_done(&state, 2 * n + 1).await;
+    wait_done(&state, &probe, 2 * n + 1).await;
     let drain_secs = drain.elapsed().as_secs_f64();
 
     let lone = Instant::now();
     sell(&state, &event, buyer.id, 1).await;
-    wait_done(&state, 2 * n + 2).await;
+    wait_done(&state, &probe, 2 * n + 2).await;
     let lone_ms = lone.elapsed().as_millis();
     worker.abort();
 

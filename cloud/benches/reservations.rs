@@ -13,98 +13,26 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); creates and drops a throwaway
 //! database. Prints one `BENCH commerce ...` line.
 
+mod support;
+
 use cloud::auth::jwt::Tokens;
 use cloud::config::{Config, Secret};
 use cloud::crypto::KeyVault;
-use cloud::crypto::signing::new_event_key;
-use cloud::model::{EventStatus, OrderId, Role, SessionId, TierId, UserId, new_event_id};
-use cloud::store::{
-    EventRecord, NewOnlineOrder, OrderItemRecord, SalesPolicy, Store, StoreError, TierRecord,
-    UserRecord,
-};
+use cloud::model::{OrderId, Role, SessionId, UserId};
+use cloud::store::{EventRecord, NewOnlineOrder, OrderItemRecord, SalesPolicy, Store, StoreError};
 use sqlx::Connection;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-fn arg(name: &str, default: i64) -> i64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn user(i: i64) -> UserRecord {
-    let id = UserId::new();
-    UserRecord {
-        id,
-        email: format!("bench-{id}@gatehouse.test"),
-        password_hash: "x".into(),
-        display_name: format!("Bench {i}"),
-        role: if i == 0 {
-            Role::Organizer
-        } else {
-            Role::Customer
-        },
-        country: None,
-        birth_year: None,
-        created_at: 1,
-        updated_at: 1,
-    }
-}
+use std::time::Instant;
+use support::{ThrowawayDb, active_event, arg, now_ms, user};
 
 async fn setup(store: &dyn Store, capacity: i64, workers: i64) -> (EventRecord, Vec<UserId>) {
-    let org = user(0);
+    let org = user(Role::Organizer, "Bench organizer");
     store.create_user(&org).await.expect("organizer");
-    let id = new_event_id();
-    let now = now_ms();
     let vault = KeyVault::new([7; 32]);
-    let key = new_event_key(store, &vault, org.id, id, now + 86_400_000, now)
-        .await
-        .expect("event key");
-    let event = EventRecord {
-        id,
-        organizer_id: org.id,
-        name: "Flash".into(),
-        description: String::new(),
-        venue: "Loopback".into(),
-        starts_at: now + 3_600_000,
-        ends_at: now + 7_200_000,
-        currency: "EUR".into(),
-        status: EventStatus::Draft,
-        manifest_version: 0,
-        created_at: now,
-        zones: Vec::new(),
-        updated_at: now,
-        tiers: vec![TierRecord {
-            id: TierId::new(),
-            event_id: id,
-            tier: 1,
-            name: "Drop".into(),
-            price_minor: 2_500,
-            currency: "EUR".into(),
-            capacity,
-            allocated: 0,
-            zone_mask: 1,
-            zone: "Floor".into(),
-        }],
-    };
-    store.create_event(&event, &key).await.expect("event");
-    store
-        .set_event_status(id, EventStatus::Active, org.id, now)
-        .await
-        .expect("activate");
+    let event = active_event(store, &vault, org.id, "Flash", capacity).await;
     let mut buyers = Vec::new();
     for i in 1..=workers {
-        let u = user(i);
+        let u = user(Role::Customer, &format!("Bench {i}"));
         store.create_user(&u).await.expect("buyer");
         buyers.push(u.id);
     }
@@ -314,35 +242,6 @@ async fn scalar(url: &str, sql: &'static str, bind: &str) -> i64 {
     n
 }
 
-/// Drops the throwaway database at the end, also when a check fails.
-struct DropDatabase {
-    base: String,
-    db: String,
-}
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let (base, sql) = (
-            self.base.clone(),
-            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db),
-        );
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let workers = arg("--workers", 32).max(1);
@@ -355,25 +254,8 @@ async fn main() {
     } else {
         (workers.min(4), capacity.min(100))
     };
-    let base = std::env::var("DATABASE_URL_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let db = format!("gh_bench_commerce_{}", std::process::id());
-    let url = format!(
-        "{}/{db}",
-        base.rsplit_once('/').expect("URL ends with /DBNAME").0
-    );
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("PostgreSQL is required for this benchmark");
-    let create = format!("CREATE DATABASE \"{db}\"");
-    sqlx::query(sqlx::AssertSqlSafe(create))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let _cleanup = DropDatabase {
-        base: base.clone(),
-        db: db.clone(),
-    };
+    let db = ThrowawayDb::create("commerce").await;
+    let url = db.url.clone();
 
     let store = cloud::store::connect(&url, workers as u32)
         .await

@@ -2,9 +2,15 @@
 //! variables (`CLOUD_SERVER__BIND`, `CLOUD_DATABASE__URL`, ... with `__`
 //! between levels). One struct per subsystem. Secrets are [`Secret`]s: they
 //! print as `<redacted>` in `Debug` and in the `cloud config` output.
+//!
+//! A variable's value is taken as written: a string setting (a secret made
+//! of digits, `0042`, `true`, `+15551234567`) gets exactly that text, and a
+//! number or bool setting reads its number or bool from it. Only the list
+//! settings ([`LISTS`]) are parsed, as `[a, b]`.
 
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -339,6 +345,41 @@ const SECTIONS: &[&str] = &[
     "console",
 ];
 
+/// Settings that are lists: their `CLOUD_*` value is parsed (`[a, b]`).
+/// Every other value stays the string it is.
+const LISTS: &[&str] = &[
+    "server.cors_allowed_origins",
+    "notifications.webhooks.allow_networks",
+];
+
+/// The `CLOUD_*` variables with their values as written.
+///
+/// figment's `Env` parses every value (`0042` becomes the number 42, `true`
+/// a bool), so a digits-only secret failed to load as a string and leading
+/// zeros were lost. Here a value is a string (a list for [`LISTS`]), and the
+/// lossy extraction (`Figment::extract_lossy`) reads numbers and bools from
+/// strings where the setting is one.
+struct VerbatimEnv(Env);
+
+impl Provider for VerbatimEnv {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut fig = Figment::new();
+        for (key, raw) in self.0.iter() {
+            let value = if LISTS.contains(&key.as_str()) {
+                raw.parse::<Value>().unwrap_or_else(|e| match e {})
+            } else {
+                Value::from(raw)
+            };
+            fig = fig.merge(Serialized::default(key.as_str(), value));
+        }
+        fig.data()
+    }
+}
+
 impl Config {
     /// Defaults, then `file` (if given), then `CLOUD_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -350,15 +391,17 @@ impl Config {
         }
         // Only variables naming a known section: other tools also use the
         // CLOUD_ prefix (e.g. CLOUD_SDK_VERSION), and those are not ours.
-        fig = fig.merge(
+        fig = fig.merge(VerbatimEnv(
             Env::prefixed("CLOUD_")
                 .filter(|key| {
                     let section = key.as_str().split("__").next().unwrap_or_default();
                     SECTIONS.iter().any(|s| section.eq_ignore_ascii_case(s))
                 })
                 .split("__"),
-        );
-        let config: Config = fig.extract().map_err(Box::new)?;
+        ));
+        // Lossy: a number or bool setting accepts the string of one (every
+        // variable is a string, see `VerbatimEnv`); strings stay as written.
+        let config: Config = fig.extract_lossy().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
     }
@@ -508,6 +551,136 @@ mod tests {
                 key.to_uppercase()
             );
         }
+    }
+
+    /// `Config::load(None)` with exactly these `CLOUD_*` variables added
+    /// (figment's `Jail` sets them and restores the environment after).
+    #[allow(
+        clippy::result_large_err,
+        reason = "Jail's closure type returns figment's own Result"
+    )]
+    fn load_with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut out = None;
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            out = Some(Config::load(None));
+            Ok(())
+        });
+        out.expect("the jail ran")
+    }
+
+    #[test]
+    fn a_digits_only_secret_from_the_environment_is_its_digits() {
+        let jwt = "12345678901234567890123456789012345";
+        let master = "0123456789".repeat(6) + "0123";
+        let c = load_with(&[
+            ("CLOUD_AUTH__JWT_SECRET", jwt),
+            ("CLOUD_KEYS__MASTER_KEY", &master),
+            ("CLOUD_PAYMENTS__WEBHOOK_SECRET", "4242"),
+            ("CLOUD_NOTIFICATIONS__SMS__AUTH_TOKEN", "-17"),
+        ])
+        .expect("digits are a valid secret");
+        assert_eq!(c.auth.jwt_secret.expose(), jwt);
+        assert_eq!(c.keys.master_key.expose(), master);
+        assert_eq!(c.payments.webhook_secret.expose(), "4242");
+        assert_eq!(c.notifications.sms.auth_token.expose(), "-17");
+    }
+
+    #[test]
+    fn true_and_other_literals_stay_strings() {
+        let c = load_with(&[
+            ("CLOUD_NOTIFICATIONS__EMAIL__USERNAME", "true"),
+            ("CLOUD_NOTIFICATIONS__EMAIL__PASSWORD", "false"),
+            ("CLOUD_NOTIFICATIONS__EMAIL__FROM", "1.50"),
+            ("CLOUD_NOTIFICATIONS__SMS__FROM", "[not a list]"),
+            ("CLOUD_LOG__FILTER", "\"quoted\""),
+        ])
+        .expect("loads");
+        assert_eq!(c.notifications.email.username, "true");
+        assert_eq!(c.notifications.email.password.expose(), "false");
+        assert_eq!(c.notifications.email.from, "1.50");
+        assert_eq!(c.notifications.sms.from, "[not a list]");
+        assert_eq!(c.log.filter, "\"quoted\"", "quotes are part of the value");
+    }
+
+    #[test]
+    fn leading_zeros_and_signs_are_kept() {
+        let jwt = "00000000001234567890123456789012345";
+        let c = load_with(&[
+            ("CLOUD_AUTH__JWT_SECRET", jwt),
+            ("CLOUD_AUTH__BOOTSTRAP_ADMIN_PASSWORD", "000123"),
+            ("CLOUD_NOTIFICATIONS__SMS__FROM", "+0015551234567"),
+        ])
+        .expect("loads");
+        assert_eq!(c.auth.jwt_secret.expose(), jwt);
+        assert_eq!(
+            c.auth.bootstrap_admin_password.as_ref().map(Secret::expose),
+            Some("000123")
+        );
+        assert_eq!(c.notifications.sms.from, "+0015551234567");
+    }
+
+    #[test]
+    fn numbers_bools_and_lists_still_parse_from_the_environment() {
+        let c = load_with(&[
+            ("CLOUD_SERVER__REQUEST_TIMEOUT_MS", "5000"),
+            ("CLOUD_SERVER__PER_ADDRESS", "8"),
+            ("CLOUD_RATE_LIMIT__ENABLED", "false"),
+            ("CLOUD_CHAIN__CHAIN_ID", "1337"),
+            (
+                "CLOUD_SERVER__CORS_ALLOWED_ORIGINS",
+                "[\"https://a.test\", \"https://b.test\"]",
+            ),
+            (
+                "CLOUD_NOTIFICATIONS__WEBHOOKS__ALLOW_NETWORKS",
+                "[127.0.0.0/8]",
+            ),
+        ])
+        .expect("loads");
+        assert_eq!(c.server.request_timeout_ms, 5000);
+        assert_eq!(c.server.per_address, Some(8));
+        assert!(!c.rate_limit.enabled);
+        assert_eq!(c.chain.chain_id, 1337);
+        assert_eq!(
+            c.server.cors_allowed_origins,
+            ["https://a.test", "https://b.test"]
+        );
+        assert_eq!(
+            c.notifications.webhooks.allow_networks,
+            ["127.0.0.0/8".parse::<ipnet::IpNet>().unwrap()]
+        );
+        let bad = load_with(&[("CLOUD_SERVER__REQUEST_TIMEOUT_MS", "soon")]);
+        assert!(bad.is_err(), "a number setting still refuses a word");
+    }
+
+    #[test]
+    fn every_list_setting_is_parsed_from_the_environment() {
+        fn lists(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+            for (k, v) in t {
+                let path = format!("{prefix}{k}");
+                match v {
+                    toml::Value::Array(_) => out.push(path),
+                    toml::Value::Table(t) => lists(&format!("{path}."), t, out),
+                    _ => {}
+                }
+            }
+        }
+        let doc: toml::Table = Config::default().to_redacted_toml().parse().unwrap();
+        let mut found = Vec::new();
+        lists("", &doc, &mut found);
+        for path in &found {
+            assert!(
+                LISTS.contains(&path.as_str()),
+                "{path} is a list: add it to LISTS, or its variable is read as one string"
+            );
+        }
+        assert_eq!(
+            found.len(),
+            LISTS.len(),
+            "LISTS names only lists: {found:?}"
+        );
     }
 
     #[test]

@@ -28,6 +28,14 @@ use std::time::Duration;
 /// Longest a worker step (track, dispatch, index) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Noted on a stored transaction whose nonce the chain shows used while none
+/// of the transactions at that nonce has a receipt yet.
+const NONCE_USED: &str = "nonce used on chain, no receipt yet";
+
+/// How long that may last before the transactions at the nonce are given
+/// up and their jobs reconciled with the chain.
+const NONCE_USED_GRACE_MS: i64 = 5_000;
+
 /// A worker step that could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -689,9 +697,20 @@ impl Minter {
                 continue;
             };
             if (nonce as u64) < mined_nonce {
-                // The nonce is used and none of ours has a receipt: wait a few
-                // polls (a lagging node), then let reconciliation decide.
-                if now - newest.updated_at > 3 * c.poll_ms.max(10) as i64 {
+                // The nonce is used and none of ours has a receipt. A node can
+                // count a mined transaction before it serves its receipt, so
+                // the wait starts when this is first seen (noted on the
+                // transaction), not when the transaction was last touched:
+                // giving up on a mined transaction marked it dropped, and its
+                // jobs were done by reconciliation with no confirmed record.
+                if newest.error.as_deref() != Some(NONCE_USED) {
+                    self.state
+                        .store
+                        .chain_tx_error(&newest.id, NONCE_USED, now)
+                        .await?;
+                } else if now - newest.updated_at
+                    > NONCE_USED_GRACE_MS.max(3 * c.poll_ms.max(10) as i64)
+                {
                     tracing::warn!(
                         nonce,
                         "a stored transaction's nonce was used by another transaction"

@@ -1243,16 +1243,16 @@ impl Relay {
 /// and stored mint is on its way (before the node has it, then after the
 /// node took it but before the process heard back) and restarted: every
 /// ticket ends as exactly one token in the buyer's wallet, and the stored
-/// transaction is the one on chain.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cloud_process_killed_between_sign_and_broadcast_mints_once() {
+/// transaction is the one on chain. On SQLite the processes and the test's
+/// API replica share one database file (WAL), as replicas on one host do.
+async fn a_cloud_process_killed_between_sign_and_broadcast_mints_once(backend: Backend) {
     use crate::process::CloudProcess;
     let anvil = Anvil::start(&[]).await;
     let (relay, relay_url) = Relay::start(&anvil.url).await;
     // The API replica the test talks to runs no worker (no chain configured);
     // the cloud processes share its database and do all the minting.
     // Same master key as the processes: they unseal what it sealed.
-    let app = TestApp::spawn(Backend::Postgres, |c| {
+    let app = TestApp::spawn(backend, |c| {
         c.keys.master_key = Secret::new(crate::process::MASTER_KEY)
     })
     .await;
@@ -1369,3 +1369,4 @@ async fn a_cloud_process_killed_between_sign_and_broadcast_mints_once() {
         assert_eq!(owner_on_chain(&anvil, c, t).await, Some(waddr));
     }
 }
+chain_both!(a_cloud_process_killed_between_sign_and_broadcast_mints_once);

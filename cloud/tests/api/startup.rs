@@ -21,6 +21,11 @@ struct Running {
 
 impl Running {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// [`Self::start`] with more `CLOUD_*` variables (later ones win).
+    fn start_with(data_dir: &Path, extra: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -30,6 +35,7 @@ impl Running {
             .env("CLOUD_AUTH__BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
             .env("CLOUD_AUTH__BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("CLOUD_RATE_LIMIT__ENABLED", "false")
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -234,6 +240,69 @@ async fn an_expected_503_is_a_warning_not_an_error() {
         cloud.find("service unavailable").expect("it is logged")["level"],
         "WARN"
     );
+}
+
+/// Values that look like numbers or bools reach string settings as written,
+/// in the real binary: `cloud config` prints them, and `cloud serve` signs
+/// tokens with a digits-only JWT secret (leading zeros included) and takes a
+/// digits-only admin password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digit_and_bool_looking_values_reach_string_settings_as_written() {
+    let vars = [
+        ("CLOUD_NOTIFICATIONS__EMAIL__USERNAME", "true"),
+        ("CLOUD_NOTIFICATIONS__SMS__FROM", "+0015551234567"),
+        (
+            "CLOUD_AUTH__JWT_SECRET",
+            "00000000001234567890123456789012345",
+        ),
+        ("CLOUD_SERVER__REQUEST_TIMEOUT_MS", "5000"),
+    ];
+    let out = Command::new(BIN)
+        .arg("config")
+        .env_clear()
+        .envs(vars)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("username = \"true\""), "{text}");
+    assert!(text.contains("from = \"+0015551234567\""), "{text}");
+    assert!(text.contains("request_timeout_ms = 5000"), "{text}");
+
+    let jwt = "00000000001234567890123456789012345";
+    let password = "000123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = Running::start_with(
+        dir.path(),
+        &[
+            ("CLOUD_AUTH__JWT_SECRET", jwt),
+            ("CLOUD_AUTH__BOOTSTRAP_ADMIN_PASSWORD", password),
+        ],
+    );
+    let login: Value = reqwest::Client::new()
+        .post(format!("{}/auth/login", cloud.base))
+        .json(&json!({"email": ADMIN_EMAIL, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the digits-only password signs in: {login}"));
+    let mut check = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    check.validate_aud = false;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(jwt.as_bytes()),
+        &check,
+    )
+    .expect("the token is signed with the secret exactly as written");
 }
 
 #[test]
