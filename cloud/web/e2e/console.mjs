@@ -203,6 +203,38 @@ const commands = {
     await toastSays(p, action === "paid" ? /confirmed/ : /Refunded/);
     return {};
   },
+  async box_office({ who, event, tier, quantity, holder, method }) {
+    const p = await page(who);
+    await go(p, "#/console/event/" + event);
+    const form = p.locator("section", { has: p.locator("#box-h") });
+    await form.getByLabel("Tier").selectOption({ label: tier });
+    await form.getByLabel("Quantity").fill(String(quantity));
+    await form.getByLabel("Name on tickets").fill(holder);
+    await form.getByLabel("Paid by").selectOption(method);
+    await form.getByRole("button", { name: "Sell at the box office" }).click();
+    return { toast: await toastSays(p, /^Sold /) };
+  },
+  // Opens the audit trail of the tickets of the order found by buyer email.
+  async audit_trail({ who, event, email }) {
+    const p = await page(who);
+    await go(p, "#/console/event/" + event + "/orders");
+    await p.getByLabel("Buyer email contains").fill(email);
+    await p.getByRole("button", { name: "Find orders" }).click();
+    await p.getByRole("button", { name: "Tickets", exact: true }).first().click();
+    const trail = p.locator("table", { has: p.locator("caption", { hasText: "Audit trail" }) });
+    await trail.waitFor();
+    const rows = await trail.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent.trim())));
+    return { rows };
+  },
+  async revoke_device({ who, event, device }) {
+    const p = await page(who);
+    await go(p, "#/console/event/" + event + "/devices");
+    p.once("dialog", (d) => d.accept());
+    await p.locator("[data-revoke='" + device + "']").click();
+    await toastSays(p, /Revoked/);
+    await p.locator("[data-revoke='" + device + "']").waitFor({ state: "detached" });
+    return {};
+  },
   async open_doors({ who, event }) {
     const p = await page(who);
     await go(p, "#/console/event/" + event + "/doors");

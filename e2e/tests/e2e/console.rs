@@ -479,6 +479,37 @@ async fn an_organizer_runs_the_doors_and_buyers_buy_and_show_tickets_in_a_real_b
     // Shown at the door, it is refused and the doors view counts why.
     let refused = a.scan(&manual_text).await;
     assert_eq!(refused["reason"], "revoked", "{refused}");
+
+    // The orders page shows that ticket's audit trail: the transitions the
+    // API holds, ending in the refund.
+    let trail = b
+        .call(json!({"cmd": "audit_trail", "who": "org", "event": event, "email": "max@"}))
+        .await;
+    let manual_ticket = manual["ticket"].as_str().expect("ticket id");
+    let history = ticket_history(&cloud, &org, manual_ticket).await;
+    let shown: Vec<String> = trail["rows"]
+        .as_array()
+        .expect("audit rows")
+        .iter()
+        .map(|r| r[2].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        shown, history,
+        "the page lists the ticket's transitions as the API holds them: {trail}"
+    );
+    assert!(
+        history.iter().any(|t| t.ends_with("→ issued"))
+            && history.last().is_some_and(|t| t.ends_with("→ refunded")),
+        "issued on the confirmed payment, refunded last: {history:?}"
+    );
+    assert!(
+        trail["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| manual_ticket.starts_with(r[0].as_str().unwrap_or("-"))),
+        "every row is the order's one ticket: {trail}"
+    );
     wait_until(
         Duration::from_secs(30),
         "the doors view counting the revoked scan and the gates' reports",
@@ -556,6 +587,99 @@ async fn an_organizer_runs_the_doors_and_buyers_buy_and_show_tickets_in_a_real_b
         .call(json!({"cmd": "resell", "who": "max", "price": "20.00"}))
         .await;
     assert_eq!(ok["error"], false, "within the cap it is listed: {ok}");
+
+    // A box-office sale on the event page records a paid order of the
+    // tickets sold.
+    let sold = b
+        .call(json!({"cmd": "box_office", "who": "org", "event": event, "tier": "Standard", "quantity": 2, "holder": "Walk-in Wally", "method": "cash"}))
+        .await;
+    assert!(
+        sold["toast"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Sold 2 ticket(s)"),
+        "{sold}"
+    );
+    let (st, v) = cloud
+        .call_as(
+            &org,
+            reqwest::Method::GET,
+            &format!("/events/{event}/orders?limit=100"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let office: Vec<&Value> = v["items"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .filter(|o| o["channel"] == "box_office")
+        .collect();
+    assert_eq!(office.len(), 1, "one box-office order: {v}");
+    let (st, full) = cloud
+        .call_as(
+            &org,
+            reqwest::Method::GET,
+            &format!("/orders/{}", office[0]["id"].as_str().unwrap_or_default()),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{full}");
+    let office = [&full];
+    assert_eq!(
+        (
+            office[0]["status"].as_str(),
+            office[0]["payment_method"].as_str(),
+            office[0]["total_minor"].as_i64(),
+            office[0]["ticket_ids"].as_array().map(Vec::len)
+        ),
+        (Some("paid"), Some("cash"), Some(5000), Some(2)),
+        "paid in cash, two Standard tickets: {}",
+        office[0]
+    );
+
+    // Revoking gate A on the devices page: the API lists it revoked and the
+    // gate's next sync is refused.
+    let gate_a = nodes[0].status().await["node_id"]
+        .as_str()
+        .expect("node id")
+        .to_string();
+    b.call(json!({"cmd": "revoke_device", "who": "org", "event": event, "device": gate_a}))
+        .await;
+    let (st, v) = cloud
+        .call_as(
+            &org,
+            reqwest::Method::GET,
+            &format!("/devices?event_id={event}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let listed: Vec<(String, bool)> = v
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap_or_default().to_string(),
+                d["revoked"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert!(
+        listed.contains(&(gate_a.clone(), true)) && listed.iter().filter(|d| d.1).count() == 1,
+        "gate A, and only it, is revoked: {v}"
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "gate A's next sync refused as revoked",
+        || async {
+            nodes[0].status().await["cloud"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("device_revoked"))
+        },
+    )
+    .await;
 
     // Sales, the shop's event page on a phone, security and accessibility.
     b.call(json!({"cmd": "goto", "who": "org", "hash": format!("#/console/event/{event}/sales")}))
@@ -661,6 +785,27 @@ async fn org_token(cloud: &Cloud) -> String {
         .await;
     assert_eq!(st, 200, "{v}");
     v["access_token"].as_str().expect("token").to_string()
+}
+
+/// A ticket's transitions as the API holds them (`from → to`).
+async fn ticket_history(cloud: &Cloud, token: &str, ticket: &str) -> Vec<String> {
+    let (st, v) = cloud
+        .call_as(
+            token,
+            reqwest::Method::GET,
+            &format!("/tickets/{ticket}/history"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v.as_array()
+        .expect("history")
+        .iter()
+        .map(|a| match a["from_status"].as_str() {
+            Some(from) => format!("{from} → {}", a["to_status"].as_str().unwrap_or_default()),
+            None => a["to_status"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
 }
 
 /// The emails on the event's staff roster, as the API lists them.
