@@ -318,17 +318,28 @@ impl<D: Dialect> NotificationStore for SqlStore<D> {
         id: Uuid,
         now: UnixMillis,
     ) -> StoreResult<NotificationRecord> {
+        // The update and the answer in one transaction: a worker cannot
+        // claim the row in between, so the answer is the queued message.
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE notifications SET status = 'queued', attempts = 0, next_attempt_at = $1, last_error = NULL, \
              updated_at = $1 WHERE id = $2 AND status IN ('failed', 'undeliverable', 'delivered')",
         )
         .bind(now)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?
         .rows_affected();
-        let rec = self.notification(id).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLS} FROM notifications WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(not_found("notification"))?;
+        let rec = record(&row)?;
+        tx.commit().await.map_err(map_err)?;
         if n == 0 {
             return Err(StoreError::InvalidState(format!(
                 "the message is {}; it can be re-sent once it is delivered, failed or undeliverable",

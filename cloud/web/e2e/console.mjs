@@ -221,7 +221,9 @@ const commands = {
     await p.getByLabel("Buyer email contains").fill(email);
     await p.getByRole("button", { name: "Find orders" }).click();
     await p.getByRole("button", { name: "Tickets", exact: true }).first().click();
-    const trail = p.locator("table", { has: p.locator("caption", { hasText: "Audit trail" }) });
+    // By its accessible name (its caption): the orders table holds it, so
+    // "a table with that caption" would match both.
+    const trail = p.getByRole("table", { name: "Audit trail" });
     await trail.waitFor();
     const rows = await trail.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent.trim())));
     return { rows };
