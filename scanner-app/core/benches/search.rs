@@ -7,7 +7,7 @@
 //! (docs/benchmarks.md).
 //!
 //! `cargo bench -p scanner-core --bench search`; `SEARCH_SIZES=100000`
-//! picks the sizes.
+//! picks the sizes (10k without `--bench`: a check, not a figure).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use scanner_core::search::SearchIndex;
@@ -88,11 +88,21 @@ impl PerTicket {
     }
 }
 
+/// The manifest sizes: `SEARCH_SIZES` (comma-separated), else 100k and 1M
+/// when benchmarking, and 10k in the quick check that runs without
+/// `--bench` (`cargo test --benches`, scripts/run-doc-commands).
 fn sizes() -> Vec<u32> {
+    let benching = std::env::args().any(|a| a == "--bench");
     std::env::var("SEARCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![100_000, 1_000_000])
+        .unwrap_or_else(|| {
+            if benching {
+                vec![100_000, 1_000_000]
+            } else {
+                vec![10_000]
+            }
+        })
 }
 
 fn search(c: &mut Criterion) {
