@@ -498,7 +498,9 @@ async fn an_organizer_runs_the_doors_and_buyers_buy_and_show_tickets_in_a_real_b
         "the page lists the ticket's transitions as the API holds them: {trail}"
     );
     assert!(
-        history.first().is_some_and(|t| t == "issued" || t.ends_with("→ issued"))
+        history
+            .first()
+            .is_some_and(|t| t == "issued" || t.ends_with("→ issued"))
             && history.last().is_some_and(|t| t.ends_with("→ refunded")),
         "issued on the confirmed payment, refunded last: {history:?}"
     );

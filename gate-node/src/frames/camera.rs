@@ -269,6 +269,11 @@ impl CameraSource {
             config.index
         )))
     }
+
+    /// Never called: no camera source exists in this build.
+    pub fn format(&self) -> String {
+        match self.0 {}
+    }
 }
 
 #[cfg(not(feature = "camera"))]
