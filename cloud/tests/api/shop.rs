@@ -58,23 +58,32 @@ fn free_port() -> u16 {
 }
 
 impl LocalStripe {
-    /// Starts localstripe and waits until it answers.
+    /// Starts localstripe and waits until it answers. A start that exits
+    /// at once (say a port another process took between `free_port` and
+    /// its bind) is retried on another port; after five, the panic carries
+    /// what localstripe said.
     pub async fn start() -> Self {
         let client = reqwest::Client::new();
-        for _ in 0..5 {
+        let mut said = String::new();
+        for attempt in 0..5u64 {
             let port = free_port();
+            // Its log goes to a file (a pipe nobody drains could block it).
+            let log = tempfile::NamedTempFile::new().expect("a temp file for localstripe's log");
             let mut child = tokio::process::Command::new("localstripe")
                 .args(["--port", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::from(log.reopen().expect("the log file")))
                 .kill_on_drop(true)
                 .spawn()
                 .unwrap_or_else(|e| {
                     panic!("localstripe is required for the Stripe tests (scripts/setup installs it): {e}")
                 });
             for _ in 0..300 {
-                if let Ok(Some(_)) = child.try_wait() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let err = std::fs::read_to_string(log.path()).unwrap_or_default();
+                    let tail: Vec<&str> = err.lines().rev().take(5).collect();
+                    said = format!("port {port}: {status}: {}", tail.join(" | "));
                     break;
                 }
                 let up = client
@@ -92,8 +101,9 @@ impl LocalStripe {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let _ = child.kill().await;
+            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
         }
-        panic!("localstripe did not start (tried five ports)");
+        panic!("localstripe did not start (tried five ports); last: {said}");
     }
 
     pub fn base(&self) -> String {
