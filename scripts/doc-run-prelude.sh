@@ -103,7 +103,10 @@ __doc_bench_exe() {
   local pkg=$1 bench=$2 list="$DOC_RUN_WORK/benches.tsv"
   if [ ! -s "$list" ]; then
     echo "   (building the bench targets: cargo test --workspace --benches --no-run)" >&2
-    command cargo test --workspace --benches --no-run --message-format=json 2>"$DOC_RUN_WORK/bench-build.log" |
+    # From the checkout itself, not the document's directory of links: a
+    # bench bakes in CARGO_MANIFEST_DIR (anvil's path), and the directory
+    # of links is gone after the run while its binary stays in the cache.
+    (cd "$DOC_RUN_REPO" && command cargo test --workspace --benches --no-run --message-format=json) 2>"$DOC_RUN_WORK/bench-build.log" |
       jq -r 'select(.reason == "compiler-artifact" and .executable != null and (.target.kind | index("bench")))
              | (.package_id | if test("#[^@/]+@") then capture("#(?<n>[^@/]+)@").n
                               else capture("/(?<n>[^/#]+)#").n end) as $pkg
