@@ -165,8 +165,14 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    // The package directory at run time (cargo bench sets it and runs
+    // benches there), not the one baked in at build: a cached binary may
+    // outlive the directory it was built from.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    let bin = root.join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
     assert!(
         bin.exists(),
         "anvil missing at {}: run scripts/setup",
