@@ -18,6 +18,11 @@
 //! created and dropped) and `localstripe` on `PATH` (`scripts/setup`).
 //! Prints one `BENCH issuance ...` line per capacity.
 
+// Not every bench uses every shared helper (active_event is mint's and
+// reservations').
+#[allow(dead_code)]
+mod support;
+
 use cloud::auth::jwt::Tokens;
 use cloud::config::{Config, Secret};
 use cloud::crypto::KeyVault;
@@ -32,7 +37,8 @@ use sqlx::Connection;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+use support::{ThrowawayDb, now_ms};
 
 const JWT: &str = "bench-jwt-secret-0123456789abcdef0123";
 const STRIPE_KEY: &str = "sk_test_gatehouse";
@@ -47,33 +53,16 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn num(name: &str, default: i64) -> i64 {
-    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    support::arg(name, default)
 }
 
 fn user(i: i64) -> UserRecord {
-    let id = UserId::new();
-    UserRecord {
-        id,
-        email: format!("bench-{id}@gatehouse.test"),
-        password_hash: "x".into(),
-        display_name: format!("Bench {i}"),
-        role: if i == 0 {
-            Role::Organizer
-        } else {
-            Role::Customer
-        },
-        country: None,
-        birth_year: None,
-        created_at: 1,
-        updated_at: 1,
-    }
+    let role = if i == 0 {
+        Role::Organizer
+    } else {
+        Role::Customer
+    };
+    support::user(role, &format!("Bench {i}"))
 }
 
 /// An active event with one tier of `capacity` at `price`, no purchase
@@ -508,35 +497,6 @@ async fn check_issued(url: &str, event: &EventRecord, tickets: i64) -> i64 {
     head
 }
 
-/// Drops the throwaway database at the end, also when a check fails.
-struct DropDatabase {
-    base: String,
-    db: String,
-}
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let (base, sql) = (
-            self.base.clone(),
-            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db),
-        );
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let workers = num("--workers", 32).max(1);
@@ -560,24 +520,8 @@ async fn main() {
         capacities = vec![capacities.first().copied().unwrap_or(5_000).min(500)];
         (workers.min(4), orders.min(40), webhook_orders.min(20))
     };
-    let base = std::env::var("DATABASE_URL_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let db = format!("gh_bench_issuance_{}", std::process::id());
-    let url = format!(
-        "{}/{db}",
-        base.rsplit_once('/').expect("URL ends with /DBNAME").0
-    );
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .expect("PostgreSQL is required for this benchmark");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{db}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let _cleanup = DropDatabase {
-        base: base.clone(),
-        db: db.clone(),
-    };
+    let db = ThrowawayDb::create("issuance").await;
+    let url = db.url.clone();
     let stripe = LocalStripe::start().await;
     let store = cloud::store::connect(&url, workers as u32)
         .await
