@@ -1,36 +1,48 @@
 #!/usr/bin/env bash
 # Release check of the SD image: boots it under qemu-system-aarch64 -M virt
-# (Debian's arm64 kernel and initrd from the image, user-mode networking),
-# enrolls the gate at first boot against a cloud on this host, and admits a
-# ticket sold by that cloud through the gate's local API.
+# -cpu cortex-a72 (software emulation; Debian's arm64 kernel and the
+# image's initrd, user-mode networking), enrolls the gate at first boot
+# against a cloud on this host, and admits a ticket sold by that cloud
+# through the gate's local API.
 #
-#   images/gate-node/boot-smoke.sh [--image DIR] [--cloud-binary FILE]
+#   images/gate-node/boot-smoke.sh [--image DIR] [--cloud-binary FILE] [--keep]
 #
 #   --image DIR          build-image.sh's output (gate.img, vmlinuz,
 #                        initrd.img; default images/out)
 #   --cloud-binary FILE  the host's cloud binary (default
 #                        $CARGO_TARGET_DIR/debug/cloud)
+#   --keep               keep the booted copy of the image and the logs
 #
 # The gate reaches the host's cloud at 10.0.2.2 (qemu's user-mode network
 # maps it to the host's loopback); the gate's port 7300 is forwarded to
-# 127.0.0.1:37300. Prints what it checked and how long it took.
+# 127.0.0.1:37300 and its SSH port to 127.0.0.1:37322. The operator's files
+# go on a copy of the image's FAT partition with mtools (no mount):
+# gate-enroll.conf, gate.env (no camera or GPIO in qemu: POST /scan stands
+# in for the camera) and authorized_keys (a key made for this run, which
+# also proves SSH comes on only with a key). POST /scan answers only on the
+# gate itself, so the ticket is scanned from inside the gate over SSH.
+# Prints each check with the time since the start; exits 1 at the first
+# that fails, with the guest's console and journal.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 dir="$repo/images/out"
 cloud_bin="${CARGO_TARGET_DIR:-$repo/target}/debug/cloud"
+keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) [ $# -ge 2 ] || { echo "--image needs a folder" >&2; exit 2; }; dir=$2; shift ;;
     --cloud-binary) [ $# -ge 2 ] || { echo "--cloud-binary needs a file" >&2; exit 2; }; cloud_bin=$2; shift ;;
+    --keep) keep=1 ;;
     *) echo "boot-smoke.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
 done
-for tool in qemu-system-aarch64 mcopy curl jq; do
-  command -v "$tool" >/dev/null || { echo "boot-smoke.sh: $tool is missing (apt-get install qemu-system-arm mtools curl jq)" >&2; exit 3; }
+for tool in qemu-system-aarch64 mcopy sfdisk curl jq ssh ssh-keygen; do
+  command -v "$tool" >/dev/null || { echo "boot-smoke.sh: $tool is missing (apt-get install qemu-system-arm mtools fdisk curl jq openssh-client)" >&2; exit 3; }
 done
+[ -x "$cloud_bin" ] || { echo "boot-smoke.sh: no cloud binary at $cloud_bin (cargo build -p cloud, or --cloud-binary FILE)" >&2; exit 3; }
 for f in gate.img vmlinuz initrd.img; do
   [ -f "$dir/$f" ] || { echo "boot-smoke.sh: $dir/$f is missing: run build-image.sh first" >&2; exit 3; }
 done
@@ -38,16 +50,24 @@ started=$(date +%s)
 work=$(mktemp -d)
 cloud_port=38090
 gate_port=37300
+ssh_port=37322
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  if [ "$keep" = 1 ]; then echo "kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 ok() { echo "ok ($(($(date +%s) - started)) s): $*"; }
+guest() {
+  ssh -q -i "$work/id_ed25519" -p "$ssh_port" -o BatchMode=yes -o ConnectTimeout=10 \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1 "$@"
+}
 fail() {
-  echo "FAILED: $*" >&2
-  tail -n 40 "$work/console.log" >&2 || true
+  echo "FAILED ($(($(date +%s) - started)) s): $*" >&2
+  echo "--- guest console (last 60 lines)" >&2
+  tail -n 60 "$work/console.log" >&2 || true
+  echo "--- guest journal of the gate units (if SSH is up)" >&2
+  guest journalctl --no-pager -n 60 -u gate-node -u gate-node-enroll -u ssh >&2 2>/dev/null || true
   exit 1
 }
 
@@ -83,29 +103,79 @@ offset=$(($(sfdisk --json "$work/gate.img" | jq '.partitiontable.partitions[0].s
 printf 'cloud=http://10.0.2.2:%s\ncode=%s\nname=qemu gate\n' "$cloud_port" "$code" >"$work/gate-enroll.conf"
 # No camera or GPIO in qemu; POST /scan stands in for the camera.
 printf 'GATE_SOURCE__KIND=none\nGATE_REQUIRE_GPIO=false\nGATE_SCAN_ENDPOINT=true\nGATE_MDNS=false\n' >"$work/gate.env"
-mcopy -o -i "$work/gate.img@@$offset" "$work/gate-enroll.conf" "$work/gate.env" ::/
+ssh-keygen -q -t ed25519 -N '' -C boot-smoke -f "$work/id_ed25519"
+cp "$work/id_ed25519.pub" "$work/authorized_keys"
+mcopy -o -i "$work/gate.img@@$offset" "$work/gate-enroll.conf" "$work/gate.env" "$work/authorized_keys" ::/
+ok "operator files written to the image's FAT partition (mtools)"
 
-cmdline="root=LABEL=RASPIROOT ro rootwait console=ttyAMA0 systemd.show_status=1"
-qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic \
+cmdline="root=LABEL=RASPIROOT ro console=ttyAMA0 systemd.show_status=1"
+qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -accel tcg,thread=multi \
   -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" -append "$cmdline" \
   -drive "file=$work/gate.img,format=raw,if=virtio" \
-  -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$gate_port-:7300" \
+  -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$gate_port-:7300,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
   -device virtio-net-pci,netdev=net0 \
   -serial "file:$work/console.log" -monitor none -display none &
 pids+=($!)
+qemu_pid=$!
 gate="http://127.0.0.1:$gate_port"
-for _ in $(seq 1 600); do
+booted=""
+for _ in $(seq 1 900); do
+  kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited"
+  if [ -z "$booted" ] && grep -q 'initramfs: root LABEL=RASPIROOT is' "$work/console.log" 2>/dev/null; then
+    booted=1
+    ok "kernel up; the initramfs found the root: $(grep -o 'initramfs: root LABEL=RASPIROOT is [^ ]*' "$work/console.log" | head -n1)"
+  fi
   status=$(curl -fsS --max-time 3 "$gate/status" 2>/dev/null) && break
-  kill -0 "${pids[1]}" 2>/dev/null || fail "qemu exited"
   sleep 1
 done
-[ -n "${status:-}" ] || fail "the gate's status API did not answer within 10 minutes"
+[ -n "${status:-}" ] || fail "the gate's status API did not answer within 15 minutes"
 [ "$(jq -r .event_id <<<"$status")" = "$event" ] || fail "the gate serves another event: $status"
-ok "booted; gate-node enrolled at first boot and its status API answers for event $event"
-decision=$(curl -fsS "$gate/scan" -H 'content-type: application/json' -d "{\"text\":\"$credential\"}")
+[ "$(jq -r .manifest.version <<<"$status")" != null ] || fail "the gate holds no manifest: $status"
+ok "gate-node enrolled at first boot; GET /status over the forwarded port answers for event $event (gate $(jq -r .gate <<<"$status"), manifest $(jq -c .manifest <<<"$status"))"
+
+for _ in $(seq 1 60); do guest true 2>/dev/null && break; sleep 2; done
+guest true || fail "SSH with the key from authorized_keys does not let us in"
+ok "SSH came on with the key from the boot partition (key-only)"
+# Each check runs one shell command line on the gate over SSH (ssh hands
+# the remote shell one string) and compares its output.
+check() {
+  local what=$1 want=$2 command=$3 got
+  got=$(guest "$command" 2>&1) || true
+  [ "$got" = "$want" ] || fail "$what: '$command' printed '$got', expected '$want'"
+  ok "$what: $want"
+}
+check "gate-node.service" "active" 'systemctl is-active gate-node.service'
+check "service type and watchdog" "notify 30s" \
+  'echo $(systemctl show -p Type --value gate-node.service) $(systemctl show -p WatchdogUSec --value gate-node.service)'
+check "the daemon's user" "gate-node" 'ps -o user= -p "$(systemctl show -p MainPID --value gate-node.service)"'
+check "the gpio group" "gate-node" 'getent group gpio | cut -d: -f4'
+check "root file system" "ro" 'findmnt -n -o OPTIONS / | cut -d, -f1'
+check "/var on the data partition" "GATEDATA rw" 'echo $(findmnt -n -o LABEL,OPTIONS /var | cut -d, -f1)'
+check "systemd-timesyncd" "active" 'systemctl is-active systemd-timesyncd.service'
+check "systemd-journald, persistent on /var" "active yes" \
+  'echo $(systemctl is-active systemd-journald) $(test -d /var/log/journal/$(cat /etc/machine-id) && echo yes || echo no)'
+check "enrollment file consumed" "gone" 'test -e /boot/firmware/gate-enroll.conf && echo present || echo gone'
+check "enrollment result on the boot partition" "enrolled" 'grep -o -m1 enrolled /boot/firmware/gate-enroll.result'
+check "password login refused by sshd" "passwordauthentication no" 'sshd -T 2>/dev/null | grep -i "^passwordauthentication "'
+check "failed units" "0" 'systemctl list-units --failed --no-legend | wc -l'
+
+scan_json="{\"text\":\"$credential\"}"
+outside=$(curl -sS -o /dev/null -w '%{http_code}' "$gate/scan" -H 'content-type: application/json' -d "$scan_json")
+[ "$outside" = 403 ] || fail "POST /scan from outside the gate answered $outside, expected 403"
+ok "POST /scan from outside the gate is refused (403)"
+local_scan() {
+  guest "busybox wget -q -O - --header 'content-type: application/json' --post-data '$scan_json' http://127.0.0.1:7300/scan"
+}
+decision=$(local_scan) || fail "POST /scan on the gate failed: $decision"
 [ "$(jq -r .decision <<<"$decision")" = admit ] || fail "the ticket was not admitted: $decision"
-ok "ticket admitted through the gate's local API"
-again=$(curl -fsS "$gate/scan" -H 'content-type: application/json' -d "{\"text\":\"$credential\"}")
+ok "ticket admitted through the gate's local API (POST /scan on the gate)"
+again=$(local_scan) || fail "POST /scan on the gate failed: $again"
 [ "$(jq -r .decision <<<"$again")" != admit ] || fail "the same ticket was admitted twice: $again"
 ok "the same ticket is refused the second time ($(jq -r .reason <<<"$again"))"
+for _ in $(seq 1 30); do
+  pending=$(curl -fsS --max-time 3 "$gate/status" | jq -r .pending) && [ "$pending" = 0 ] && break
+  sleep 2
+done
+[ "${pending:-}" = 0 ] || fail "the gate's scans did not reach the cloud (pending $pending)"
+ok "the scans reached the cloud (pending 0)"
 echo "boot smoke passed in $(($(date +%s) - started)) s"

@@ -17,11 +17,18 @@
 # (the scan log in /var/lib/gate-node, the journal, the clock file).
 # No file system is mounted to build it: mkfs.ext4 -d fills the ext4
 # partitions from folders, mtools writes the FAT one, sfdisk partitions the
-# image file. Package configuration runs arm64 code: through qemu-user-static
-# registered with binfmt_misc (checked below, with the fix).
+# image file. Package configuration runs arm64 code through qemu-user-static
+# registered with binfmt_misc (registered here if it is not). Debian's
+# mkinitramfs is not run under emulation (it took most of an hour there):
+# update-initramfs is diverted to a no-op while packages are configured and
+# make-initramfs.sh builds a small initramfs natively on this host (busybox-
+# static and the modules that reach the root: SD card on a Pi, virtio under
+# qemu), then the real update-initramfs is put back for kernel updates.
 #
 # Needs root and Debian packages mmdebstrap qemu-user-static e2fsprogs
-# dosfstools mtools fdisk (and what cross-build.sh needs).
+# dosfstools mtools fdisk kmod cpio (and what cross-build.sh needs).
+# Exit codes: 0 built; 2 bad arguments; 3 a tool or a prerequisite is
+# missing (the message says which and how to get it); other: a step failed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,12 +61,21 @@ missing() {
   exit 3
 }
 [ "$(id -u)" = 0 ] || missing "run as root (mmdebstrap needs it to set file owners)"
-for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk qemu-aarch64-static; do
+for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy mmd sfdisk qemu-aarch64-static modprobe depmod cpio file; do
   command -v "$tool" >/dev/null ||
-    missing "$tool is missing: apt-get install mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-user-static"
+    missing "$tool is missing: apt-get install mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-user-static kmod cpio file"
 done
+# Package set-up runs arm64 programs: the kernel hands them to qemu through
+# binfmt_misc. Register Debian's handler if it is not (as root; this is what
+# systemd-binfmt does at boot on a normal host).
 if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  missing "arm64 programs cannot run here (no binfmt_misc handler), and package set-up needs them: as root run 'mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register'"
+  echo "== registering qemu-aarch64 with binfmt_misc"
+  [ -e /proc/sys/fs/binfmt_misc/register ] ||
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+    missing "cannot mount binfmt_misc (output above), so arm64 programs cannot run here and package set-up needs them"
+  [ -f /usr/lib/binfmt.d/qemu-aarch64.conf ] || missing "/usr/lib/binfmt.d/qemu-aarch64.conf is missing: apt-get install qemu-user-static"
+  cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register ||
+    missing "cannot register /usr/lib/binfmt.d/qemu-aarch64.conf with binfmt_misc (output above)"
 fi
 
 mkdir -p "$out"
@@ -78,16 +94,24 @@ mkdir -p "$work"
 root="$work/root"
 
 echo "== mmdebstrap $suite arm64 into $root"
+root_started=$(date +%s)
 # Everything the gate needs: systemd with journald, timesyncd (the Pi has
 # no battery clock), networkd + resolved (DHCP on the wired port), udev for
 # the camera and GPIO devices, the kernel and the Pi firmware, and an SSH
 # server that stays off until the operator supplies a key.
+# busybox-static is the initramfs's only program (make-initramfs.sh);
+# e2fsprogs checks the file systems at boot. No manuals, docs or
+# translations on an SD card (copyright files stay).
 mmdebstrap --arch=arm64 --variant=minbase --mode=root \
   --components=main,non-free-firmware \
-  --include=systemd,systemd-sysv,udev,dbus,systemd-timesyncd,systemd-resolved,ca-certificates,iproute2,openssh-server,linux-image-arm64,raspi-firmware,firmware-brcm80211,initramfs-tools,kmod,file \
-  --essential-hook='mkdir -p "$1/boot/firmware"' \
+  --include=systemd,systemd-sysv,udev,dbus,systemd-timesyncd,systemd-resolved,ca-certificates,iproute2,openssh-server,linux-image-arm64,raspi-firmware,firmware-brcm80211,initramfs-tools,kmod,file,busybox-static,e2fsprogs \
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+  --essential-hook="$here/image-essential.sh \"\$1\"" \
   --customize-hook="$here/image-customize.sh \"\$1\" \"$binary\" \"$repo\"" \
   "$suite" "$root" "$mirror"
+debootstrapped=$(date +%s)
 
 echo "== file systems (no mounts)"
 boot="$work/boot.vfat"
@@ -120,10 +144,10 @@ dd if="$boot" of="$img" bs=1M seek="$start" conv=notrunc status=none
 dd if="$rootfs" of="$img" bs=1M seek=$((start + boot_mib)) conv=notrunc status=none
 dd if="$datafs" of="$img" bs=1M seek=$((start + boot_mib + root_mib)) conv=notrunc status=none
 
-# The boot smoke test boots Debian's kernel directly under qemu -M virt.
-cp "$work/firmware/vmlinuz" "$out/vmlinuz" 2>/dev/null || cp "$root"/boot/vmlinuz-* "$out/vmlinuz"
-cp "$work/firmware/initrd.img" "$out/initrd.img" 2>/dev/null || cp "$root"/boot/initrd.img-* "$out/initrd.img"
+# The boot smoke test boots Debian's kernel and the image's initrd directly.
+cp "$work"/firmware/vmlinuz-* "$out/vmlinuz"
+cp "$work"/firmware/initrd.img-* "$out/initrd.img"
 rm -rf "$work"
 sfdisk --dump "$img"
-echo "image: $img ($(du -h --apparent-size "$img" | cut -f1), built in $(($(date +%s) - started)) s)"
+echo "image: $img ($(du -h --apparent-size "$img" | cut -f1), built in $(($(date +%s) - started)) s; root and packages $((debootstrapped - root_started)) s)"
 echo "flash: dd if=$img of=/dev/sdX bs=4M conv=fsync status=progress"
