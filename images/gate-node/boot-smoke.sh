@@ -15,8 +15,10 @@
 #
 # The gate reaches the host's cloud at 10.0.2.2 (qemu's user-mode network
 # maps it to the host's loopback); the gate's port 7300 is forwarded to
-# 127.0.0.1:37300 and its SSH port to 127.0.0.1:37322. The operator's files
-# go on a copy of the image's FAT partition with mtools (no mount):
+# 127.0.0.1:37300 and its SSH port to 127.0.0.1:37322. A copy of the image
+# boots twice: first as flashed (it reaches its login prompt; no SSH server
+# and no gate answer), then with the operator's files, put on its FAT
+# partition with mtools (no mount):
 # gate-enroll.conf, gate.env (no camera or GPIO in qemu: POST /scan stands
 # in for the camera) and authorized_keys (a key made for this run, which
 # also proves SSH comes on only with a key). POST /scan answers only on the
@@ -64,8 +66,8 @@ guest() {
 }
 fail() {
   echo "FAILED ($(($(date +%s) - started)) s): $*" >&2
-  echo "--- guest console (last 60 lines)" >&2
-  tail -n 60 "$work/console.log" >&2 || true
+  echo "--- guest console $console (last 60 lines)" >&2
+  tail -n 60 "$console" >&2 || true
   echo "--- guest journal of the gate units (if SSH is up)" >&2
   guest journalctl --no-pager -n 60 -u gate-node -u gate-node-enroll >&2 2>/dev/null || true
   exit 1
@@ -96,42 +98,74 @@ code=$(call POST /devices/enrollment-codes "$org" "{\"event_id\":\"$event\",\"ga
 credential=$(call POST "/events/$event/ticket-sale" "$org" '{"tier":1,"quantity":1,"holder_name":"Jensen","payment_method":"cash"}' | jq -r '.tickets[0].credential')
 ok "cloud on the host: event $event, enrollment code, a ticket sold"
 
-# The operator's files on the boot partition (FAT, at the image's first
-# partition), written with mtools: no mount.
+ssh-keygen -q -t ed25519 -N '' -C boot-smoke -f "$work/id_ed25519"
 cp --sparse=always "$dir/gate.img" "$work/gate.img"
 offset=$(($(sfdisk --json "$work/gate.img" | jq '.partitiontable.partitions[0].start') * 512))
+console="$work/console-1.log"
+cmdline="root=LABEL=RASPIROOT ro console=ttyAMA0 systemd.show_status=1"
+boot() {
+  console=$1
+  qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -accel tcg,thread=multi \
+    -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" -append "$cmdline" \
+    -drive "file=$work/gate.img,format=raw,if=virtio" \
+    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$gate_port-:7300,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
+    -device virtio-net-pci,netdev=net0 \
+    -serial "file:$console" -monitor none -display none &
+  pids+=($!)
+  qemu_pid=$!
+}
+wait_for_root() {
+  if [ -z "$found_root" ] && grep -q 'initramfs: root LABEL=RASPIROOT is' "$console" 2>/dev/null; then
+    found_root=1
+    ok "kernel up; the initramfs found the root: $(grep -a -o 'initramfs: root LABEL=RASPIROOT is [^ ]*' "$console" | head -n1)"
+  fi
+}
+gate="http://127.0.0.1:$gate_port"
+
+# Boot 1, the image as flashed, no operator files: it comes up to a login
+# prompt, and neither SSH nor the gate answers (not enrolled, no key).
+boot "$work/console-1.log"
+found_root=""
+for _ in $(seq 1 900); do
+  kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited"
+  wait_for_root
+  grep -q 'gate login:' "$console" 2>/dev/null && break
+  sleep 1
+done
+grep -q 'gate login:' "$console" || fail "the image as flashed did not reach its login prompt within 15 minutes"
+ok "the image as flashed boots to its login prompt"
+sleep 5
+banner=$(timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ssh_port && head -c 4 <&3" 2>/dev/null) || true
+[ "$banner" != SSH- ] || fail "an SSH server answers on an image without authorized_keys"
+if guest true 2>/dev/null; then fail "SSH lets us in on an image without authorized_keys"; fi
+ok "without authorized_keys no SSH server answers"
+if curl -fsS --max-time 3 "$gate/status" >/dev/null 2>&1; then fail "gate-node runs on an image that was never enrolled"; fi
+ok "without gate-enroll.conf gate-node does not run"
+kill "$qemu_pid"
+wait "$qemu_pid" 2>/dev/null || true
+
+# The operator's files on the boot partition (FAT, at the image's first
+# partition), written with mtools: no mount.
 printf 'cloud=http://10.0.2.2:%s\ncode=%s\nname=qemu gate\n' "$cloud_port" "$code" >"$work/gate-enroll.conf"
 # No camera or GPIO in qemu; POST /scan stands in for the camera.
 printf 'GATE_SOURCE__KIND=none\nGATE_REQUIRE_GPIO=false\nGATE_SCAN_ENDPOINT=true\nGATE_MDNS=false\n' >"$work/gate.env"
-ssh-keygen -q -t ed25519 -N '' -C boot-smoke -f "$work/id_ed25519"
 cp "$work/id_ed25519.pub" "$work/authorized_keys"
 mcopy -o -i "$work/gate.img@@$offset" "$work/gate-enroll.conf" "$work/gate.env" "$work/authorized_keys" ::/
 ok "operator files written to the image's FAT partition (mtools)"
 
-cmdline="root=LABEL=RASPIROOT ro console=ttyAMA0 systemd.show_status=1"
-qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -accel tcg,thread=multi \
-  -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" -append "$cmdline" \
-  -drive "file=$work/gate.img,format=raw,if=virtio" \
-  -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$gate_port-:7300,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
-  -device virtio-net-pci,netdev=net0 \
-  -serial "file:$work/console.log" -monitor none -display none &
-pids+=($!)
-qemu_pid=$!
-gate="http://127.0.0.1:$gate_port"
-booted=""
+# Boot 2: first-boot enrolls, turns SSH on and starts the gate.
+boot "$work/console-2.log"
+found_root=""
 for _ in $(seq 1 900); do
   kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited"
-  if [ -z "$booted" ] && grep -q 'initramfs: root LABEL=RASPIROOT is' "$work/console.log" 2>/dev/null; then
-    booted=1
-    ok "kernel up; the initramfs found the root: $(grep -o 'initramfs: root LABEL=RASPIROOT is [^ ]*' "$work/console.log" | head -n1)"
-  fi
+  wait_for_root
   status=$(curl -fsS --max-time 3 "$gate/status" 2>/dev/null) && break
   sleep 1
 done
 [ -n "${status:-}" ] || fail "the gate's status API did not answer within 15 minutes"
 [ "$(jq -r .event_id <<<"$status")" = "$event" ] || fail "the gate serves another event: $status"
 jq -e '.manifest.version > 0' <<<"$status" >/dev/null || fail "the gate holds no manifest: $status"
-ok "gate-node enrolled at first boot; GET /status over the forwarded port answers for event $event (gate $(jq -r .gate <<<"$status"), manifest $(jq -c .manifest <<<"$status"))"
+ok "gate-node enrolled at boot; GET /status over the forwarded port answers for event $event (gate $(jq -r .gate <<<"$status"), manifest $(jq -c .manifest <<<"$status"))"
 
 for _ in $(seq 1 60); do guest true 2>/dev/null && break; sleep 2; done
 guest true || fail "SSH with the key from authorized_keys does not let us in"
@@ -163,15 +197,15 @@ scan_json="{\"text\":\"$credential\"}"
 outside=$(curl -sS -o /dev/null -w '%{http_code}' "$gate/scan" -H 'content-type: application/json' -d "$scan_json")
 [ "$outside" = 403 ] || fail "POST /scan from outside the gate answered $outside, expected 403"
 ok "POST /scan from outside the gate is refused (403)"
-local_scan() {
-  guest "busybox wget -q -O - --header 'content-type: application/json' --post-data '$scan_json' http://127.0.0.1:7300/scan"
-}
-decision=$(local_scan) || fail "POST /scan on the gate failed: $decision"
+wget_scan="busybox wget -q -O - --header 'content-type: application/json' --post-data '$scan_json' http://127.0.0.1:7300/scan"
+local_scan() { guest "$wget_scan"; }
+# The first read and a repeat right after it, in one SSH session so both
+# fall within debounce_ms (2 s in gate.toml): one scan, not a second entry.
+pair=$(guest "$wget_scan && echo && $wget_scan") || fail "POST /scan on the gate failed: $pair"
+decision=$(jq -c -s '.[0]' <<<"$pair") || fail "POST /scan on the gate did not answer JSON: $pair"
+repeat=$(jq -c -s '.[1]' <<<"$pair")
 [ "$(jq -r .decision <<<"$decision")" = admit ] || fail "the ticket was not admitted: $decision"
 ok "ticket admitted through the gate's local API (POST /scan on the gate)"
-# A read of the same code within debounce_ms (2 s in gate.toml) is the same
-# scan, not a second entry; after that the ticket is already inside.
-repeat=$(local_scan) || fail "POST /scan on the gate failed: $repeat"
 jq -e --arg id "$(jq -r .scan_id <<<"$decision")" '.repeat == true and .scan_id == $id' <<<"$repeat" >/dev/null ||
   fail "a repeat read within the debounce window was not folded into the first scan: $repeat"
 ok "a repeat read within 2 s is the same scan ($(jq -r .scan_id <<<"$repeat"))"
