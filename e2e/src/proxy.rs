@@ -43,7 +43,10 @@ where
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -110,7 +113,8 @@ impl Proxy {
                     }
                     let relay = async {
                         if delay.is_zero() {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         } else {
                             let (ir, iw) = inbound.split();
                             let (or, ow) = outbound.split();
