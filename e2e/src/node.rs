@@ -129,6 +129,27 @@ impl Node {
             .expect("run gate-node")
     }
 
+    /// Waits until a dry run of `text` at this node (`gate-node check`,
+    /// nothing recorded) decides `decision` with `reason`: what a change
+    /// from the cloud is for, whichever manifest version carried it (the
+    /// cloud may publish several orders in one version or in several).
+    pub async fn wait_check(&self, text: &str, decision: &str, reason: Option<&str>) {
+        let what = format!(
+            "a dry run at {} deciding {decision} {reason:?}",
+            self.dir.display()
+        );
+        crate::wait_until(crate::venue::SETTLE, &what, || async {
+            let out = self.cli(&["check", "--text", text, "--json"]);
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let ok = r["decision"] == decision && r["reason"].as_str() == reason;
+            if !ok {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            ok
+        })
+        .await;
+    }
+
     /// Starts `gate-node run`, waits for its listening line and points
     /// the proxy at it.
     pub fn start(&mut self) {
