@@ -6,8 +6,12 @@
 //! during a partition arrive when it heals. A peer whose last exchange
 //! failed (a push lost on a bad link, a switch that went dark) is not left
 //! to the next period: it gets a conversation again after 250 ms, then
-//! 500 ms, 1 s, 2 s and every 4 s until one succeeds, so a healed link
-//! catches up within about a retry interval rather than the whole period.
+//! 500 ms and every second until one succeeds, so a healed link catches up
+//! within about a second rather than the whole period. A push not answered
+//! within [`HEDGE_AFTER`] (a lost segment or SYN on a lossy link) is raced
+//! by a second copy on another connection; whichever is answered first
+//! counts (applying records is idempotent, and each copy is sealed with its
+//! own nonce).
 //! Peers come from the config and from mDNS (see [`crate::discovery`]).
 //!
 //! Invariants: an envelope that fails the HMAC (under the gossip key of the
@@ -45,8 +49,13 @@ const MAX_FUTURE_MS: u64 = 5 * 60 * 1000;
 /// First catch-up attempt after a failed exchange with a peer; doubled on
 /// each further failure up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(250);
-/// Longest wait between catch-up attempts with a failing peer.
-const MAX_RETRY: Duration = Duration::from_secs(4);
+/// Longest wait between catch-up attempts with a failing peer (a dead
+/// peer then costs one small request a second or two).
+const MAX_RETRY: Duration = Duration::from_secs(1);
+/// A push slower than this is raced by a second copy: on a LAN an answer
+/// takes milliseconds, a lost segment costs a 200 ms retransmission and a
+/// lost SYN a whole second.
+pub const HEDGE_AFTER: Duration = Duration::from_millis(300);
 /// How often due catch-up attempts are looked for.
 const RETRY_TICK: Duration = Duration::from_millis(50);
 
@@ -480,11 +489,35 @@ impl PeerHub {
         for url in urls {
             let (hub, msg) = (self.clone(), msg.clone());
             tasks.spawn(async move {
-                let r = hub.converse(&url, msg).await;
+                let r = hub.hedged(&url, msg).await;
                 hub.note(&url, &r);
             });
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// A conversation starting with `msg`; if it is not over within
+    /// [`HEDGE_AFTER`], a second one races it and the first success wins.
+    async fn hedged(&self, url: &str, msg: SyncMessage) -> Result<usize, PeerError> {
+        let first = self.converse(url, msg.clone());
+        tokio::pin!(first);
+        tokio::select! {
+            r = &mut first => return r,
+            _ = tokio::time::sleep(HEDGE_AFTER) => {}
+        }
+        metrics::counter!("gate_peer_hedged_pushes_total").increment(1);
+        let second = self.converse(url, msg);
+        tokio::pin!(second);
+        tokio::select! {
+            r = &mut first => match r {
+                Ok(n) => Ok(n),
+                Err(_) => second.await,
+            },
+            r = &mut second => match r {
+                Ok(n) => Ok(n),
+                Err(_) => first.await,
+            },
+        }
     }
 
     /// One anti-entropy conversation with `url`, starting from what the
