@@ -10,6 +10,7 @@
 //! tests fail with the command that builds them.
 
 pub mod cloud;
+pub mod lan;
 pub mod node;
 pub mod pg;
 pub mod proxy;

@@ -20,6 +20,8 @@ pub struct Timings {
     pub cloud_backoff_max_ms: u64,
     /// Anti-entropy period with peers.
     pub anti_entropy_ms: u64,
+    /// Timeout of one peer request.
+    pub peer_timeout_ms: u64,
 }
 
 impl Timings {
@@ -29,6 +31,7 @@ impl Timings {
             cloud_interval_ms: 500,
             cloud_backoff_max_ms: 1_000,
             anti_entropy_ms: 500,
+            peer_timeout_ms: 500,
         }
     }
     /// A cloud poll so slow (60 s) that within a scenario only the push
@@ -38,6 +41,7 @@ impl Timings {
             cloud_interval_ms: 60_000,
             cloud_backoff_max_ms: 1_000,
             anti_entropy_ms: 500,
+            peer_timeout_ms: 500,
         }
     }
     /// The shipped defaults (what figures are measured with).
@@ -46,6 +50,7 @@ impl Timings {
             cloud_interval_ms: 5_000,
             cloud_backoff_max_ms: 60_000,
             anti_entropy_ms: 5_000,
+            peer_timeout_ms: 1_000,
         }
     }
 }
@@ -81,10 +86,11 @@ impl Node {
         let peers: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
         let toml = format!(
             "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\npeers = [{}]\nmdns = false\nscan_endpoint = true\n\
-             debounce_ms = 0\n[sync]\npeer_timeout_ms = 500\nanti_entropy_ms = {}\ncloud_interval_ms = {}\n\
+             debounce_ms = 0\n[sync]\npeer_timeout_ms = {}\nanti_entropy_ms = {}\ncloud_interval_ms = {}\n\
              cloud_backoff_max_ms = {}\n",
             dir.join("data").display().to_string(),
             peers.join(", "),
+            t.peer_timeout_ms,
             t.anti_entropy_ms,
             t.cloud_interval_ms,
             t.cloud_backoff_max_ms,
@@ -121,6 +127,27 @@ impl Node {
             .env("GATE_LOG", "warn")
             .output()
             .expect("run gate-node")
+    }
+
+    /// Waits until a dry run of `text` at this node (`gate-node check`,
+    /// nothing recorded) decides `decision` with `reason`: what a change
+    /// from the cloud is for, whichever manifest version carried it (the
+    /// cloud may publish several orders in one version or in several).
+    pub async fn wait_check(&self, text: &str, decision: &str, reason: Option<&str>) {
+        let what = format!(
+            "a dry run at {} deciding {decision} {reason:?}",
+            self.dir.display()
+        );
+        crate::wait_until(crate::venue::SETTLE, &what, || async {
+            let out = self.cli(&["check", "--text", text, "--json"]);
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let ok = r["decision"] == decision && r["reason"].as_str() == reason;
+            if !ok {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            ok
+        })
+        .await;
     }
 
     /// Starts `gate-node run`, waits for its listening line and points

@@ -10,7 +10,14 @@
 //!   inflate, one transaction), target at most 2 s;
 //! - `propagation`: gate-to-gate time on loopback between two real
 //!   `gate-node run` processes, from A's answer to the record being in B's
-//!   store, target p99 at most 1 s.
+//!   store, target p99 at most 1 s;
+//! - `festival`: a 1,000,000-ticket event (issue 14 part 3): the signed
+//!   full manifest's size and build + sign time, `gate-node import` of it
+//!   in a real process (verify, inflate, apply; target at most 5 s) and
+//!   that process's peak memory, 500,000 peer scans applied to the log, the
+//!   decision time with both (target at most 60 µs), a 10,000-change
+//!   delta's size and apply time, sustained durable scans per second, and
+//!   the memory of `gate-node run` serving that store.
 //!
 //! Run: `cargo bench -p gate-node --bench engine` (optionally a filter:
 //! `frame`, `scan`, `manifest`, `propagation`). Without `--bench` (what
@@ -32,7 +39,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use sync_protocol::{Hlc, ScanId};
+use sync_protocol::checkin::Direction;
+use sync_protocol::{Hlc, Outcome, ScanId, ScanRecord};
 
 fn provisioned(f: &EventFixture, n: u8, with_manifest: bool) -> (tempfile::TempDir, Arc<Store>) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -326,4 +334,240 @@ fn main() {
     if wants("propagation") {
         propagation();
     }
+    if wants("festival") {
+        festival();
+    }
+}
+
+/// `VmHWM` (peak resident set) and `VmRSS` of process `pid`, in KiB.
+fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// Runs `cmd` to the end, sampling its peak memory every 2 ms; returns
+/// the wall time and the last peak seen (KiB).
+fn run_measured(cmd: &mut Command) -> (Duration, u64) {
+    let start = Instant::now();
+    let mut child = cmd.stdout(Stdio::null()).spawn().expect("spawn");
+    let mut peak = 0;
+    loop {
+        if let Some((hwm, _)) = memory_kib(child.id()) {
+            peak = peak.max(hwm);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{cmd:?} failed");
+            return (start.elapsed(), peak);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn festival() {
+    let tickets = sized(1_000_000, 2_000);
+    let scans = sized(500_000, 1_000);
+    let changes = sized(10_000, 100);
+    let bin = env!("CARGO_BIN_EXE_gate-node");
+    let made = Instant::now();
+    let mut f = EventFixture::new(95, tickets);
+    let fixture_secs = made.elapsed().as_secs_f64();
+
+    // What the cloud does for a full manifest once it has the rows: encode,
+    // DEFLATE, sign.
+    let s = Instant::now();
+    let bytes = f.manifest_bytes();
+    let sign_secs = s.elapsed().as_secs_f64();
+
+    // A real gate process imports it: the file as it arrives from the cloud.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("gate.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\npeers = []\nmdns = false\n\
+             scan_endpoint = true\ndebounce_ms = 0\ntrust_system_clock = true\n",
+            data.display().to_string()
+        ),
+    )
+    .expect("config");
+    let mut bundle = f.bundle(1, "Festival");
+    bundle.manifest = None;
+    let bundle_path = dir.path().join("bundle.json");
+    std::fs::write(&bundle_path, serde_json::to_vec(&bundle).expect("json")).expect("bundle");
+    let manifest_path = dir.path().join("manifest.bin");
+    std::fs::write(&manifest_path, &bytes).expect("manifest file");
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("GATE_LOG", "error");
+        c
+    };
+    let ok = cli(&[
+        "provision",
+        "--bundle",
+        bundle_path.to_str().expect("utf-8"),
+    ])
+    .stdout(Stdio::null())
+    .status()
+    .expect("provision");
+    assert!(ok.success());
+    let (import, import_peak_kib) = run_measured(&mut cli(&[
+        "import",
+        "--manifest",
+        manifest_path.to_str().expect("utf-8"),
+    ]));
+
+    // 500k scans from the other gates, as peer sync delivers them (signed,
+    // verified on apply), in batches of 5,000.
+    let store = Store::open_in(&data).expect("store");
+    let s = Instant::now();
+    let base_ms = 1_750_000_000_000u64;
+    let per_device = scans.div_ceil(15);
+    let mut batch = Vec::with_capacity(5_000);
+    for i in 0..scans {
+        let device = 2 + (i / per_device) as u8;
+        let seq = u64::from(i % per_device) + 1;
+        let mut r = ScanRecord {
+            id: ScanId {
+                node: f.node_id(device),
+                seq,
+            },
+            event_id: f.event_id,
+            ticket_id: f.ticket(i),
+            generation: 0,
+            direction: Direction::Entry,
+            hlc: Hlc::new(base_ms + u64::from(i), 0),
+            zone: None,
+            outcome: Outcome::Admit,
+            gate: format!("Gate {device}"),
+            operator: String::new(),
+            signature: Default::default(),
+        };
+        r.sign(&f.device_key(device));
+        batch.push(r);
+        if batch.len() == 5_000 || i + 1 == scans {
+            let report = store
+                .apply_records(&batch, base_ms + u64::from(scans), 0)
+                .expect("apply peer scans");
+            assert_eq!(report.new, batch.len(), "every peer scan applied");
+            batch.clear();
+        }
+    }
+    let log_secs = s.elapsed().as_secs_f64();
+
+    // Decisions with 1M tickets and 500k scans: the tickets already inside
+    // (rejected) and the ones not yet in (admitted), without recording.
+    let time = trusted_time();
+    let mut decide = Vec::new();
+    for k in 0..2_000u32 {
+        let i = if k % 2 == 0 {
+            k * 97 % scans
+        } else {
+            scans + k * 89 % (tickets - scans)
+        };
+        let text = f.credential(f.ticket(i));
+        let s = Instant::now();
+        let r = gate_node::engine::dry_run(&store, &time, &text).expect("decide");
+        decide.push(s.elapsed());
+        assert_eq!(r.admitted(), i >= scans, "ticket {i}");
+    }
+    decide.sort();
+
+    // A delta of 10,000 changes (refunds and renames) from the cloud.
+    let changed: Vec<_> = (0..changes)
+        .map(|k| {
+            let mut e = f.entry(tickets - 1 - k);
+            e.display_name = format!("Renamed {k}");
+            e
+        })
+        .collect();
+    let delta = f.delta(changed);
+    let s = Instant::now();
+    let applied = store.apply_delta(&delta).expect("delta");
+    let delta_secs = s.elapsed().as_secs_f64();
+    assert_eq!(applied.entries, changes as usize);
+
+    // Sustained scans through the engine (decide, durable append with
+    // fsync, actuator, push queue): fresh tickets one after another.
+    let sustained = sized(20_000, 200);
+    let engine = Engine::new(Arc::new(store), time, None, 0, "").expect("engine");
+    let mut lat = Vec::with_capacity(sustained as usize);
+    let s = Instant::now();
+    for k in 0..sustained {
+        let text = f.credential(f.ticket(scans + k));
+        let t = Instant::now();
+        assert!(engine.scan_text(&text).expect("scan").admitted());
+        lat.push(t.elapsed());
+    }
+    let sustained_secs = s.elapsed().as_secs_f64();
+    lat.sort();
+    drop(engine);
+
+    // The daemon serving that store: memory after a few scans.
+    let mut child = cli(&["run"]).stdout(Stdio::piped()).spawn().expect("run");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let daemon = Proc(child);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    for k in 0..100 {
+        let text = f.credential(f.ticket(scans + sustained + k));
+        let v: serde_json::Value = rt.block_on(async {
+            http.post(format!("http://127.0.0.1:{port}/scan"))
+                .json(&serde_json::json!({ "text": text }))
+                .send()
+                .await
+                .expect("scan at the daemon")
+                .json()
+                .await
+                .expect("json")
+        });
+        assert_eq!(v["decision"], "admit", "{v}");
+    }
+    let (daemon_hwm, daemon_rss) = memory_kib(daemon.0.id()).expect("daemon memory");
+    drop(daemon);
+    let db_bytes: u64 = std::fs::read_dir(&data)
+        .expect("data dir")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "bench=festival tickets={tickets} fixture_secs={fixture_secs:.2} manifest_bytes={} sign_secs={sign_secs:.3} \
+         import_secs={:.3} import_peak_mib={:.0} target_import_secs=5 peer_scans={scans} log_apply_secs={log_secs:.2} \
+         decide_p50_us={:.1} decide_p99_us={:.1} target_decide_us=60 delta_changes={changes} delta_bytes={} \
+         delta_apply_secs={delta_secs:.3} sustained_scans={sustained} scans_per_sec={:.0} scan_p50_ms={:.2} \
+         scan_p99_ms={:.2} scan_max_ms={:.2} daemon_rss_mib={:.0} daemon_peak_mib={:.0} store_mib={:.0}",
+        bytes.len(),
+        import.as_secs_f64(),
+        import_peak_kib as f64 / 1024.0,
+        percentile_ms(&decide, 0.5) * 1000.0,
+        percentile_ms(&decide, 0.99) * 1000.0,
+        delta.len(),
+        f64::from(sustained) / sustained_secs,
+        percentile_ms(&lat, 0.5),
+        percentile_ms(&lat, 0.99),
+        percentile_ms(&lat, 1.0),
+        daemon_rss as f64 / 1024.0,
+        daemon_hwm as f64 / 1024.0,
+        db_bytes as f64 / 1048576.0,
+    );
 }

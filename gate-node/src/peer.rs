@@ -3,8 +3,16 @@
 //! Each admission is pushed to every peer at once (a sealed `SyncMessage`
 //! carrying the record and this node's summary, `POST /peer/sync`); every
 //! `anti_entropy_ms` each peer gets a full sync conversation, so scans missed
-//! during a partition arrive when it heals. Peers come from the config and
-//! from mDNS (see [`crate::discovery`]).
+//! during a partition arrive when it heals. A peer whose last exchange
+//! failed (a push lost on a bad link, a switch that went dark) is not left
+//! to the next period: it gets a conversation again after 250 ms, then
+//! 500 ms and every second until one succeeds, so a healed link catches up
+//! within about a second rather than the whole period. A push not answered
+//! within [`HEDGE_AFTER`] (a lost segment or SYN on a lossy link) is raced
+//! by a second copy on another connection; whichever is answered first
+//! counts (applying records is idempotent, and each copy is sealed with its
+//! own nonce).
+//! Peers come from the config and from mDNS (see [`crate::discovery`]).
 //!
 //! Invariants: an envelope that fails the HMAC (under the gossip key of the
 //! roster version it names: the newest two are accepted), one outside the
@@ -38,6 +46,26 @@ pub const TIME_HEADER: &str = "x-gatehouse-time";
 const MAX_ROUNDS: usize = 64;
 /// Remote HLCs further ahead of a trusted clock than this do not move ours.
 const MAX_FUTURE_MS: u64 = 5 * 60 * 1000;
+/// First catch-up attempt after a failed exchange with a peer; doubled on
+/// each further failure up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// Longest wait between catch-up attempts with a failing peer (a dead
+/// peer then costs one small request a second or two).
+const MAX_RETRY: Duration = Duration::from_secs(1);
+/// A push slower than this is raced by a second copy: on a LAN an answer
+/// takes milliseconds, a lost segment costs a 200 ms retransmission and a
+/// lost SYN a whole second.
+pub const HEDGE_AFTER: Duration = Duration::from_millis(300);
+/// How often due catch-up attempts are looked for.
+const RETRY_TICK: Duration = Duration::from_millis(50);
+
+/// When a failing peer is tried again.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    due: tokio::time::Instant,
+    backoff: Duration,
+    in_flight: bool,
+}
 
 /// A peer exchange or an incoming message failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +157,8 @@ pub struct PeerHub {
     http: reqwest::Client,
     peers: Mutex<BTreeMap<String, PeerState>>,
     replay: Mutex<ReplayGuard>,
+    /// Peers whose last exchange failed, by URL.
+    retries: Mutex<BTreeMap<String, Retry>>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -163,6 +193,7 @@ impl PeerHub {
             http,
             peers: Mutex::new(BTreeMap::new()),
             replay: Mutex::new(ReplayGuard::new()),
+            retries: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -223,6 +254,40 @@ impl PeerHub {
         Ok((header, key, msg))
     }
 
+    fn retries_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Retry>> {
+        self.retries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a catch-up conversation with every failing peer whose retry
+    /// is due (one at a time per peer).
+    fn retry_due(self: &Arc<Self>) {
+        let now = tokio::time::Instant::now();
+        let known: Vec<String> = self.peers_lock().keys().cloned().collect();
+        let due: Vec<String> = {
+            let mut retries = self.retries_lock();
+            retries.retain(|url, _| known.contains(url));
+            retries
+                .iter_mut()
+                .filter(|(_, r)| !r.in_flight && r.due <= now)
+                .map(|(url, r)| {
+                    r.in_flight = true;
+                    url.clone()
+                })
+                .collect()
+        };
+        for url in due {
+            let hub = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = hub.sync_with(&url).await {
+                    tracing::debug!(peer = %url, error = %e, "catch-up failed");
+                }
+                if let Some(r) = hub.retries_lock().get_mut(&url) {
+                    r.in_flight = false;
+                }
+            });
+        }
+    }
+
     fn peers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PeerState>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -278,6 +343,22 @@ impl PeerHub {
                 Err(e) => p.last_error = Some(e.to_string()),
             }
         }
+        let mut retries = self.retries_lock();
+        match result {
+            Ok(_) => {
+                retries.remove(url);
+            }
+            Err(_) => {
+                let r = retries.entry(url.to_owned()).or_insert(Retry {
+                    due: tokio::time::Instant::now(),
+                    backoff: Duration::ZERO,
+                    in_flight: false,
+                });
+                r.backoff = (r.backoff * 2).clamp(FIRST_RETRY, MAX_RETRY);
+                r.due = tokio::time::Instant::now() + r.backoff;
+            }
+        }
+        drop(retries);
         let label = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("gate_peer_exchanges_total", "result" => label).increment(1);
     }
@@ -408,11 +489,35 @@ impl PeerHub {
         for url in urls {
             let (hub, msg) = (self.clone(), msg.clone());
             tasks.spawn(async move {
-                let r = hub.converse(&url, msg).await;
+                let r = hub.hedged(&url, msg).await;
                 hub.note(&url, &r);
             });
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// A conversation starting with `msg`; if it is not over within
+    /// [`HEDGE_AFTER`], a second one races it and the first success wins.
+    async fn hedged(&self, url: &str, msg: SyncMessage) -> Result<usize, PeerError> {
+        let first = self.converse(url, msg.clone());
+        tokio::pin!(first);
+        tokio::select! {
+            r = &mut first => return r,
+            _ = tokio::time::sleep(HEDGE_AFTER) => {}
+        }
+        metrics::counter!("gate_peer_hedged_pushes_total").increment(1);
+        let second = self.converse(url, msg);
+        tokio::pin!(second);
+        tokio::select! {
+            r = &mut first => match r {
+                Ok(n) => Ok(n),
+                Err(_) => second.await,
+            },
+            r = &mut second => match r {
+                Ok(n) => Ok(n),
+                Err(_) => first.await,
+            },
+        }
     }
 
     /// One anti-entropy conversation with `url`, starting from what the
@@ -442,9 +547,12 @@ impl PeerHub {
         let busy = Arc::new(AtomicBool::new(false));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry = tokio::time::interval(RETRY_TICK);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
+                _ = retry.tick() => self.retry_due(),
                 rec = admissions.recv() => {
                     let Some(first) = rec else { break };
                     let mut batch = vec![first];

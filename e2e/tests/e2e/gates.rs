@@ -118,3 +118,51 @@ async fn a_partition_double_admission_is_kept_and_flagged_everywhere() {
     let held = scan_ids(&v.cloud.scans(&v.event).await);
     assert_eq!(held.len(), 2, "nothing lost, nothing doubled: {held:?}");
 }
+
+/// A push lost while the link to B was down is not left to the next
+/// anti-entropy round (a minute here): A keeps trying B on a short
+/// backoff, so B holds the admission seconds after the link heals and
+/// answers "already inside".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_lost_to_a_dark_link_reaches_the_peer_soon_after_it_heals() {
+    let timings = Timings {
+        cloud_interval_ms: 60_000,
+        cloud_backoff_max_ms: 60_000,
+        anti_entropy_ms: 60_000,
+        peer_timeout_ms: 500,
+    };
+    let v = Venue::open(2, timings, false).await;
+    let tickets = v.cloud.sell(&v.event, 1).await;
+    v.manifests_reach(2).await;
+    // Wait for the first anti-entropy round (at start) to be over, and
+    // leave the cloud out: only the LAN can carry the scan.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    v.cloud_proxy.cut();
+    let (a, b) = (&v.nodes[0], &v.nodes[1]);
+
+    b.proxy.cut();
+    let r = a.scan(&tickets[0].1).await;
+    assert_decision(&r, "admit", None, "admission needs no peer");
+    let sid = r["scan_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(
+        !b.scan_ids().await.contains(&sid),
+        "B cannot have it while its link is down"
+    );
+    b.proxy.heal();
+    let took = wait_until(SETTLE, "B holding A's admission", || async {
+        b.scan_ids().await.contains(&sid)
+    })
+    .await;
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the catch-up retry, not the 60 s anti-entropy round, delivered it (took {took:?})"
+    );
+    let again = b.scan(&tickets[0].1).await;
+    assert_decision(
+        &again,
+        "reject",
+        Some("already_inside"),
+        "B knows A admitted it",
+    );
+}

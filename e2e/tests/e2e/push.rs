@@ -78,6 +78,7 @@ async fn a_gate_whose_push_stream_drops_falls_back_to_polling_and_reconnects() {
         cloud_interval_ms: 1_000,
         cloud_backoff_max_ms: 1_000,
         anti_entropy_ms: 500,
+        peer_timeout_ms: 500,
     };
     let v = Venue::open(1, timings, false).await;
     let gate = &v.nodes[0];
