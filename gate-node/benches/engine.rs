@@ -33,6 +33,7 @@ use gate_node::corpus::{self, Distortion};
 use gate_node::decode::default_decoder;
 use gate_node::engine::Engine;
 use gate_node::fixture::EventFixture;
+use gate_node::provision::Bundle;
 use gate_node::store::Store;
 use gate_node::time::{SystemClock, TimeSource};
 use std::io::{BufRead, BufReader};
@@ -214,49 +215,113 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A gate's directory: a config listening on `port` with `peers`, and a
+/// store provisioned from `bundle` through the real binary.
+struct GateDir {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    port: u16,
+}
+
+impl GateDir {
+    fn provisioned(bundle: &Bundle, port: u16, peers: &[u16]) -> GateDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("gate.toml");
+        let peers: Vec<String> = peers
+            .iter()
+            .map(|p| format!("\"http://127.0.0.1:{p}\""))
+            .collect();
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\npeers = [{}]\n\
+                 mdns = false\nscan_endpoint = true\ndebounce_ms = 0\ntrust_system_clock = true\n",
+                dir.path().join("data").display().to_string(),
+                peers.join(", ")
+            ),
+        )
+        .expect("config");
+        let bundle_path = dir.path().join("bundle.json");
+        std::fs::write(&bundle_path, serde_json::to_vec(bundle).expect("json")).expect("bundle");
+        let g = GateDir { dir, config, port };
+        let ok = g
+            .cli(&[
+                "provision",
+                "--bundle",
+                bundle_path.to_str().expect("utf-8"),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("provision");
+        assert!(ok.success());
+        g
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `gate-node --config <this gate's config> <args>`.
+    fn cli(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gate-node"));
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("GATE_LOG", "error");
+        c
+    }
+
+    /// `gate-node run`, once it prints its listening line.
+    fn run(&self) -> Proc {
+        let mut child = self
+            .cli(&["run"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("listening line");
+        Proc(child)
+    }
+}
+
 fn start_node(f: &EventFixture, n: u8, port: u16, peer: u16) -> (tempfile::TempDir, Proc) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    let config = dir.path().join("gate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\npeers = [\"http://127.0.0.1:{peer}\"]\n\
-             mdns = false\nscan_endpoint = true\ndebounce_ms = 0\ntrust_system_clock = true\n",
-            data.display().to_string()
-        ),
-    )
-    .expect("config");
-    let bundle = dir.path().join("bundle.json");
-    std::fs::write(
-        &bundle,
-        serde_json::to_vec(&f.bundle(n, "Bench")).expect("json"),
-    )
-    .expect("bundle");
-    let bin = env!("CARGO_BIN_EXE_gate-node");
-    let ok = Command::new(bin)
-        .args([
-            "--config",
-            config.to_str().expect("utf-8"),
-            "provision",
-            "--bundle",
-        ])
-        .arg(&bundle)
-        .stdout(Stdio::null())
-        .status()
-        .expect("provision");
-    assert!(ok.success());
-    let mut child = Command::new(bin)
-        .args(["--config", config.to_str().expect("utf-8"), "run"])
-        .env("GATE_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    (dir, Proc(child))
+    let gate = GateDir::provisioned(&f.bundle(n, "Bench"), port, &[peer]);
+    let proc = gate.run();
+    (gate.dir, proc)
+}
+
+/// `POST /scan` at the daemon on `port`; its JSON report.
+fn post_scan(
+    rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    port: u16,
+    text: &str,
+) -> serde_json::Value {
+    rt.block_on(async {
+        http.post(format!("http://127.0.0.1:{port}/scan"))
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+            .await
+            .expect("POST /scan")
+            .json()
+            .await
+            .expect("json")
+    })
+}
+
+/// A current-thread runtime and an HTTP client for the benches' requests.
+fn http_client() -> (tokio::runtime::Runtime, reqwest::Client) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    (rt, http)
 }
 
 fn propagation() {
@@ -266,27 +331,10 @@ fn propagation() {
     let (_da, _a) = start_node(&f, 1, pa, pb);
     let (db, _b) = start_node(&f, 2, pb, pa);
     let b_store = Store::open_in(&db.path().join("data")).expect("B's store");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let (rt, http) = http_client();
     let mut lat = Vec::new();
     for i in 0..samples {
-        let text = f.credential(f.ticket(i));
-        let v: serde_json::Value = rt.block_on(async {
-            http.post(format!("http://127.0.0.1:{pa}/scan"))
-                .json(&serde_json::json!({ "text": text }))
-                .send()
-                .await
-                .expect("scan at A")
-                .json()
-                .await
-                .expect("json")
-        });
+        let v = post_scan(&rt, &http, pa, &f.credential(f.ticket(i)));
         let acked = Instant::now();
         let id: ScanId = v["scan_id"]
             .as_str()
@@ -374,7 +422,6 @@ fn festival() {
     let tickets = sized(1_000_000, 2_000);
     let scans = sized(500_000, 1_000);
     let changes = sized(10_000, 100);
-    let bin = env!("CARGO_BIN_EXE_gate-node");
     let made = Instant::now();
     let mut f = EventFixture::new(95, tickets);
     let fixture_secs = made.elapsed().as_secs_f64();
@@ -386,43 +433,12 @@ fn festival() {
     let sign_secs = s.elapsed().as_secs_f64();
 
     // A real gate process imports it: the file as it arrives from the cloud.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
-    let config = dir.path().join("gate.toml");
-    let port = free_port();
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\npeers = []\nmdns = false\n\
-             scan_endpoint = true\ndebounce_ms = 0\ntrust_system_clock = true\n",
-            data.display().to_string()
-        ),
-    )
-    .expect("config");
     let mut bundle = f.bundle(1, "Festival");
     bundle.manifest = None;
-    let bundle_path = dir.path().join("bundle.json");
-    std::fs::write(&bundle_path, serde_json::to_vec(&bundle).expect("json")).expect("bundle");
-    let manifest_path = dir.path().join("manifest.bin");
+    let gate = GateDir::provisioned(&bundle, free_port(), &[]);
+    let manifest_path = gate.dir.path().join("manifest.bin");
     std::fs::write(&manifest_path, &bytes).expect("manifest file");
-    let cli = |args: &[&str]| {
-        let mut c = Command::new(bin);
-        c.arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("GATE_LOG", "error");
-        c
-    };
-    let ok = cli(&[
-        "provision",
-        "--bundle",
-        bundle_path.to_str().expect("utf-8"),
-    ])
-    .stdout(Stdio::null())
-    .status()
-    .expect("provision");
-    assert!(ok.success());
-    let (import, import_peak_kib) = run_measured(&mut cli(&[
+    let (import, import_peak_kib) = run_measured(&mut gate.cli(&[
         "import",
         "--manifest",
         manifest_path.to_str().expect("utf-8"),
@@ -430,6 +446,7 @@ fn festival() {
 
     // 500k scans from the other gates, as peer sync delivers them (signed,
     // verified on apply), in batches of 5,000.
+    let data = gate.data();
     let store = Store::open_in(&data).expect("store");
     let s = Instant::now();
     let base_ms = 1_750_000_000_000u64;
@@ -515,32 +532,15 @@ fn festival() {
     drop(engine);
 
     // The daemon serving that store: memory after a few scans.
-    let mut child = cli(&["run"]).stdout(Stdio::piped()).spawn().expect("run");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let daemon = Proc(child);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let daemon = gate.run();
+    let (rt, http) = http_client();
     for k in 0..100 {
-        let text = f.credential(f.ticket(scans + sustained + k));
-        let v: serde_json::Value = rt.block_on(async {
-            http.post(format!("http://127.0.0.1:{port}/scan"))
-                .json(&serde_json::json!({ "text": text }))
-                .send()
-                .await
-                .expect("scan at the daemon")
-                .json()
-                .await
-                .expect("json")
-        });
+        let v = post_scan(
+            &rt,
+            &http,
+            gate.port,
+            &f.credential(f.ticket(scans + sustained + k)),
+        );
         assert_eq!(v["decision"], "admit", "{v}");
     }
     let (daemon_hwm, daemon_rss) = memory_kib(daemon.0.id()).expect("daemon memory");
