@@ -187,8 +187,13 @@ pub struct SourceConfig {
     /// Which source.
     pub kind: SourceKind,
     /// QR decoder for camera and image frames, by name: `rxing` (default,
-    /// measured best), `rqrr`, `rxing+rqrr`.
+    /// measured best), `rqrr`, `rxing+rqrr`, `gate` (rxing, then repairs of
+    /// a code-like region: see `decode_attempts`).
     pub decoder: String,
+    /// The `gate` decoder's budget: repair attempts per frame after the
+    /// cheap pass found nothing (0 to 16; 0 is plain rxing, for weak
+    /// hardware). Each costs about one decode of the code's region.
+    pub decode_attempts: usize,
     /// Serial scanner device (`kind = "serial"`), e.g. `/dev/ttyACM0`.
     pub device: Option<PathBuf>,
     /// An image file or a directory of frames (`kind = "images"`), or the
@@ -209,6 +214,7 @@ impl Default for SourceConfig {
         Self {
             kind: SourceKind::None,
             decoder: crate::decode::DEFAULT_DECODER.to_owned(),
+            decode_attempts: crate::decode::DEFAULT_ATTEMPTS,
             device: None,
             path: None,
             watch: false,
@@ -225,6 +231,13 @@ impl SourceConfig {
                 "source.decoder {:?} is not one of {:?}",
                 self.decoder,
                 crate::decode::decoder_names()
+            )));
+        }
+        if self.decode_attempts > crate::decode::MAX_ATTEMPTS {
+            return Err(ConfigError(format!(
+                "source.decode_attempts {} is more than {}: lower it (each attempt is one more decode of a frame's code region)",
+                self.decode_attempts,
+                crate::decode::MAX_ATTEMPTS
             )));
         }
         if !(10..=10_000).contains(&self.watch_poll_ms) {
@@ -438,6 +451,7 @@ mod tests {
         refused("[source]\nkind = \"serial\"", "source.device");
         refused("[source]\nkind = \"webcam\"", "kind");
         refused("[source]\ndecoder = \"zbar\"", "rxing");
+        refused("[source]\ndecode_attempts = 17", "source.decode_attempts");
         refused(
             "[source]\nkind = \"camera\"\n[source.camera]\nwidth = 0",
             "source.camera",

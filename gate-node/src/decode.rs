@@ -15,7 +15,11 @@
 //! found", never a crashed gate. Repeat reads of a code held in front of the
 //! camera are collapsed later, by the engine's [`crate::debounce`].
 
+mod pipeline;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use pipeline::{DEFAULT_ATTEMPTS, MAX_ATTEMPTS, PipelineDecoder};
 
 use image::GrayImage;
 
@@ -36,6 +40,18 @@ pub fn default_decoder() -> Box<dyn QrDecoder> {
     Box::new(RxingDecoder::default())
 }
 
+/// The decoder `source.decoder` names, with the repair budget
+/// `source.decode_attempts` for the `gate` pipeline (other decoders have no
+/// budget); `None` for an unknown name.
+pub fn configured_decoder(name: &str, attempts: usize) -> Option<Box<dyn QrDecoder>> {
+    if name == "gate" {
+        return Some(Box::new(PipelineDecoder {
+            attempts: attempts.min(MAX_ATTEMPTS),
+        }));
+    }
+    decoder_by_name(name)
+}
+
 /// The names [`decoder_by_name`] knows, for error messages.
 pub fn decoder_names() -> Vec<&'static str> {
     all_decoders().iter().map(|d| d.name()).collect()
@@ -47,6 +63,7 @@ pub fn all_decoders() -> Vec<Box<dyn QrDecoder>> {
         Box::new(RqrrDecoder),
         Box::new(RxingDecoder::default()),
         Box::new(CascadeDecoder::rxing_then_rqrr()),
+        Box::new(PipelineDecoder::default()),
     ]
 }
 
@@ -294,7 +311,7 @@ mod tests {
             DEFAULT_DECODER,
             "the measured best (docs/benchmarks.md)"
         );
-        assert_eq!(decoder_names(), ["rqrr", "rxing", "rxing+rqrr"]);
+        assert_eq!(decoder_names(), ["rqrr", "rxing", "rxing+rqrr", "gate"]);
         assert!(decoder_by_name("nope").is_none());
     }
 }

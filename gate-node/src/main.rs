@@ -320,8 +320,11 @@ fn status(config: &Config) -> Result<ExitCode> {
 /// The QR texts in `image`, read within the frame sources' size limits with
 /// the configured decoder.
 fn read_qr(config: &Config, image: &Path) -> Result<Vec<String>> {
-    let decoder = gate_node::decode::decoder_by_name(&config.source.decoder)
-        .context("the configured decoder is not in this build")?;
+    let decoder = gate_node::decode::configured_decoder(
+        &config.source.decoder,
+        config.source.decode_attempts,
+    )
+    .context("the configured decoder is not in this build")?;
     gate_node::frames::decode_image_file(image, decoder.as_ref())
         .with_context(|| format!("reading image {}", image.display()))
 }

@@ -138,9 +138,9 @@ impl ScanSource {
     }
 
     fn open_config(config: &SourceConfig) -> Result<Option<Self>, SourceError> {
-        let decoder = config.decoder.clone();
+        let (decoder, attempts) = (config.decoder.clone(), config.decode_attempts);
         let decoder_for = move || {
-            crate::decode::decoder_by_name(&decoder).ok_or_else(|| {
+            crate::decode::configured_decoder(&decoder, attempts).ok_or_else(|| {
                 FrameError::Io(format!("no QR decoder named {decoder:?} in this build"))
             })
         };

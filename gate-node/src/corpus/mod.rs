@@ -251,6 +251,165 @@ fn apply_optics(canvas: &mut Canvas, d: Distortion, code: (f32, f32, f32, f32), 
     }
 }
 
+/// How a presentation changes from frame to frame: a phone brought towards
+/// the gate's camera, as the sequence corpus shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Presentation {
+    /// Out of the camera's depth of field at first: the blur (σ 2.5 to 4 px
+    /// at 640x480, plus 0.6 px always) falls linearly to nothing within 0.2
+    /// to 0.5 s as the phone reaches the focus zone.
+    Defocus,
+    /// Still moving: a 10 to 24 px streak that shrinks (quadratically, as a
+    /// hand decelerates) to about 1 px within 0.2 to 0.5 s.
+    Motion,
+    /// A specular spot (25 to 40% of the code's side, 160 to 230 grey levels)
+    /// starting over the code and moving off it at 0.6 to 1.5 code sides a
+    /// second, as the phone tilts.
+    Glare,
+}
+
+impl Presentation {
+    /// Every kind, in table order.
+    pub const ALL: [Presentation; 3] = [
+        Presentation::Defocus,
+        Presentation::Motion,
+        Presentation::Glare,
+    ];
+
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Presentation::Defocus => "defocus",
+            Presentation::Motion => "motion",
+            Presentation::Glare => "glare",
+        }
+    }
+}
+
+/// How long every sequence lasts, in seconds: a presentation not read by
+/// then counts as "not admitted".
+pub const SEQUENCE_SECONDS: f32 = 1.0;
+
+/// One presentation filmed at `fps`: the frames, from the first one the code
+/// is (partly) visible in, and the text its code holds.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    /// What changes over the sequence.
+    pub presentation: Presentation,
+    /// Frames per second the frames were taken at.
+    pub fps: u32,
+    /// The QR text a decoder should return.
+    pub expected: String,
+    /// The frames, `SEQUENCE_SECONDS * fps` of them.
+    pub frames: Vec<GrayImage>,
+}
+
+/// One presentation of kind `presentation`, a pure function of its arguments:
+/// the same seed at 15 and 30 fps is the same movement sampled twice as often.
+///
+/// Besides its kind's change, the phone approaches: the code grows from 80%
+/// to its final size (3.5 to 5.2 px per module at 640x480) over the first
+/// 0.3 s and drifts a little, with the corpus's textured background and mild
+/// sensor noise in every frame.
+pub fn sequence(
+    presentation: Presentation,
+    seed: u64,
+    width: u32,
+    height: u32,
+    fps: u32,
+) -> Sequence {
+    let mut rng = Rng::new(seed);
+    let expected = qr_payload(&mut rng);
+    let (modules, size) = modules(&expected).expect("credential texts fit a QR code");
+    let s = scale(width, height);
+    let side = (size + 8) as f32 * s * rng.range(3.5, 5.2);
+    let angle = rng.range(-0.06, 0.06);
+    let margin = side * 0.75;
+    let cx = rng.range(margin, (width as f32 - margin).max(margin + 1.0));
+    let cy = rng.range(margin, (height as f32 - margin).max(margin + 1.0));
+    let drift = (rng.range(-0.1, 0.1) * side, rng.range(-0.1, 0.1) * side);
+    let (dark, light) = (rng.range(15.0, 50.0), rng.range(195.0, 240.0));
+    let background_seed = rng.next_u64();
+    // The kind's own parameters, drawn once per sequence: how strong the
+    // effect is at t = 0, and how fast it goes (seconds until the blur is
+    // gone; for glare, code sides a second).
+    let (strength, settle) = match presentation {
+        Presentation::Defocus => (rng.range(2.5, 4.0), rng.range(0.2, 0.5)),
+        Presentation::Motion => (rng.range(10.0, 24.0), rng.range(0.2, 0.5)),
+        Presentation::Glare => (rng.range(160.0, 230.0), rng.range(0.6, 1.5)),
+    };
+    let streak_angle = rng.range(0.0, std::f32::consts::PI);
+    let glare_radius = rng.range(0.25, 0.4);
+    let glare_dir = rng.range(0.0, std::f32::consts::TAU);
+    let glare_start = (rng.range(-0.15, 0.15), rng.range(-0.15, 0.15));
+    let noise_seed = rng.next_u64();
+
+    let count = (SEQUENCE_SECONDS * fps as f32).round() as usize;
+    let frames = (0..count)
+        .map(|i| {
+            let t = i as f32 / fps as f32;
+            let approach = (t / 0.3).min(1.0);
+            let grow = 0.8 + 0.2 * approach;
+            let (x, y) = (
+                cx + drift.0 * (1.0 - approach),
+                cy + drift.1 * (1.0 - approach),
+            );
+            let code_side = side * grow;
+            let mut canvas = Canvas::background(width, height, &mut Rng::new(background_seed));
+            canvas.draw_code(
+                &modules,
+                size,
+                4,
+                square(x, y, code_side, angle),
+                dark,
+                light,
+            );
+            let left = (1.0 - t / settle).max(0.0);
+            match presentation {
+                Presentation::Defocus => canvas.gaussian_blur(s * (0.6 + strength * left)),
+                Presentation::Motion => {
+                    canvas.motion_blur(s * (1.0 + strength * left * left), streak_angle)
+                }
+                Presentation::Glare => {
+                    let travelled = settle * t;
+                    let (gx, gy) = (
+                        x + (glare_start.0 + travelled * glare_dir.cos()) * code_side,
+                        y + (glare_start.1 + travelled * glare_dir.sin()) * code_side,
+                    );
+                    canvas.glare(gx, gy, code_side * glare_radius, strength);
+                    canvas.gaussian_blur(0.6 * s);
+                }
+            }
+            canvas.noise(
+                2.5,
+                0.0,
+                &mut Rng::new(noise_seed ^ (i as u64).wrapping_mul(0x9E37_79B9)),
+            );
+            canvas.into_gray()
+        })
+        .collect();
+    Sequence {
+        presentation,
+        fps,
+        expected,
+        frames,
+    }
+}
+
+/// `per_kind` sequences of every [`Presentation`] at `fps`, kind by kind.
+pub fn sequences(seed: u64, per_kind: usize, width: u32, height: u32, fps: u32) -> Vec<Sequence> {
+    Presentation::ALL
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &p)| {
+            (0..per_kind).map(move |i| {
+                let s = seed ^ ((k as u64) << 52) ^ (i as u64).wrapping_mul(0x9E37_79B9);
+                sequence(p, s, width, height, fps)
+            })
+        })
+        .collect()
+}
+
 /// Pixel scale relative to a 640x480 frame.
 fn scale(width: u32, height: u32) -> f32 {
     (width as f32 / 640.0).min(height as f32 / 480.0).max(0.1)
@@ -310,6 +469,36 @@ mod tests {
             assert_eq!(a.expected, b.expected, "{d:?}: same seed, same payload");
             assert_eq!(a.image, b.image, "{d:?}: same seed, same pixels");
         }
+    }
+
+    #[test]
+    fn sequences_are_reproducible_and_sample_one_movement() {
+        for p in Presentation::ALL {
+            let a = sequence(p, 7, 160, 120, 15);
+            let b = sequence(p, 7, 160, 120, 15);
+            assert_eq!(a.frames, b.frames, "{p:?}: same seed, same frames");
+            assert_eq!(a.frames.len(), 15);
+            let fast = sequence(p, 7, 160, 120, 30);
+            assert_eq!(fast.expected, a.expected, "{p:?}: same presentation");
+            assert_eq!(fast.frames.len(), 30);
+            assert_eq!(fast.frames[0], a.frames[0], "{p:?}: t = 0 in both");
+            assert_eq!(fast.frames[10], a.frames[5], "{p:?}: t = 1/3 s in both");
+        }
+    }
+
+    #[test]
+    fn a_sequence_ends_readable_and_a_defocused_one_starts_unreadable() {
+        let decoder = crate::decode::default_decoder();
+        for p in Presentation::ALL {
+            let seq = sequence(p, 11, 640, 480, 15);
+            let last = seq.frames.last().expect("15 frames");
+            assert_eq!(decoder.decode(last), vec![seq.expected.clone()], "{p:?}");
+        }
+        let seq = sequence(Presentation::Defocus, 11, 640, 480, 15);
+        assert!(
+            decoder.decode(&seq.frames[0]).is_empty(),
+            "σ ≥ 3 px at t = 0"
+        );
     }
 
     #[test]
