@@ -551,7 +551,12 @@ fn a_retired_key_is_refused_from_the_retirement_on_and_after_a_restart() {
         .root
         .retire(f.event_id, f.event_key.key_id(), NOW_MS / 1000)
         .encode();
-    assert_eq!(store.apply_retirements(&[retirement.clone()]).unwrap(), 1);
+    assert_eq!(
+        store
+            .apply_retirements(std::slice::from_ref(&retirement))
+            .unwrap(),
+        1
+    );
     assert_eq!(
         store.apply_retirements(&[retirement]).unwrap(),
         0,
