@@ -15,7 +15,6 @@ use sync_protocol::{
     CheckinLog, EventId, GatePolicy, KeyCertificate, KeyRing, Outcome, PublicKey, decide,
 };
 
-const NEW_KEY: &str = "2222222222222222222222222222222222222222222222222222222222222bbb";
 const WRONG_KEY: &str = "3333333333333333333333333333333333333333333333333333333333333ccc";
 
 async fn call(
@@ -169,9 +168,19 @@ async fn rekey_scenario(database_url: &str) {
     let before = sealed(database_url, event).await;
     assert_eq!(before.len(), 2);
 
+    // `cloud keygen > new.key`, as docs/operations.md says.
+    let keygen = Command::new(env!("CARGO_BIN_EXE_cloud"))
+        .arg("keygen")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let new_key = String::from_utf8(keygen.stdout).unwrap().trim().to_string();
+    assert_eq!(new_key.len(), 64);
+    let new_key = new_key.as_str();
     let new_file = dir.path().join("new.key");
     let wrong_file = dir.path().join("wrong.key");
-    std::fs::write(&new_file, format!("{NEW_KEY}\n")).unwrap();
+    std::fs::write(&new_file, format!("{new_key}\n")).unwrap();
     std::fs::write(&wrong_file, WRONG_KEY).unwrap();
 
     // A wrong old key: refused, nothing changed.
@@ -195,7 +204,7 @@ async fn rekey_scenario(database_url: &str) {
     );
 
     // The same key as old and new: refused.
-    let out = cloud_cmd(database_url, dir.path(), NEW_KEY)
+    let out = cloud_cmd(database_url, dir.path(), new_key)
         .args(["rekey", "--new-key-file"])
         .arg(&new_file)
         .output()
@@ -217,7 +226,7 @@ async fn rekey_scenario(database_url: &str) {
     assert!(out.status.success(), "rekey: {said}");
     assert!(said.contains("re-sealed 1 in organizer_keys"), "{said}");
     assert!(said.contains("re-sealed 2 in event_keys"), "{said}");
-    for secret in [MASTER_KEY, NEW_KEY] {
+    for secret in [MASTER_KEY, new_key] {
         assert!(!said.contains(secret), "no key is printed: {said}");
     }
     let after = sealed(database_url, event).await;
@@ -246,7 +255,7 @@ async fn rekey_scenario(database_url: &str) {
     let cloud = CloudProcess::start_with(
         database_url,
         dir.path(),
-        &[("CLOUD_KEYS__MASTER_KEY", NEW_KEY.to_string())],
+        &[("CLOUD_KEYS__MASTER_KEY", new_key.to_string())],
     )
     .ready(&http)
     .await;
