@@ -33,6 +33,26 @@ use utoipa_axum::routes;
 pub const SYNC_BODY_LIMIT: usize = sync_protocol::sync::MAX_ENVELOPE_LEN;
 /// The manifest version served.
 pub const VERSION_HEADER: HeaderName = HeaderName::from_static("x-manifest-version");
+/// The event's key retirements on every manifest answer (200 and 204):
+/// comma-separated hex of root-signed `KeyRetirement`s (`docs/protocol.md`).
+/// A header, not a manifest field, so manifests keep their frozen layouts
+/// and gates of the previous release (which ignore it) keep syncing.
+pub const RETIREMENTS_HEADER: HeaderName = HeaderName::from_static("x-key-retirements");
+
+fn with_retirements(mut r: Response, retirements: &[sync_protocol::KeyRetirement]) -> Response {
+    if retirements.is_empty() {
+        return r;
+    }
+    let value = retirements
+        .iter()
+        .map(|x| hex::encode(x.encode()))
+        .collect::<Vec<_>>()
+        .join(",");
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().insert(RETIREMENTS_HEADER, v);
+    }
+    r
+}
 
 /// Routes under `/sync`.
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -81,7 +101,7 @@ async fn signer(state: &AppState, dev: &EventDevice) -> ApiResult<crate::store::
 /// The event's full signed manifest at its current version.
 #[utoipa::path(get, path = "/sync/events/{event_id}/manifest", tag = "device sync", security(("device_token" = [])),
     params(("event_id" = String, Path, format = Uuid, description = "the device's event")),
-    responses((status = 200, content_type = "application/octet-stream", description = "signed manifest (`docs/protocol.md`); `X-Manifest-Version`"),
+    responses((status = 200, content_type = "application/octet-stream", description = "signed manifest (`docs/protocol.md`); `X-Manifest-Version`; `X-Key-Retirements` when the event has retired keys"),
                (status = 401, body = ErrorBody, description = "missing, unknown or revoked (`device_revoked`) token"),
                (status = 403, body = ErrorBody, description = "another event than the device's (`wrong_event`)")))]
 async fn manifest(State(state): State<AppState>, dev: EventDevice) -> ApiResult<Response> {
@@ -90,7 +110,10 @@ async fn manifest(State(state): State<AppState>, dev: EventDevice) -> ApiResult<
         .store
         .signed_manifest(dev.event_id, &signer, state.now_secs())
         .await?;
-    Ok(binary(Some(version), bytes))
+    Ok(with_retirements(
+        binary(Some(version), bytes),
+        &signer.retirements,
+    ))
 }
 
 /// `?since=V`.
@@ -105,8 +128,8 @@ struct DeltaQuery {
 /// The signed delta from version `since` to the current version.
 #[utoipa::path(get, path = "/sync/events/{event_id}/manifest/delta", tag = "device sync", security(("device_token" = [])),
     params(("event_id" = String, Path, format = Uuid, description = "the device's event"), DeltaQuery),
-    responses((status = 200, content_type = "application/octet-stream", description = "signed delta; `X-Manifest-Version`"),
-               (status = 204, description = "`since` is current"),
+    responses((status = 200, content_type = "application/octet-stream", description = "signed delta; `X-Manifest-Version`; `X-Key-Retirements` when the event has retired keys"),
+               (status = 204, description = "`since` is current (`X-Key-Retirements` as on 200)"),
                (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
                (status = 409, body = ErrorBody, description = "`full_manifest_required`: no delta from `since`")))]
 async fn delta(
@@ -134,14 +157,20 @@ async fn delta(
         let mut r = StatusCode::NO_CONTENT.into_response();
         r.headers_mut()
             .insert(VERSION_HEADER, HeaderValue::from(q.since));
-        return Ok(r);
+        let trust = crate::crypto::signing::event_trust(state.store.as_ref(), dev.event_id)
+            .await
+            .map_err(|e| ApiError::Internal(format!("event signing keys: {e}")))?;
+        return Ok(with_retirements(r, &trust.retirements));
     }
     let signer = signer(&state, &dev).await?;
     let version = changes.version;
     let bytes = changes
         .sign_delta(q.since, &base, &signer, state.now_secs())
         .map_err(|e| ApiError::Internal(format!("signing delta: {e}")))?;
-    Ok(binary(Some(version), bytes))
+    Ok(with_retirements(
+        binary(Some(version), bytes),
+        &signer.retirements,
+    ))
 }
 
 /// Pushes a batch of check-in records and pulls what the device lacks.

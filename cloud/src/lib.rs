@@ -73,6 +73,14 @@ pub enum ServeError {
         /// What said this is a replica.
         why: String,
     },
+    /// The configured master key does not open the keys sealed in the
+    /// database (a database re-sealed by `cloud rekey`, or the wrong key).
+    #[error(
+        "keys.master_key (CLOUD_KEYS__MASTER_KEY) does not open the {0} sealed in this database: \
+         if the database was re-sealed with `cloud rekey`, start with the new master key; \
+         otherwise configure the key that sealed it (from the secret store or backup)"
+    )]
+    MasterKeyMismatch(String),
     /// Start-up task failed.
     #[error("start-up: {0}")]
     Startup(String),
@@ -102,6 +110,9 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
     }
     let store = store::connect(&url, config.database.max_connections).await?;
     let vault = KeyVault::from_hex(&config.keys.master_key)?;
+    if let Some(what) = crypto::rekey::check(store.as_ref(), &vault).await? {
+        return Err(ServeError::MasterKeyMismatch(what));
+    }
     let tokens = Tokens::new(&config.auth.jwt_secret, config.auth.access_ttl_secs);
     let passwords = Passwords::new(config.auth.max_concurrent_hashes)
         .map_err(|e| ServeError::Startup(e.to_string()))?;

@@ -35,6 +35,22 @@ enum Command {
     /// or a release step). Safe to run from many replicas at once: they
     /// take turns on a PostgreSQL advisory lock.
     Migrate,
+    /// Re-seal every secret sealed under the master key (organizer root
+    /// keys, event signing keys, gossip keys, custodial wallet keys,
+    /// webhook secrets) with a new master key, in one transaction. Stop every
+    /// replica first; start them with the new key after. Keys are read from
+    /// files (never the command line, which `ps` shows); a wrong old key
+    /// changes nothing.
+    Rekey {
+        /// File holding the new master key (64 hex digits, e.g. from
+        /// `cloud keygen > FILE`).
+        #[arg(long, env = "CLOUD_REKEY_NEW_KEY_FILE")]
+        new_key_file: PathBuf,
+        /// File holding the current master key. Default: the configured
+        /// keys.master_key (CLOUD_KEYS__MASTER_KEY), else DATA_DIR/master.key.
+        #[arg(long, env = "CLOUD_REKEY_OLD_KEY_FILE")]
+        old_key_file: Option<PathBuf>,
+    },
     /// Probe the running service on this host (a container health check):
     /// exit 0 if `PATH` at `server.bind` answers 200, else 1.
     Healthcheck {
@@ -70,6 +86,13 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(backend = store.backend(), "database is up to date");
             Ok(())
         }
+        Command::Rekey {
+            new_key_file,
+            old_key_file,
+        } => {
+            init_tracing(&config.log);
+            rekey(&config, &new_key_file, old_key_file.as_deref()).await
+        }
         Command::Healthcheck { path, timeout } => {
             let addr = healthcheck::probe_addr(&config.server.bind)?;
             healthcheck::check(addr, &path, Duration::from_secs(timeout.max(1)))
@@ -84,6 +107,57 @@ async fn main() -> anyhow::Result<()> {
                 .context("serving")
         }
     }
+}
+
+fn read_key(path: &std::path::Path) -> anyhow::Result<cloud::config::Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the key file {}", path.display()))?;
+    Ok(cloud::config::Secret::new(text.trim()))
+}
+
+async fn rekey(
+    config: &cloud::config::Config,
+    new_file: &std::path::Path,
+    old_file: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let old = match old_file {
+        Some(p) => read_key(p)?,
+        None if !config.keys.master_key.expose().is_empty() => config.keys.master_key.clone(),
+        None => {
+            let p = config.data_dir.join("master.key");
+            if !p.exists() {
+                anyhow::bail!(
+                    "no current master key: keys.master_key (CLOUD_KEYS__MASTER_KEY) is not set and {} \
+                     does not exist; give it with --old-key-file",
+                    p.display()
+                );
+            }
+            read_key(&p)?
+        }
+    };
+    let new = read_key(new_file)?;
+    let vault = |k: &cloud::config::Secret, which: &str| {
+        cloud::crypto::KeyVault::from_hex(k).map_err(|_| {
+            anyhow::anyhow!("the {which} master key must be 64 hex digits (`cloud keygen`)")
+        })
+    };
+    let (old_vault, new_vault) = (vault(&old, "old")?, vault(&new, "new")?);
+    let same = old.expose().eq_ignore_ascii_case(new.expose());
+    let store = cloud::store::connect(&config.database_url(), 2)
+        .await
+        .context("opening the database")?;
+    let result = cloud::crypto::rekey::rekey(store.as_ref(), &old_vault, &new_vault, same).await;
+    store.close().await;
+    let counts = result?;
+    for (kind, n) in &counts {
+        println!("re-sealed {n} in {}", kind.table());
+    }
+    println!(
+        "done: start every replica with the new key as keys.master_key (CLOUD_KEYS__MASTER_KEY), \
+         or replace {} with it on a single node",
+        config.data_dir.join("master.key").display()
+    );
+    Ok(())
 }
 
 fn init_tracing(log: &cloud::config::LogConfig) {

@@ -80,12 +80,52 @@ pub struct RosterFetch {
 /// What a delta request came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeltaFetch {
-    /// `204`: the node is current.
-    UpToDate,
-    /// A signed delta.
-    Delta(Vec<u8>),
+    /// `204`: the node is current; the event's key retirements.
+    UpToDate(Vec<Vec<u8>>),
+    /// A signed delta, and the event's key retirements.
+    Delta(Vec<u8>, Vec<Vec<u8>>),
     /// `409 full_manifest_required`.
     FullRequired,
+}
+
+/// A full signed manifest and the event's key retirements.
+#[derive(Debug, Clone)]
+pub struct ManifestFetch {
+    /// The signed manifest.
+    pub bytes: Vec<u8>,
+    /// Root-signed `KeyRetirement`s (`X-Key-Retirements`), to apply first.
+    pub retirements: Vec<Vec<u8>>,
+}
+
+/// Most retirements one answer may carry.
+const MAX_RETIREMENTS: usize = 64;
+
+/// The `X-Key-Retirements` header: comma-separated hex of 107-byte
+/// retirements (absent: none). Verified later against the root; here only
+/// its shape is checked.
+pub fn retirements(headers: &reqwest::header::HeaderMap) -> Result<Vec<Vec<u8>>, CloudError> {
+    let Some(v) = headers.get("x-key-retirements") else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: &str| CloudError::BadResponse(format!("X-Key-Retirements: {why}"));
+    let text = v.to_str().map_err(|_| bad("not text"))?;
+    let parts: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.len() > MAX_RETIREMENTS {
+        return Err(bad("too many"));
+    }
+    parts
+        .into_iter()
+        .map(|p| {
+            hex::decode(p)
+                .ok()
+                .filter(|b| b.len() == sync_protocol::keys::RETIREMENT_LEN)
+                .ok_or_else(|| bad("not hex of a 107-byte retirement"))
+        })
+        .collect()
 }
 
 /// An HTTP client for one cloud.
@@ -272,18 +312,27 @@ impl CloudClient {
     }
 
     /// `GET /sync/events/{id}/manifest`: the full signed manifest.
-    pub async fn manifest(&self, event: &EventId) -> Result<Vec<u8>, CloudError> {
+    pub async fn manifest(&self, event: &EventId) -> Result<ManifestFetch, CloudError> {
         let path = format!("/sync/events/{event}/manifest");
         let resp = self.send(self.request(reqwest::Method::GET, &path)).await?;
-        Self::body(resp).await
+        let retirements = retirements(resp.headers())?;
+        Ok(ManifestFetch {
+            bytes: Self::body(resp).await?,
+            retirements,
+        })
     }
 
     /// `GET /sync/events/{id}/manifest/delta?since=V`.
     pub async fn delta(&self, event: &EventId, since: u64) -> Result<DeltaFetch, CloudError> {
         let path = format!("/sync/events/{event}/manifest/delta?since={since}");
         match self.send(self.request(reqwest::Method::GET, &path)).await {
-            Ok(resp) if resp.status().as_u16() == 204 => Ok(DeltaFetch::UpToDate),
-            Ok(resp) => Ok(DeltaFetch::Delta(Self::body(resp).await?)),
+            Ok(resp) if resp.status().as_u16() == 204 => {
+                Ok(DeltaFetch::UpToDate(retirements(resp.headers())?))
+            }
+            Ok(resp) => {
+                let r = retirements(resp.headers())?;
+                Ok(DeltaFetch::Delta(Self::body(resp).await?, r))
+            }
             Err(CloudError::Api {
                 status: 409, code, ..
             }) if code == "full_manifest_required" => Ok(DeltaFetch::FullRequired),

@@ -203,12 +203,14 @@ impl CloudSync {
         let held = blocking(move || store.manifest_info()).await?.version;
         if held > 0 {
             match self.client.delta(&self.event, held).await? {
-                DeltaFetch::UpToDate => {
+                DeltaFetch::UpToDate(retired) => {
+                    self.apply_retirements(retired).await?;
                     let (store, at) = (self.store.clone(), self.time.now().ms / 1000);
                     blocking(move || store.confirm_manifest_current(at)).await?;
                     return Ok(held);
                 }
-                DeltaFetch::Delta(bytes) => {
+                DeltaFetch::Delta(bytes, retired) => {
+                    self.apply_retirements(retired).await?;
                     let store = self.store.clone();
                     match blocking(move || store.apply_delta(&bytes)).await {
                         Ok(a) => return Ok(a.to),
@@ -225,9 +227,29 @@ impl CloudSync {
                 DeltaFetch::FullRequired => {}
             }
         }
-        let bytes = self.client.manifest(&self.event).await?;
+        let fetched = self.client.manifest(&self.event).await?;
+        self.apply_retirements(fetched.retirements).await?;
         let store = self.store.clone();
-        Ok(blocking(move || store.apply_manifest(&bytes)).await?.to)
+        Ok(blocking(move || store.apply_manifest(&fetched.bytes))
+            .await?
+            .to)
+    }
+
+    /// Applies the event's key retirements before the manifest they came
+    /// with: a manifest signed by a retired key is then refused.
+    async fn apply_retirements(&self, retired: Vec<Vec<u8>>) -> Result<(), SyncError> {
+        if retired.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let fresh = blocking(move || store.apply_retirements(&retired)).await?;
+        if fresh > 0 {
+            tracing::warn!(
+                retired = fresh,
+                "the organizer retired event signing keys: credentials they signed are refused"
+            );
+        }
+        Ok(())
     }
 
     /// Pushes what the cloud lacks and applies what it sends, batch by

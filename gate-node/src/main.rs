@@ -213,9 +213,12 @@ fn enroll(config: &Config, cloud: &str, code: &str, name: &str) -> Result<ExitCo
             Duration::from_secs(60),
         )?;
         match client.manifest(&identity.event_id).await {
-            Ok(bytes) => {
+            Ok(fetched) => {
+                store
+                    .apply_retirements(&fetched.retirements)
+                    .context("applying the key retirements")?;
                 let applied = store
-                    .apply_manifest(&bytes)
+                    .apply_manifest(&fetched.bytes)
                     .context("applying the manifest")?;
                 println!(
                     "manifest version {} ({} tickets)",

@@ -62,7 +62,8 @@ pub enum Reason {
     AlreadyInside = 8,
     /// Ticket does not admit to this gate's zone.
     WrongZone = 9,
-    /// The signing key's certificate does not cover now.
+    /// The signing key's certificate does not cover now, or the organizer
+    /// retired the key.
     KeyNotValid = 10,
     /// Exited earlier and may not re-enter.
     ReentryDenied = 11,
@@ -390,6 +391,9 @@ fn check(
             d.time_uncertain |= !now.trusted;
             return Err(Reason::KeyNotValid);
         }
+        // No reason code of its own: scan records carry the code, and
+        // peers of the previous release must still read them.
+        Err(KeyLookupError::Retired(_)) => return Err(Reason::KeyNotValid),
     }
     if policy.direction == Direction::Exit {
         return Ok(());

@@ -5,6 +5,12 @@
 //! validity window, signed by the root). Credentials, manifests and deltas are
 //! signed by event keys; a node trusts the organizer's root public key and any
 //! event key the root has certified, so event keys rotate without re-enrolling.
+//!
+//! A [`KeyRetirement`] is the root's word that one event key is no longer
+//! trusted (rotated out, or compromised). A ring that holds one refuses the
+//! key for that event from then on, whatever certificates it also holds:
+//! certificates only ever widen trust, a retirement is the one way to end it
+//! before a certificate's window closes.
 
 use crate::wire::{Reader, Writer};
 use crate::{DecodeError, EventId, KeyId, VerifyError};
@@ -17,6 +23,13 @@ pub const CERT_MAGIC: [u8; 2] = *b"KC";
 pub const CERT_VERSION: u8 = 1;
 /// Encoded length of a version-1 key certificate.
 pub const CERT_LEN: usize = 2 + 1 + 16 + 32 + 8 + 8 + 8 + 64;
+
+/// Magic bytes of a key retirement.
+pub const RETIREMENT_MAGIC: [u8; 2] = *b"KR";
+/// Current key-retirement layout version.
+pub const RETIREMENT_VERSION: u8 = 1;
+/// Encoded length of a version-1 key retirement.
+pub const RETIREMENT_LEN: usize = 2 + 1 + 16 + 8 + 8 + 8 + 64;
 
 /// A signing key (organizer root or event key). Its secret never appears in
 /// `Debug` output.
@@ -74,6 +87,20 @@ impl SecretKey {
         };
         cert.signature = self.sign(&cert.signed_bytes());
         cert
+    }
+
+    /// Retires the event key `key_id` of `event_id` as of `retired_at`
+    /// (unix seconds), making this key the root of that statement.
+    pub fn retire(&self, event_id: EventId, key_id: KeyId, retired_at: u64) -> KeyRetirement {
+        let mut r = KeyRetirement {
+            event_id,
+            key_id,
+            retired_at,
+            root_key_id: self.key_id,
+            signature: [0; 64],
+        };
+        r.signature = self.sign(&r.signed_bytes());
+        r
     }
 }
 
@@ -215,12 +242,80 @@ impl KeyCertificate {
     }
 }
 
+/// A root-signed statement: "this event key no longer signs for this
+/// event". Layout in `docs/protocol.md`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRetirement {
+    /// The event the key signed for.
+    pub event_id: EventId,
+    /// The retired event key.
+    pub key_id: KeyId,
+    /// When it was retired, unix seconds (for display; a held retirement
+    /// refuses the key at any time).
+    pub retired_at: u64,
+    /// Key id of the root that signed this statement.
+    pub root_key_id: KeyId,
+    /// ed25519 signature by the root over every preceding byte.
+    pub signature: [u8; 64],
+}
+
+impl KeyRetirement {
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(RETIREMENT_LEN);
+        w.bytes(&RETIREMENT_MAGIC);
+        w.u8(RETIREMENT_VERSION);
+        w.bytes(self.event_id.as_bytes());
+        w.bytes(&self.key_id.0);
+        w.u64(self.retired_at);
+        w.bytes(&self.root_key_id.0);
+        w.into_inner()
+    }
+
+    /// The 107-byte wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = self.signed_bytes();
+        bytes.extend_from_slice(&self.signature);
+        bytes
+    }
+
+    /// Parses the wire form (the signature is checked by [`KeyRing::retire`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        if r.array::<2>()? != RETIREMENT_MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        let version = r.u8()?;
+        if version != RETIREMENT_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let out = Self {
+            event_id: EventId::from_bytes(r.array()?),
+            key_id: KeyId(r.array()?),
+            retired_at: r.u64()?,
+            root_key_id: KeyId(r.array()?),
+            signature: r.array()?,
+        };
+        r.finish()?;
+        Ok(out)
+    }
+
+    /// Checks the root's signature.
+    pub fn verify(&self, root: &PublicKey) -> Result<(), VerifyError> {
+        if self.root_key_id != root.key_id() {
+            return Err(VerifyError::UnknownKey);
+        }
+        root.verify(&self.signed_bytes(), &self.signature)
+    }
+}
+
 /// The keys a node trusts: the organizer's root public key and the event keys
-/// it has certified (verified once on insert, cached decompressed).
+/// it has certified (verified once on insert, cached decompressed), minus
+/// the keys the root has retired.
 #[derive(Clone, Debug)]
 pub struct KeyRing {
     root: PublicKey,
     certs: BTreeMap<KeyId, Vec<KeyCertificate>>,
+    retired: BTreeMap<KeyId, Vec<KeyRetirement>>,
 }
 
 impl KeyRing {
@@ -229,6 +324,7 @@ impl KeyRing {
         Self {
             root,
             certs: BTreeMap::new(),
+            retired: BTreeMap::new(),
         }
     }
     /// The trust anchor.
@@ -244,6 +340,28 @@ impl KeyRing {
             list.push(cert);
         }
         Ok(())
+    }
+    /// Adds a retirement after checking the root's signature; from then on
+    /// [`KeyRing::key_for`] refuses that key for that event. Adding the same
+    /// retirement twice is a no-op.
+    pub fn retire(&mut self, retirement: KeyRetirement) -> Result<(), VerifyError> {
+        retirement.verify(&self.root)?;
+        let list = self.retired.entry(retirement.key_id).or_default();
+        if !list.contains(&retirement) {
+            list.push(retirement);
+        }
+        Ok(())
+    }
+    /// Every retirement held, in key-id order.
+    pub fn retirements(&self) -> impl Iterator<Item = &KeyRetirement> {
+        self.retired.values().flatten()
+    }
+    /// The retirement of `key_id` for `event_id`, if the ring holds one.
+    pub fn retirement(&self, key_id: &KeyId, event_id: &EventId) -> Option<&KeyRetirement> {
+        self.retired
+            .get(key_id)?
+            .iter()
+            .find(|r| &r.event_id == event_id)
     }
     /// Every certificate held, in key-id order.
     pub fn certificates(&self) -> impl Iterator<Item = &KeyCertificate> {
@@ -266,6 +384,9 @@ impl KeyRing {
         if for_event.is_empty() {
             return Err(KeyLookupError::Unknown);
         }
+        if let Some(r) = self.retirement(key_id, event_id) {
+            return Err(KeyLookupError::Retired(r.retired_at));
+        }
         for_event
             .iter()
             .find(|c| c.valid_at(now))
@@ -282,6 +403,9 @@ pub enum KeyLookupError<'a> {
     /// The key is certified for the event, but not at this time; the key is
     /// returned so callers can still check a signature before saying so.
     OutsideWindow(&'a PublicKey),
+    /// The root retired the key (at this unix second): it signs nothing
+    /// for this event any more.
+    Retired(u64),
 }
 
 #[cfg(test)]
@@ -317,6 +441,66 @@ mod tests {
         tampered.not_after = u64::MAX;
         assert_eq!(ring.insert(tampered), Err(VerifyError::BadSignature));
         assert!(ring.lookup(&key.key_id()).is_empty());
+    }
+
+    #[test]
+    fn retirement_round_trips_and_ends_trust_in_the_key() {
+        let event = EventId::from_bytes([9; 16]);
+        let other = EventId::from_bytes([8; 16]);
+        let key = SecretKey::from_seed([2; 32]);
+        let mut ring = KeyRing::new(root().public());
+        ring.insert(root().certify(event, &key.public(), 0, u64::MAX))
+            .unwrap();
+        ring.insert(root().certify(other, &key.public(), 0, u64::MAX))
+            .unwrap();
+        let retirement = root().retire(event, key.key_id(), 500);
+        let bytes = retirement.encode();
+        assert_eq!(bytes.len(), RETIREMENT_LEN);
+        let back = KeyRetirement::decode(&bytes).unwrap();
+        assert_eq!(back, retirement);
+        ring.retire(back).unwrap();
+        assert_eq!(
+            ring.key_for(&key.key_id(), &event, 100),
+            Err(KeyLookupError::Retired(500)),
+            "a retired key is refused at any time, even before its retirement second"
+        );
+        assert!(
+            ring.key_for(&key.key_id(), &other, 100).is_ok(),
+            "the retirement names one event"
+        );
+        let again = root().certify(event, &key.public(), 0, u64::MAX);
+        ring.insert(again).unwrap();
+        assert!(
+            ring.key_for(&key.key_id(), &event, 100).is_err(),
+            "a certificate seen again does not undo a retirement"
+        );
+    }
+
+    #[test]
+    fn ring_refuses_retirements_not_signed_by_its_root() {
+        let event = EventId::from_bytes([9; 16]);
+        let key = SecretKey::from_seed([2; 32]);
+        let stranger = SecretKey::from_seed([3; 32]);
+        let mut ring = KeyRing::new(root().public());
+        assert_eq!(
+            ring.retire(stranger.retire(event, key.key_id(), 1)),
+            Err(VerifyError::UnknownKey)
+        );
+        let mut tampered = root().retire(event, key.key_id(), 1);
+        tampered.key_id = KeyId([7; 8]);
+        assert_eq!(ring.retire(tampered), Err(VerifyError::BadSignature));
+        assert_eq!(ring.retirements().count(), 0);
+        let mut bytes = root().retire(event, key.key_id(), 1).encode();
+        bytes[2] = 2;
+        assert_eq!(
+            KeyRetirement::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        let good = root().retire(event, key.key_id(), 1).encode();
+        assert_eq!(
+            KeyRetirement::decode(&good[..50]),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! `docs/protocol.md`; wire structs are frozen once released, and a change is
 //! a new layout version.
 //!
-//! - [`keys`]: organizer root key, event keys, key certificates, [`KeyRing`].
+//! - [`keys`]: organizer root key, event keys, key certificates and
+//!   retirements, [`KeyRing`].
 //! - [`credential`]: what the QR code holds (`TK1:` + Base45).
 //! - [`manifest`]: signed manifests and chained deltas.
 //! - [`hlc`]: the hybrid logical clock that orders scans.
@@ -37,7 +38,7 @@ pub use decision::{
 };
 pub use hlc::{Hlc, HlcClock};
 pub use ids::{EventId, KeyId, NodeId, ScanId, TicketId};
-pub use keys::{KeyCertificate, KeyRing, PublicKey, SecretKey};
+pub use keys::{KeyCertificate, KeyRetirement, KeyRing, PublicKey, SecretKey};
 pub use manifest::{Manifest, ManifestDelta, ManifestEntry, ManifestState, ManifestView};
 pub use roster::{RecordRefusal, Roster, RosterEntry, SignedRoster};
 pub use sync::SyncMessage;

@@ -283,6 +283,9 @@ pub enum ManifestError {
     /// The signer is not a certified key for this event at `issued_at`.
     #[error("signer {0} is not a certified key for this event")]
     UnknownSigner(KeyId),
+    /// The signer is an event key the organizer's root retired.
+    #[error("signer {0} is a retired key of this event")]
+    RetiredSigner(KeyId),
     /// Would not fit the size limits.
     #[error("cannot encode: {0}")]
     Encode(&'static str),
@@ -526,7 +529,10 @@ fn verify_signed(
     }
     let key = ring
         .key_for(&signer, event_id, issued_at)
-        .map_err(|_| ManifestError::UnknownSigner(signer))?;
+        .map_err(|e| match e {
+            crate::keys::KeyLookupError::Retired(_) => ManifestError::RetiredSigner(signer),
+            _ => ManifestError::UnknownSigner(signer),
+        })?;
     let (signed, sig) = bytes.split_at(bytes.len() - 64);
     let mut signature = [0u8; 64];
     signature.copy_from_slice(sig);
@@ -946,6 +952,26 @@ mod tests {
         assert_eq!(
             Manifest::open(&forged, &ring, &event),
             Err(ManifestError::UnknownSigner(rogue.key_id()))
+        );
+    }
+
+    #[test]
+    fn a_manifest_signed_by_a_retired_key_is_refused() {
+        let (key, mut ring, cert, event) = setup();
+        let root = SecretKey::from_seed([1; 32]);
+        ring.retire(root.retire(event, key.key_id(), 5)).unwrap();
+        let header = Header {
+            event_id: event,
+            version: 1,
+            digest: [0; 32],
+            issued_at: 10,
+            certs: std::slice::from_ref(&cert),
+        };
+        let bytes = Manifest::sign(&key, &header, &mut [entry(1, EntryStatus::Valid)]).unwrap();
+        assert_eq!(
+            Manifest::open(&bytes, &ring, &event),
+            Err(ManifestError::RetiredSigner(key.key_id())),
+            "carrying the retired key's certificate again does not make it trusted"
         );
     }
 

@@ -18,8 +18,8 @@ use axum::http::StatusCode;
 use sync_protocol::checkin::{TicketState, fold_ticket};
 use sync_protocol::manifest::ManifestEntry;
 use sync_protocol::{
-    CheckinView, Credential, Decision, GatePolicy, KeyCertificate, KeyRing, ManifestView,
-    PublicKey, ScanRecord, TimeReading, decide,
+    CheckinView, Credential, Decision, GatePolicy, KeyRing, ManifestView, PublicKey, ScanRecord,
+    TimeReading, decide,
 };
 
 /// How often an online check-in re-decides when the ticket's state keeps
@@ -56,9 +56,13 @@ pub async fn key_ring(state: &AppState, event: &EventRecord) -> ApiResult<KeyRin
         .try_into()
         .map_err(|_| corrupt("root key"))?;
     let mut ring = KeyRing::new(PublicKey::from_bytes(&root).map_err(|_| corrupt("root key"))?);
-    let cert = state.store.event_key(event.id).await?.certificate;
-    let cert = KeyCertificate::decode(&cert).map_err(|_| corrupt("key certificate"))?;
-    ring.insert(cert).map_err(|_| corrupt("key certificate"))?;
+    let trust = crate::crypto::signing::event_trust(state.store.as_ref(), event.id).await?;
+    for cert in trust.certs {
+        ring.insert(cert).map_err(|_| corrupt("key certificate"))?;
+    }
+    for r in trust.retirements {
+        ring.retire(r).map_err(|_| corrupt("key retirement"))?;
+    }
     Ok(ring)
 }
 

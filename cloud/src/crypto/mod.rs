@@ -132,6 +132,7 @@ fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     opts.open(path)?.write_all(value.as_bytes())
 }
 
+pub mod rekey;
 pub mod signing;
 
 #[cfg(test)]

@@ -4,11 +4,16 @@
 //! each event gets its own signing key, certified by the root with a
 //! sync-protocol `KeyCertificate` valid from an hour before creation (clock
 //! skew at the gates) until 30 days after the event ends.
+//!
+//! Rotation: an event may hold several keys. The newest one not retired
+//! signs; every key not retired travels to the gates in each manifest's
+//! certificates; a retired key travels as the root's `KeyRetirement`
+//! (`events::keys`).
 
 use super::{CryptoError, KeyVault, random_bytes};
 use crate::model::{EventId, UnixMillis, UserId};
-use crate::store::{EventKeyRecord, EventSigner, SealedKey, Store, StoreError};
-use sync_protocol::{KeyCertificate, SecretKey};
+use crate::store::{EventKeyRecord, EventKeyRow, EventSigner, SealedKey, Store, StoreError};
+use sync_protocol::{KeyCertificate, KeyRetirement, SecretKey};
 
 /// Why a signing key could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +24,12 @@ pub enum SigningError {
     /// Sealing or opening failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
-    /// A stored certificate does not parse.
+    /// A stored certificate or retirement does not parse.
     #[error("stored key certificate is corrupt")]
     Corrupt,
+    /// Every key of the event is retired (cannot happen through the API).
+    #[error("the event has no signing key in service")]
+    NoKeyInService,
 }
 
 const CERT_SLACK_BEFORE_SECS: i64 = 3_600;
@@ -31,7 +39,7 @@ fn root_aad(organizer: UserId) -> String {
     format!("organizer-root/{organizer}")
 }
 
-fn event_aad(event: EventId) -> String {
+pub(crate) fn event_aad(event: EventId) -> String {
     format!("event-key/{event}")
 }
 
@@ -80,9 +88,10 @@ pub async fn new_event_key(
     })
 }
 
-/// Re-certifies the event's signing key when the event now ends later than
-/// its certificate allows (an edited date): same key, wider window, so
-/// credentials already issued stay valid. Returns whether it changed.
+/// Re-certifies the event's signing keys in service when the event now
+/// ends later than their certificates allow (an edited date): same keys,
+/// wider windows, so credentials already issued stay valid. Returns whether
+/// any changed.
 pub async fn extend_certificate(
     store: &dyn Store,
     vault: &KeyVault,
@@ -91,38 +100,85 @@ pub async fn extend_certificate(
     ends_at: UnixMillis,
     now: UnixMillis,
 ) -> Result<bool, SigningError> {
-    let record = store.event_key(event).await?;
     let not_after = ends_at.max(now) / 1000 + CERT_SLACK_AFTER_SECS;
-    if not_after <= record.not_after {
+    let stale: Vec<EventKeyRow> = store
+        .event_keys(event)
+        .await?
+        .into_iter()
+        .filter(|k| k.retired_at.is_none() && k.record.not_after < not_after)
+        .collect();
+    if stale.is_empty() {
         return Ok(false);
     }
     let root = organizer_root(store, vault, organizer, now).await?;
-    let public = KeyCertificate::decode(&record.certificate)
-        .map_err(|_| SigningError::Corrupt)?
-        .public_key;
-    let cert = root.certify(event, &public, record.not_before as u64, not_after as u64);
-    let updated = EventKeyRecord {
-        certificate: cert.encode(),
-        not_after,
-        ..record.clone()
-    };
-    store
-        .set_key_certificate(event, &record.key.key_id, &updated)
-        .await?;
+    for k in stale {
+        let record = k.record;
+        let public = KeyCertificate::decode(&record.certificate)
+            .map_err(|_| SigningError::Corrupt)?
+            .public_key;
+        let cert = root.certify(event, &public, record.not_before as u64, not_after as u64);
+        let updated = EventKeyRecord {
+            certificate: cert.encode(),
+            not_after,
+            ..record.clone()
+        };
+        store
+            .set_key_certificate(event, &record.key.key_id, &updated)
+            .await?;
+    }
     Ok(true)
 }
 
-/// The event's signing key and certificate, opened for use.
+/// What gates are told to trust for an event: the certificates of every
+/// key in service, and the retirements of the others.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Certificates of the keys in service, oldest first.
+    pub certs: Vec<KeyCertificate>,
+    /// Root-signed retirements of the retired keys, oldest first.
+    pub retirements: Vec<KeyRetirement>,
+}
+
+/// Splits an event's keys into [`Trust`].
+pub fn trust(keys: &[EventKeyRow]) -> Result<Trust, SigningError> {
+    let mut out = Trust::default();
+    for k in keys {
+        match &k.retirement {
+            Some(r) => out
+                .retirements
+                .push(KeyRetirement::decode(r).map_err(|_| SigningError::Corrupt)?),
+            None => out.certs.push(
+                KeyCertificate::decode(&k.record.certificate).map_err(|_| SigningError::Corrupt)?,
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The event's trust material as stored.
+pub async fn event_trust(store: &dyn Store, event: EventId) -> Result<Trust, SigningError> {
+    trust(&store.event_keys(event).await?)
+}
+
+/// The event's current signing key (the newest in service), opened for
+/// use, with the certificates of every key in service and the
+/// retirements of the others.
 pub async fn event_signer(
     store: &dyn Store,
     vault: &KeyVault,
     event: EventId,
 ) -> Result<EventSigner, SigningError> {
-    let record = store.event_key(event).await?;
-    let key = SecretKey::from_seed(vault.open(&record.key.sealed_seed, &event_aad(event))?);
-    let cert = KeyCertificate::decode(&record.certificate).map_err(|_| SigningError::Corrupt)?;
+    let keys = store.event_keys(event).await?;
+    let current = keys
+        .iter()
+        .rev()
+        .find(|k| k.retired_at.is_none())
+        .ok_or(SigningError::NoKeyInService)?;
+    let key = SecretKey::from_seed(vault.open(&current.record.key.sealed_seed, &event_aad(event))?);
+    let trust = trust(&keys)?;
     Ok(EventSigner {
         key,
-        certs: vec![cert],
+        certs: trust.certs,
+        retirements: trust.retirements,
     })
 }

@@ -224,7 +224,7 @@ pub(crate) async fn admit_device(
 ) -> ApiResult<EnrollResponse> {
     let now = state.now_ms();
     let root = state.store.organizer_key(event.organizer_id).await?;
-    let cert = state.store.event_key(event.id).await?.certificate;
+    let trust = crate::crypto::signing::event_trust(state.store.as_ref(), event.id).await?;
     let token = new_token()?;
     let device = DeviceRecord {
         id: NodeId(uuid::Uuid::now_v7()),
@@ -266,7 +266,11 @@ pub(crate) async fn admit_device(
         device_token: token,
         event_id: event.id,
         root_public_key: hex::encode(root.public_key),
-        key_certificates: vec![hex::encode(cert)],
+        key_certificates: trust
+            .certs
+            .iter()
+            .map(|c| hex::encode(c.encode()))
+            .collect(),
         gossip_key: roster.gossip_key.key,
         gossip_key_version: roster.gossip_key.version,
         roster: roster.roster,

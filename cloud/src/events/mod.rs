@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod dto;
+pub mod keys;
 pub mod public;
 pub mod reports;
 pub mod staff;
@@ -41,7 +42,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_status))
         .routes(routes!(add_tier))
         .routes(routes!(ticket_sale))
-        .routes(routes!(signing_keys))
+        .routes(routes!(keys::signing_keys, keys::rotate_key))
+        .routes(routes!(keys::retire_key))
         .routes(routes!(analytics::stats))
         .routes(routes!(analytics::analytics))
         .routes(routes!(analytics::sales_over_time))
@@ -101,15 +103,6 @@ pub struct SaleReceipt {
     pub currency: String,
     /// The tickets issued, with credentials.
     pub tickets: Vec<TicketView>,
-}
-
-/// What a gate needs to trust an event's credentials and manifests.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventKeys {
-    /// The organizer's root public key (hex), the trust anchor.
-    pub root_public_key: String,
-    /// Key certificates of the event's signing keys (hex of the 139-byte layout).
-    pub key_certificates: Vec<String>,
 }
 
 fn page(events: Vec<EventRecord>, limit: i64) -> Page<EventView> {
@@ -397,21 +390,4 @@ async fn ticket_sale(
             tickets: tickets.iter().map(TicketView::from).collect(),
         }),
     ))
-}
-
-/// The event's trust material: the organizer root public key and the
-/// certificates of its signing keys (organizer of the event, admin).
-#[utoipa::path(get, path = "/events/{id}/keys", tag = "events", security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid, description = "event id")),
-    responses((status = 200, body = EventKeys), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn signing_keys(
-    State(state): State<AppState>,
-    m: ManagedEvent,
-) -> ApiResult<Json<EventKeys>> {
-    let root = state.store.organizer_key(m.event.organizer_id).await?;
-    let key = state.store.event_key(m.event.id).await?;
-    Ok(Json(EventKeys {
-        root_public_key: hex::encode(root.public_key),
-        key_certificates: vec![hex::encode(key.certificate)],
-    }))
 }

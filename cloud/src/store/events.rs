@@ -354,7 +354,7 @@ impl<D: Dialect> EventStore for SqlStore<D> {
     async fn event_key(&self, id: EventId) -> StoreResult<EventKeyRecord> {
         let row = sqlx::query(
             "SELECT key_id, public_key, sealed_seed, certificate, not_before, not_after FROM event_keys \
-             WHERE event_id = $1 ORDER BY created_at DESC, key_id LIMIT 1",
+             WHERE event_id = $1 AND retired_at IS NULL ORDER BY created_at DESC, key_id LIMIT 1",
         )
         .bind(id.to_string())
         .fetch_one(&self.pool)

@@ -50,8 +50,11 @@ pub struct ManifestSnapshot {
 pub struct EventSigner {
     /// The event signing key.
     pub key: SecretKey,
-    /// Root-signed certificates of the event key(s).
+    /// Root-signed certificates of the event's keys in service.
     pub certs: Vec<KeyCertificate>,
+    /// Root-signed retirements of its retired keys (for the
+    /// `X-Key-Retirements` header of the sync answers).
+    pub retirements: Vec<sync_protocol::KeyRetirement>,
 }
 
 impl ManifestSnapshot {

@@ -18,6 +18,7 @@ mod dialect;
 mod doors;
 mod events;
 pub mod inventory;
+mod keys;
 mod manifest;
 mod market;
 pub mod migrate;
@@ -53,6 +54,9 @@ pub use devices::{
 };
 pub use dialect::{Dialect, Postgres, Sqlite};
 pub use doors::{DoorsStore, FleetRow, GateReport};
+pub use keys::{
+    EventKeyRow, KeyStore, Reissue, Resealer, RetireKey, SealedItem, SealedKind, signed_by,
+};
 pub use manifest::{EventSigner, ManifestSnapshot};
 pub use notifications::NotificationStore;
 pub use push::{PushHead, PushStore};
@@ -241,7 +245,7 @@ pub trait EventStore: Send + Sync {
     ) -> StoreResult<EventRecord>;
     /// Adds a tier; `Duplicate` if its number or name is taken.
     async fn add_tier(&self, tier: &TierRecord, now: UnixMillis) -> StoreResult<()>;
-    /// The event's current signing key.
+    /// The event's current signing key: the newest one not retired.
     async fn event_key(&self, id: EventId) -> StoreResult<EventKeyRecord>;
     /// Replaces the certificate of the event's signing key `key_id` (a
     /// re-certification with a new validity window).
@@ -359,6 +363,7 @@ pub trait Store:
     + DoorsStore
     + ZoneStore
     + PushStore
+    + KeyStore
     + std::fmt::Debug
 {
     /// Which backend (`postgres` or `sqlite`).

@@ -61,7 +61,7 @@ fn record(row: &AnyRow) -> StoreResult<NotificationRecord> {
     })
 }
 
-fn secrets_to_json(s: &[SealedSecret]) -> String {
+pub(super) fn secrets_to_json(s: &[SealedSecret]) -> String {
     serde_json::Value::Array(
         s.iter()
             .map(|s| serde_json::json!({"sealed": hex::encode(&s.sealed), "expires_at": s.expires_at}))
@@ -70,7 +70,7 @@ fn secrets_to_json(s: &[SealedSecret]) -> String {
     .to_string()
 }
 
-fn secrets_from_json(text: &str) -> StoreResult<Vec<SealedSecret>> {
+pub(super) fn secrets_from_json(text: &str) -> StoreResult<Vec<SealedSecret>> {
     let bad = |e: String| StoreError::Other(format!("webhook secrets: {e}"));
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
     v.as_array()

@@ -532,12 +532,42 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The event's trust material: the organizer root public key and the
-         *     certificates of its signing keys (organizer of the event, admin).
+         * The event's trust material: the organizer root public key, the
+         *     certificates of its signing keys in service, the retirements of the
+         *     others, and every key with its state (organizer of the event, admin).
          */
         get: operations["signing_keys"];
         put?: never;
-        post?: never;
+        /**
+         * Adds a signing key to the event, certified by the organizer's root:
+         *     from now on it signs new credentials and manifests. Keys already in
+         *     service stay trusted (tickets printed under them keep admitting) until
+         *     retired. Gates learn the new key from the next manifest they fetch.
+         */
+        post: operations["rotate_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/{id}/keys/{key_id}/retire": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retires one of the event's signing keys: every valid ticket it signed
+         *     gets a new credential signed by the current key (next generation, so
+         *     the old QR is refused as `superseded`), in one transaction with the
+         *     retirement; gates learn the root-signed retirement with their next sync
+         *     and then refuse what the key signed (`key_not_valid`).
+         */
+        post: operations["retire_key"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2576,12 +2606,53 @@ export interface components {
              */
             unlock_status: string;
         };
-        /** @description What a gate needs to trust an event's credentials and manifests. */
+        /** @description One signing key of an event. */
+        EventKeyView: {
+            /**
+             * @description Key id (hex of the first 8 bytes of SHA-256 of the public key), as
+             *     credentials name it.
+             */
+            key_id: string;
+            /** @description The ed25519 public key, hex. */
+            public_key: string;
+            /** @description Added, unix ms. */
+            created_at: components["schemas"]["i64"];
+            /**
+             * Format: int64
+             * @description Certificate window start, unix seconds.
+             */
+            not_before: number;
+            /**
+             * Format: int64
+             * @description Certificate window end, unix seconds.
+             */
+            not_after: number;
+            /**
+             * @description Whether this key signs new credentials and manifests (the newest in
+             *     service).
+             */
+            current: boolean;
+            retired_at?: components["schemas"]["i64"] | null;
+        };
+        /**
+         * @description What a gate needs to trust an event's credentials and manifests, and
+         *     the event's keys over time.
+         */
         EventKeys: {
             /** @description The organizer's root public key (hex), the trust anchor. */
             root_public_key: string;
-            /** @description Key certificates of the event's signing keys (hex of the 139-byte layout). */
+            /**
+             * @description Key certificates of the event's signing keys in service (hex of the
+             *     139-byte layout).
+             */
             key_certificates: string[];
+            /**
+             * @description Root-signed retirements of its retired keys (hex of the 107-byte
+             *     layout, `docs/protocol.md`).
+             */
+            key_retirements: string[];
+            /** @description Every signing key of the event, oldest first. */
+            keys: components["schemas"]["EventKeyView"][];
         };
         /** @description An order in the organizer's list: the order and who bought it. */
         EventOrderView: components["schemas"]["OrderView"] & {
@@ -3578,6 +3649,17 @@ export interface components {
              */
             queued: number;
         };
+        /** @description The outcome of a retirement. */
+        RetiredKey: {
+            /** @description The retired key. */
+            key_id: string;
+            /** @description When, unix ms. */
+            retired_at: components["schemas"]["i64"];
+            /** @description The key that signed the re-issued credentials. */
+            signed_by: string;
+            /** @description Valid tickets whose credential was re-signed at the next generation. */
+            reissued: number;
+        };
         /**
          * @description What an account may do.
          * @enum {string}
@@ -4347,6 +4429,8 @@ export interface components {
             /** @description Name, unique in the event (1 to 32 characters). */
             name: string;
         };
+        /** Format: int64 */
+        i64: number;
     };
     responses: never;
     parameters: never;
@@ -7330,6 +7414,194 @@ export interface operations {
                 };
             };
             /** @description the database or an integration this needs is unavailable now (`unavailable`, `try_again`): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotate_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description event id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the event's keys, the new one `current` */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventKeys"];
+                };
+            };
+            /** @description a path or query parameter is malformed or unknown */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, malformed or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request took longer than the configured timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invalid_state`: the event is over, or already has 16 keys in service */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the database or an integration this needs is unavailable now (`unavailable`, `try_again`): retry later */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    retire_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description event id */
+                id: string;
+                /** @description the key to retire (16 hex digits) */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetiredKey"];
+                };
+            };
+            /** @description a path or query parameter is malformed or unknown */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description missing, malformed or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such event, or no such key of it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the request took longer than the configured timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `gone`: already retired; `invalid_state`: the only key in service (add one first) or the event is over */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description tickets kept changing meanwhile: retry */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -12631,7 +12903,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description signed manifest (`docs/protocol.md`); `X-Manifest-Version` */
+            /** @description signed manifest (`docs/protocol.md`); `X-Manifest-Version`; `X-Key-Retirements` when the event has retired keys */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -12711,7 +12983,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description signed delta; `X-Manifest-Version` */
+            /** @description signed delta; `X-Manifest-Version`; `X-Key-Retirements` when the event has retired keys */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -12720,7 +12992,7 @@ export interface operations {
                     "application/octet-stream": unknown;
                 };
             };
-            /** @description `since` is current */
+            /** @description `since` is current (`X-Key-Retirements` as on 200) */
             204: {
                 headers: {
                     [name: string]: unknown;

@@ -8,6 +8,7 @@ mod console;
 mod crash;
 mod gates;
 mod hostile_lan;
+mod keys;
 mod latency;
 mod push;
 mod shop;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::cell::RefCell;
 use sync_protocol::manifest::{DoorNews, DoorState, EntryStatus, ManifestError};
 use sync_protocol::{
-    KeyCertificate, Manifest, ManifestDelta, ManifestEntry, ManifestView, TicketId,
+    KeyCertificate, KeyRetirement, Manifest, ManifestDelta, ManifestEntry, ManifestView, TicketId,
 };
 
 /// The manifest held, in short.
@@ -174,6 +174,49 @@ impl Store {
             to: d.version,
             entries: d.entries.len(),
         })
+    }
+
+    /// Verifies and stores the root's retirements of event keys (the
+    /// cloud's `X-Key-Retirements`); from then on the key ring refuses those
+    /// keys. Returns how many were new. A retirement for another event, or
+    /// not signed by the root, is refused and nothing is written.
+    pub fn apply_retirements(&self, encoded: &[Vec<u8>]) -> Result<usize, StoreError> {
+        if encoded.is_empty() {
+            return Ok(0);
+        }
+        let mut inner = self.lock();
+        let (mut ring, event) = ring_and_event(&inner)?;
+        let mut fresh = Vec::new();
+        for bytes in encoded {
+            let r = KeyRetirement::decode(bytes)
+                .map_err(|e| StoreError::BadCertificate(format!("key retirement: {e}")))?;
+            if r.event_id != event {
+                return Err(StoreError::BadCertificate(
+                    "key retirement for another event".into(),
+                ));
+            }
+            if ring.retirement(&r.key_id, &r.event_id).is_some() {
+                continue;
+            }
+            ring.retire(r)
+                .map_err(|e| StoreError::BadCertificate(format!("key retirement: {e}")))?;
+            fresh.push(bytes);
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let tx = inner
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for bytes in &fresh {
+            tx.execute(
+                "INSERT OR IGNORE INTO key_retirements (retirement) VALUES (?1)",
+                params![bytes],
+            )?;
+        }
+        tx.commit()?;
+        inner.reload()?;
+        Ok(fresh.len())
     }
 
     /// Records that the cloud answered, at `at_secs` (best time, unix s),

@@ -31,7 +31,8 @@ use sync_protocol::checkin::CheckinError;
 use sync_protocol::manifest::{ManifestError, genesis_digest};
 use sync_protocol::roster::RecordRefusal;
 use sync_protocol::{
-    EventId, GatePolicy, KeyCertificate, KeyRing, NodeId, PublicKey, Roster, SecretKey,
+    EventId, GatePolicy, KeyCertificate, KeyRetirement, KeyRing, NodeId, PublicKey, Roster,
+    SecretKey,
 };
 
 /// A store operation failed.
@@ -476,6 +477,14 @@ fn load_ring(conn: &Connection, root: &[u8; 32]) -> Result<KeyRing, StoreError> 
             .map_err(|e| StoreError::Corrupt(format!("key certificate: {e}")))?;
         ring.insert(cert)
             .map_err(|e| StoreError::Corrupt(format!("key certificate: {e}")))?;
+    }
+    let mut stmt = conn.prepare("SELECT retirement FROM key_retirements")?;
+    let retirements = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+    for bytes in retirements {
+        let r = KeyRetirement::decode(&bytes?)
+            .map_err(|e| StoreError::Corrupt(format!("key retirement: {e}")))?;
+        ring.retire(r)
+            .map_err(|e| StoreError::Corrupt(format!("key retirement: {e}")))?;
     }
     Ok(ring)
 }

@@ -13,6 +13,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_sync_cursors.sql"),
     include_str!("migrations/003_signed_records.sql"),
+    include_str!("migrations/004_key_retirements.sql"),
 ];
 
 /// The schema version this build writes.

@@ -518,3 +518,70 @@ fn the_store_and_its_journal_are_readable_by_the_owner_only() {
     }
     assert!(checked >= 2, "gate.db and its WAL exist while open");
 }
+
+#[test]
+fn a_retired_key_is_refused_from_the_retirement_on_and_after_a_restart() {
+    let mut f = EventFixture::new(12, 10);
+    let (dir, store) = store_for(&f, 1);
+    let text = f.credential(f.ticket(2));
+    let stranger = SecretKey::from_seed([99; 32]);
+    let forged = stranger
+        .retire(f.event_id, f.event_key.key_id(), 1)
+        .encode();
+    assert!(
+        matches!(
+            store.apply_retirements(&[forged]),
+            Err(StoreError::BadCertificate(_))
+        ),
+        "a retirement not signed by the root is refused"
+    );
+    let other_event = f
+        .root
+        .retire(
+            sync_protocol::EventId::from_bytes([1; 16]),
+            f.event_key.key_id(),
+            1,
+        )
+        .encode();
+    assert!(store.apply_retirements(&[other_event]).is_err());
+    let (d, _) = scan(&store, &text, NOW_MS);
+    assert!(d.outcome.is_admit(), "nothing retired yet: {d:?}");
+
+    let retirement = f
+        .root
+        .retire(f.event_id, f.event_key.key_id(), NOW_MS / 1000)
+        .encode();
+    assert_eq!(
+        store
+            .apply_retirements(std::slice::from_ref(&retirement))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.apply_retirements(&[retirement]).unwrap(),
+        0,
+        "applying it again is a no-op"
+    );
+    let other = f.credential(f.ticket(3));
+    let (d, _) = scan(&store, &other, NOW_MS + 1);
+    assert_eq!(
+        d.outcome.reason().map(|r| r.as_str()),
+        Some("key_not_valid")
+    );
+    let delta = f.delta(vec![f.entry(4)]);
+    assert!(
+        matches!(
+            store.apply_delta(&delta),
+            Err(StoreError::Manifest(ManifestError::RetiredSigner(_)))
+        ),
+        "a manifest the retired key signed is refused"
+    );
+    drop(store);
+    let store = Store::open_in(dir.path()).unwrap();
+    let (d, _) = scan(&store, &f.credential(f.ticket(5)), NOW_MS + 2);
+    assert_eq!(
+        d.outcome.reason().map(|r| r.as_str()),
+        Some("key_not_valid"),
+        "the retirement is durable"
+    );
+}

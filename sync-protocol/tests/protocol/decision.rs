@@ -340,3 +340,41 @@ fn manual_check_in_decides_like_a_scan_without_the_credential() {
     );
     assert_eq!(manual(&gate, 5), Outcome::Reject(Reason::AlreadyInside));
 }
+
+#[test]
+fn rotated_key_admits_alongside_the_old_one_until_the_root_retires_the_old() {
+    let gate = Gate::new();
+    let new_key = sync_protocol::SecretKey::from_seed([44; 32]);
+    let mut keys = ring();
+    keys.insert(root().certify(event(), &new_key.public(), NOW - 3_600, NOW + 86_400))
+        .unwrap();
+    let old_qr = qr(claims(20));
+    let new_qr = Credential::issue(&new_key, claims(21))
+        .unwrap()
+        .to_qr_text();
+    let at = |keys: &sync_protocol::KeyRing, text: &str| {
+        decide(
+            text,
+            keys,
+            &gate.manifest,
+            &gate.log,
+            &gate.policy,
+            gate.now,
+        )
+        .outcome
+    };
+    assert_eq!(at(&keys, &new_qr), Outcome::Admit, "the new key is trusted");
+    assert_eq!(
+        at(&keys, &old_qr),
+        Outcome::Admit,
+        "routine rotation: tickets signed by the old key keep admitting"
+    );
+    keys.retire(root().retire(event(), event_key().key_id(), NOW))
+        .unwrap();
+    assert_eq!(
+        at(&keys, &old_qr),
+        Outcome::Reject(Reason::KeyNotValid),
+        "after retirement the old key's credentials are refused"
+    );
+    assert_eq!(at(&keys, &new_qr), Outcome::Admit);
+}
