@@ -450,6 +450,26 @@ impl Cloud {
             .collect()
     }
 
+    /// The ticket's QR code as the cloud serves it (`GET /tickets/{id}/qr`,
+    /// a PNG), read with the organizer's token.
+    pub async fn qr_png(&self, ticket: &str) -> Vec<u8> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/tickets/{ticket}/qr")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("cloud request");
+        assert_eq!(resp.status().as_u16(), 200, "GET /tickets/{ticket}/qr");
+        assert_eq!(
+            resp.headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("image/png")
+        );
+        resp.bytes().await.expect("the QR image").to_vec()
+    }
+
     /// Every scan the cloud holds for the event (all pages), in HLC order.
     pub async fn scans(&self, event: &str) -> Vec<Value> {
         let mut out = Vec::new();

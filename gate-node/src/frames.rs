@@ -255,6 +255,10 @@ impl FrameSource for DirectorySource {
 /// removed and created again under the same name, is a new frame; names
 /// that left the directory are forgotten, so a folder that is emptied as it
 /// is consumed keeps the bookkeeping small.
+///
+/// A reader on a thread of its own can be stopped with
+/// [`WatchedDirectorySource::stop_on`]: the stream then ends (`Ok(None)`)
+/// within one poll, as a camera being switched off.
 pub struct WatchedDirectorySource {
     dir: PathBuf,
     poll: Duration,
@@ -264,6 +268,7 @@ pub struct WatchedDirectorySource {
     pending: std::collections::HashMap<PathBuf, Stamp>,
     ready: std::collections::VecDeque<PathBuf>,
     limits: ImageLimits,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A file's version: its size and modification time.
@@ -301,6 +306,7 @@ impl WatchedDirectorySource {
             pending: Default::default(),
             ready: Default::default(),
             limits: ImageLimits::default(),
+            stop: None,
         })
     }
 
@@ -308,6 +314,20 @@ impl WatchedDirectorySource {
     pub fn with_limits(mut self, limits: ImageLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Ends the stream (`Ok(None)`) once `stop` is set: checked before each
+    /// frame and after each poll, so a waiting reader returns within one
+    /// poll instead of waiting for the next file forever.
+    pub fn stop_on(mut self, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// One look at the directory: queues the new versions whose stamp held
@@ -354,6 +374,9 @@ impl WatchedDirectorySource {
 impl FrameSource for WatchedDirectorySource {
     fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
+            if self.stopped() {
+                return Ok(None);
+            }
             if let Some(path) = self.ready.pop_front() {
                 let image = load_gray_file(&path, self.limits)?;
                 return Ok(Some(Frame {
@@ -504,6 +527,35 @@ mod tests {
         atomic("old.png", 30);
         assert_eq!(next().unwrap(), Ok(Some(30)));
         quiet("and nothing is read twice");
+    }
+
+    #[test]
+    fn a_stopped_watched_folder_ends_within_a_poll() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut src = WatchedDirectorySource::open(dir.path(), Duration::from_millis(20))
+            .unwrap()
+            .stop_on(stop.clone());
+        let reader = std::thread::spawn(move || {
+            let started = Instant::now();
+            (
+                src.next_frame().map(|f| f.is_some()).ok(),
+                started.elapsed(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(!reader.is_finished(), "a quiet folder waits for a frame");
+        let set = Instant::now();
+        stop.store(true, Ordering::SeqCst);
+        let (got, _) = reader.join().unwrap();
+        assert_eq!(got, Some(false), "a stopped source ends the stream");
+        assert!(
+            set.elapsed() < Duration::from_millis(500),
+            "and returns within a poll, not at the next file: {:?}",
+            set.elapsed()
+        );
     }
 
     #[test]

@@ -1,34 +1,47 @@
 //! Scanning from a camera: the laptop webcam through the gate engine's V4L2
-//! source (feature `webcam`), or a folder of image files standing in for
-//! one (tests, replays). Frames are decoded and scanned on a thread of their
-//! own; each new result (not a repeat read of a code still in view) and a
-//! small preview image are handed to callbacks, which the shell turns into
-//! window events.
+//! source (feature `webcam`, nokhwa), or a watched folder of image files
+//! standing in for one (the injected camera of tests and replays:
+//! `--camera-frames DIR`). Either is a [`FrameSource`] read by the same
+//! thread, decoded by the same decoder and scanned by the same engine; each
+//! new result (not a repeat read of a code still in view) and a small
+//! preview image are handed to callbacks, which the shell turns into window
+//! events.
+//!
+//! The folder behaves as a camera pointed at whatever is held up: the
+//! images there when it starts are its first frames (natural order), then
+//! every image written into it later (write `x.png.part`, rename to
+//! `x.png`) is the next frame; it never ends by itself, and stopping the
+//! camera ends it within one poll.
 
 use crate::device::Device;
 use crate::error::AppError;
 use crate::view::ScanView;
 use base64::Engine as _;
 use gate_node::decode::default_decoder;
-use gate_node::frames::{CameraConfig, CameraSource, DirectorySource, FrameSource};
+use gate_node::frames::{CameraConfig, CameraSource, FrameSource, WatchedDirectorySource};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Where frames come from.
 #[derive(Clone, Debug)]
 pub enum CameraInput {
     /// A V4L2 camera.
     Webcam(CameraConfig),
-    /// Image files in a folder, in natural order (an injected camera).
+    /// Image files in a watched folder (an injected camera): those there
+    /// at start in natural order, then each one as it arrives.
     Frames(PathBuf),
 }
 
 /// Preview width in pixels.
 const PREVIEW_WIDTH: u32 = 320;
-/// Every how many frames a preview is sent.
-const PREVIEW_EVERY: u64 = 5;
+/// Least time between two previews: a 30 fps webcam previews about six
+/// frames a second, a folder's sparse frames each one.
+const PREVIEW_GAP: Duration = Duration::from_millis(150);
+/// How often the injected camera's folder is looked at.
+const FOLDER_POLL: Duration = Duration::from_millis(50);
 
 /// A camera being read; stops when dropped.
 #[derive(Debug)]
@@ -47,20 +60,27 @@ impl Drop for CameraRun {
 }
 
 impl CameraRun {
-    /// Whether the source ended (a folder of frames played out).
+    /// Whether the source ended (the webcam went away, or the folder
+    /// could no longer be read).
     pub fn finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 }
 
-fn open(input: &CameraInput) -> Result<Box<dyn FrameSource>, AppError> {
+fn open(input: &CameraInput, stop: &Arc<AtomicBool>) -> Result<Box<dyn FrameSource>, AppError> {
     Ok(match input {
         CameraInput::Webcam(c) => {
             Box::new(CameraSource::open(*c).map_err(|e| AppError::Camera(e.to_string()))?)
         }
-        CameraInput::Frames(dir) => {
-            Box::new(DirectorySource::open(dir).map_err(|e| AppError::Camera(e.to_string()))?)
-        }
+        CameraInput::Frames(dir) => Box::new(
+            WatchedDirectorySource::open(dir, FOLDER_POLL)
+                .map_err(|e| {
+                    AppError::Camera(format!(
+                        "{e}: --camera-frames must name an existing folder of PNG or JPEG frames"
+                    ))
+                })?
+                .stop_on(stop.clone()),
+        ),
     })
 }
 
@@ -94,14 +114,14 @@ pub fn start(
     on_scan: impl Fn(Result<ScanView, AppError>) + Send + 'static,
     on_preview: impl Fn(String) + Send + 'static,
 ) -> Result<CameraRun, AppError> {
-    let mut source = open(input)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let mut source = open(input, &stop)?;
     let thread_stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name("scanner-camera".into())
         .spawn(move || {
             let decoder = default_decoder();
-            let mut n = 0u64;
+            let mut last_preview: Option<Instant> = None;
             while !thread_stop.load(Ordering::SeqCst) {
                 let frame = match source.next_frame() {
                     Ok(Some(f)) => f,
@@ -111,12 +131,12 @@ pub fn start(
                         continue;
                     }
                 };
-                if n.is_multiple_of(PREVIEW_EVERY)
+                if last_preview.is_none_or(|t| t.elapsed() >= PREVIEW_GAP)
                     && let Some(p) = preview(&frame.image)
                 {
+                    last_preview = Some(Instant::now());
                     on_preview(p);
                 }
-                n += 1;
                 match device.scan_frame(decoder.as_ref(), &frame.image) {
                     Ok(views) => views
                         .into_iter()

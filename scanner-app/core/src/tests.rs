@@ -376,3 +376,96 @@ async fn a_festival_sized_index_is_rebuilt_in_the_background_and_shows_the_store
     }
     assert!(!device.search_index_rebuilding());
 }
+
+/// Writes `img` into the injected camera's folder as the next frame
+/// (written aside, then renamed: the folder never shows half a frame).
+fn hold_up(dir: &std::path::Path, name: &str, img: &image::GrayImage) {
+    let part = dir.join(format!("{name}.part"));
+    img.save_with_format(&part, image::ImageFormat::Png)
+        .expect("write the frame");
+    std::fs::rename(&part, dir.join(name)).expect("publish the frame");
+}
+
+#[tokio::test]
+async fn the_injected_camera_scans_what_is_held_up_until_stopped() {
+    use crate::camera::{CameraInput, start};
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().expect("tmp");
+    let frames = tempfile::tempdir().expect("tmp");
+    let f = EventFixture::new(24, 10);
+    let app = app_at(dir.path(), &f, 1, "Side door", vec![]).await;
+    let (scans, scanned) = mpsc::channel();
+    let (previews, previewed) = mpsc::channel();
+    assert!(
+        matches!(
+            start(
+                app.device().expect("device"),
+                &CameraInput::Frames(frames.path().join("missing")),
+                |_| {},
+                |_| {},
+            ),
+            Err(AppError::Camera(_))
+        ),
+        "a missing frame folder is refused at start"
+    );
+    let run = start(
+        app.device().expect("device"),
+        &CameraInput::Frames(frames.path().to_path_buf()),
+        move |r| {
+            let _ = scans.send(r);
+        },
+        move |p| {
+            let _ = previews.send(p);
+        },
+    )
+    .expect("the injected camera starts");
+
+    // A frame with no code: a preview, no scan.
+    hold_up(
+        frames.path(),
+        "1-empty.png",
+        &image::GrayImage::from_pixel(640, 480, image::Luma([128])),
+    );
+    let p = previewed
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the empty frame is previewed");
+    assert!(p.starts_with("data:image/png;base64,"), "{p:.40}");
+    assert!(
+        scanned.recv_timeout(Duration::from_millis(400)).is_err(),
+        "a frame without a code scans nothing"
+    );
+
+    // A ticket's QR code on a grey scene, as a phone held up to a webcam.
+    let code = f.credential(f.ticket(2));
+    let qr = qrcode::QrCode::new(code.as_bytes())
+        .expect("QR")
+        .render::<image::Luma<u8>>()
+        .min_dimensions(300, 300)
+        .build();
+    let mut scene = image::GrayImage::from_pixel(640, 480, image::Luma([150]));
+    image::imageops::overlay(&mut scene, &qr, 150, 60);
+    hold_up(frames.path(), "2-ticket.png", &scene);
+    let view = scanned
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the ticket's frame is scanned")
+        .expect("a scan result");
+    assert_eq!(view.verdict, Verdict::Green, "{view:?}");
+    assert_eq!(view.display_name.as_deref(), Some("Guest 2"));
+    let again = app.scan(&code).expect("typed after the camera");
+    assert_eq!(
+        again.reason.as_deref(),
+        Some("already_inside"),
+        "the camera's admission is recorded by the same engine"
+    );
+
+    // Stopping the camera ends its thread within a poll (a folder waits
+    // for its next frame forever otherwise).
+    assert!(!run.finished(), "the camera waits for the next frame");
+    let t = Instant::now();
+    drop(run);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stopped in {:?}",
+        t.elapsed()
+    );
+}
