@@ -305,7 +305,8 @@ pub struct Sequence {
 }
 
 /// One presentation of kind `presentation`, a pure function of its arguments:
-/// the same seed at 15 and 30 fps is the same movement sampled twice as often.
+/// the same seed at 15 and 30 fps is the same movement sampled twice as often
+/// (with each frame's own sensor noise).
 ///
 /// Besides its kind's change, the phone approaches: the code grows from 80%
 /// to its final size (3.5 to 5.2 px per module at 640x480) over the first
@@ -476,13 +477,14 @@ mod tests {
         for p in Presentation::ALL {
             let a = sequence(p, 7, 160, 120, 15);
             let b = sequence(p, 7, 160, 120, 15);
-            assert_eq!(a.frames, b.frames, "{p:?}: same seed, same frames");
+            assert!(a.frames == b.frames, "{p:?}: same seed, same frames");
             assert_eq!(a.frames.len(), 15);
             let fast = sequence(p, 7, 160, 120, 30);
             assert_eq!(fast.expected, a.expected, "{p:?}: same presentation");
             assert_eq!(fast.frames.len(), 30);
-            assert_eq!(fast.frames[0], a.frames[0], "{p:?}: t = 0 in both");
-            assert_eq!(fast.frames[10], a.frames[5], "{p:?}: t = 1/3 s in both");
+            // The same movement (sensor noise is drawn per frame, so only
+            // the first frame is the same pixel for pixel).
+            assert!(fast.frames[0] == a.frames[0], "{p:?}: t = 0 in both");
         }
     }
 
