@@ -6,37 +6,19 @@
 use crate::both;
 use crate::common::*;
 use crate::devices::{device_call, enroll, sell};
-use crate::tickets::now;
+use crate::tickets::{now, ring_from_keys};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_protocol::manifest::ManifestState;
 use sync_protocol::{
     CheckinLog, Credential, EventId, GatePolicy, KeyCertificate, KeyRetirement, KeyRing, Manifest,
-    Outcome, PublicKey, Reason, decide,
+    Outcome, Reason, decide,
 };
 
 async fn keys(app: &TestApp, who: &Session, eid: &str) -> Value {
     let (st, v) = app.get(&format!("/events/{eid}/keys"), &who.access).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     v
-}
-
-/// The ring a gate would hold after syncing: certificates and retirements.
-fn ring_of(keys: &Value) -> KeyRing {
-    let root: [u8; 32] = hex::decode(keys["root_public_key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let mut ring = KeyRing::new(PublicKey::from_bytes(&root).unwrap());
-    for c in keys["key_certificates"].as_array().unwrap() {
-        ring.insert(KeyCertificate::decode(&hex::decode(c.as_str().unwrap()).unwrap()).unwrap())
-            .expect("certified by the root");
-    }
-    for r in keys["key_retirements"].as_array().unwrap() {
-        ring.retire(KeyRetirement::decode(&hex::decode(r.as_str().unwrap()).unwrap()).unwrap())
-            .expect("retirement signed by the root");
-    }
-    ring
 }
 
 fn key_of(credential: &str) -> String {
@@ -93,7 +75,7 @@ async fn a_new_key_signs_the_old_admits_until_retired_and_its_tickets_are_reissu
     let root_only = {
         let mut k = rotated.clone();
         k["key_certificates"] = json!([]);
-        ring_of(&k)
+        ring_from_keys(&k)
     };
     let path = format!("/sync/events/{eid}/manifest");
     let (st, bytes, h) = device_call(&app, Some(&dev.token), &path, None).await;

@@ -5,15 +5,13 @@
 
 use super::common::{ADMIN_EMAIL, ADMIN_PASSWORD, event_body};
 use super::process::{CloudProcess, JWT_SECRET, MASTER_KEY};
-use crate::tickets::now;
+use crate::tickets::{now, ring_from_keys};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use sync_protocol::manifest::ManifestState;
-use sync_protocol::{
-    CheckinLog, EventId, GatePolicy, KeyCertificate, KeyRing, Outcome, PublicKey, decide,
-};
+use sync_protocol::{CheckinLog, EventId, GatePolicy, Outcome, decide};
 
 const WRONG_KEY: &str = "3333333333333333333333333333333333333333333333333333333333333ccc";
 
@@ -72,15 +70,7 @@ async fn sell_and_admit(http: &reqwest::Client, cloud: &CloudProcess, token: &st
         Value::Null,
     )
     .await;
-    let root: [u8; 32] = hex::decode(keys["root_public_key"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let mut ring = KeyRing::new(PublicKey::from_bytes(&root).unwrap());
-    for c in keys["key_certificates"].as_array().unwrap() {
-        ring.insert(KeyCertificate::decode(&hex::decode(c.as_str().unwrap()).unwrap()).unwrap())
-            .unwrap();
-    }
+    let ring = ring_from_keys(&keys);
     let event: EventId = eid.parse().unwrap();
     let d = decide(
         qr,

@@ -7,13 +7,19 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_protocol::manifest::ManifestState;
 use sync_protocol::{
-    CheckinLog, EventId, GatePolicy, KeyCertificate, KeyRing, Outcome, PublicKey, TimeReading,
-    decide,
+    CheckinLog, EventId, GatePolicy, KeyCertificate, KeyRetirement, KeyRing, Outcome, PublicKey,
+    TimeReading, decide,
 };
 
 pub async fn key_ring(app: &TestApp, org: &Session, eid: &str) -> KeyRing {
     let (st, keys) = app.get(&format!("/events/{eid}/keys"), &org.access).await;
     assert_eq!(st, StatusCode::OK, "{keys}");
+    ring_from_keys(&keys)
+}
+
+/// The ring a gate would hold after syncing, from a `GET /events/{id}/keys`
+/// answer: the organizer's root, every certificate and every retirement.
+pub fn ring_from_keys(keys: &Value) -> KeyRing {
     let root: [u8; 32] = hex::decode(keys["root_public_key"].as_str().unwrap())
         .unwrap()
         .try_into()
@@ -23,6 +29,10 @@ pub async fn key_ring(app: &TestApp, org: &Session, eid: &str) -> KeyRing {
         let cert = KeyCertificate::decode(&hex::decode(c.as_str().unwrap()).unwrap()).unwrap();
         ring.insert(cert)
             .expect("the event key is certified by the organizer's root");
+    }
+    for r in keys["key_retirements"].as_array().unwrap() {
+        ring.retire(KeyRetirement::decode(&hex::decode(r.as_str().unwrap()).unwrap()).unwrap())
+            .expect("retirement signed by the root");
     }
     ring
 }
