@@ -142,6 +142,7 @@ pub async fn build_state(config: Config) -> Result<AppState, ServeError> {
         push: push::PushHub::default(),
         metrics: http::health::prometheus(),
         stripe,
+        group: Arc::default(),
     };
     let admin = auth::bootstrap_admin(&state)
         .await

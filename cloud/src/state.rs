@@ -38,6 +38,9 @@ pub struct AppState {
     /// The rate-limit store shared by every replica, when configured
     /// (`rate_limit.store = "redis"`); none: buckets live in this process.
     pub shared_limits: Option<crate::http::shared_limit::SharedStore>,
+    /// This replica's group-commit queues and signing-key cache
+    /// (`orders::group`).
+    pub group: Arc<crate::orders::group::GroupCommit>,
 }
 
 impl AppState {

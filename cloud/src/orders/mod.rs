@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod dto;
+pub mod group;
 pub mod search;
 pub mod service;
 pub mod sweeper;
@@ -143,6 +144,16 @@ async fn create_order(
         }),
         purchase_limit: policy.max_tickets_per_customer,
     };
+    if total_minor == 0
+        && state.store.group_commit()
+        && let Some(order) = group::issue_free(&state, &new).await?
+    {
+        return Ok((
+            StatusCode::CREATED,
+            HeaderMap::new(),
+            Json(OrderView::from(&order)),
+        ));
+    }
     let created = match state.store.create_order(&new, now).await {
         // Sold out (or over the limit) may only mean that holds ran out and
         // the sweeper has not returned them yet: return them and retry once.

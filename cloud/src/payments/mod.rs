@@ -300,6 +300,12 @@ async fn apply(
                 Err(StoreError::NotFound(_)) => return ignore("unknown order").await,
                 Err(e) => return Err(e.into()),
             };
+            if state.store.group_commit()
+                && crate::orders::group::batchable(&order, amount, &currency)
+                && crate::orders::group::settle_stripe(state, &order, &intent, event).await?
+            {
+                return Ok("applied");
+            }
             let paid = SettlePayment {
                 provider: PaymentProvider::Stripe,
                 provider_ref: Some(intent.clone()),

@@ -396,6 +396,15 @@ pub trait OrderStore: Send + Sync {
         only_if_due: bool,
         now: UnixMillis,
     ) -> StoreResult<OrderRecord>;
+    /// Whether [`Self::issue_batch`] can take batches (PostgreSQL).
+    fn group_commit(&self) -> bool;
+    /// Pays a batch of orders of one event in one transaction (group
+    /// commit, `docs/cloud.md`), or refuses it writing nothing.
+    async fn issue_batch(
+        &self,
+        batch: &super::IssueBatch,
+        now: UnixMillis,
+    ) -> Result<Vec<OrderRecord>, super::BatchError>;
     /// Pays an order (see [`Settlement`]).
     async fn settle_order(&self, s: &Settlement, now: UnixMillis) -> StoreResult<SettleOutcome>;
     /// Paid → fulfilled.

@@ -25,6 +25,11 @@ pub trait Dialect: Send + Sync + std::fmt::Debug + 'static {
     /// Whether the backend has session advisory locks (migrations run
     /// under one, see `store::migrate`).
     const ADVISORY_LOCKS: bool;
+    /// Whether orders are group-committed (`group.rs`): the batch's
+    /// statements (`FOR UPDATE SKIP LOCKED`, `UPDATE ... FROM (VALUES ..)`)
+    /// are PostgreSQL's; SQLite has one writer at a time anyway, and pays
+    /// each order alone.
+    const GROUP_COMMIT: bool;
     /// The embedded migrations.
     fn migrator() -> &'static Migrator;
 }
@@ -56,6 +61,7 @@ impl Dialect for Postgres {
     const ON_CONNECT: &'static [&'static str] = &[];
     const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::POSTGRES;
     const ADVISORY_LOCKS: bool = true;
+    const GROUP_COMMIT: bool = true;
     fn migrator() -> &'static Migrator {
         &PG_MIGRATOR
     }
@@ -79,6 +85,7 @@ impl Dialect for Sqlite {
     ];
     const COMMERCE: &'static super::inventory::CommerceSql = &super::inventory::SQLITE;
     const ADVISORY_LOCKS: bool = false;
+    const GROUP_COMMIT: bool = false;
     fn migrator() -> &'static Migrator {
         &SQLITE_MIGRATOR
     }

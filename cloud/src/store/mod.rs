@@ -17,6 +17,8 @@ mod devices;
 mod dialect;
 mod doors;
 mod events;
+mod group;
+mod group_rows;
 pub mod inventory;
 mod keys;
 mod manifest;
@@ -28,6 +30,7 @@ pub mod notifications;
 mod notify_sql;
 mod orders;
 pub mod outbox;
+mod outbox_batch;
 mod payments;
 mod push;
 mod records;
@@ -54,6 +57,7 @@ pub use devices::{
 };
 pub use dialect::{Dialect, Postgres, Sqlite};
 pub use doors::{DoorsStore, FleetRow, GateReport};
+pub use group::{BatchError, BatchOrder, IssueBatch};
 pub use keys::{
     EventKeyRow, KeyStore, Reissue, Resealer, RetireKey, SealedItem, SealedKind, signed_by,
 };

@@ -412,6 +412,18 @@ impl<D: Dialect> OrderStore for SqlStore<D> {
         Ok(order)
     }
 
+    fn group_commit(&self) -> bool {
+        D::GROUP_COMMIT
+    }
+
+    async fn issue_batch(
+        &self,
+        batch: &super::IssueBatch,
+        now: UnixMillis,
+    ) -> Result<Vec<OrderRecord>, super::BatchError> {
+        self.pay_batch(batch, now).await
+    }
+
     async fn settle_order(&self, s: &Settlement, now: UnixMillis) -> StoreResult<SettleOutcome> {
         self.settle(s, now).await
     }

@@ -19,7 +19,7 @@ use sync_protocol::ScanRecord;
 type Tx = Transaction<'static, Any>;
 
 /// Attempts a row starts with; the worker's configuration has the last word.
-const DEFAULT_MAX_ATTEMPTS: i64 = 5;
+pub(super) const DEFAULT_MAX_ATTEMPTS: i64 = 5;
 /// Most scans in one `ticket.checked_in` delivery.
 pub const CHECKIN_BATCH: usize = 500;
 
