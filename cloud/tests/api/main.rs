@@ -20,6 +20,7 @@ mod doors;
 mod events;
 mod flash_sale;
 mod gateway;
+mod group_commit;
 mod healthcheck;
 mod issuance;
 mod key_rotation;
