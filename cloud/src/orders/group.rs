@@ -288,28 +288,9 @@ async fn pay(state: &AppState, key: Key, jobs: &[Job]) -> Result<Vec<OrderRecord
 
 /// A new free order as it reads once paid (the batch sets the payment).
 fn free_order(new: &NewOnlineOrder, now: i64) -> OrderRecord {
-    let mut items = new.items.clone();
-    items.sort_by_key(|i| i.tier);
-    OrderRecord {
-        id: new.id,
-        event_id: new.event_id,
-        buyer_id: Some(new.buyer_id),
-        channel: "online".into(),
-        kind: OrderKind::Primary,
-        status: OrderStatus::Pending,
-        payment_method: "none".into(),
-        total_minor: new.total_minor,
-        currency: new.currency.clone(),
-        quantity: new.items.iter().map(|i| i.quantity).sum(),
-        expires_at: Some(new.expires_at),
-        listing_id: None,
-        request_hash: new.idempotency.as_ref().map(|i| i.request_hash.clone()),
-        created_at: now,
-        paid_at: None,
-        updated_at: now,
-        items,
-        ticket_ids: Vec::new(),
-    }
+    let mut order = new.pending_record(now);
+    order.items.sort_by_key(|i| i.tier);
+    order
 }
 
 /// The order's new tickets with signed credentials, as the one-order path

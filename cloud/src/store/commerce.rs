@@ -95,6 +95,32 @@ pub struct NewOnlineOrder {
     pub purchase_limit: i64,
 }
 
+impl NewOnlineOrder {
+    /// The order as it is first written: pending, holding its lines.
+    pub fn pending_record(&self, now: UnixMillis) -> OrderRecord {
+        OrderRecord {
+            id: self.id,
+            event_id: self.event_id,
+            buyer_id: Some(self.buyer_id),
+            channel: "online".into(),
+            kind: OrderKind::Primary,
+            status: OrderStatus::Pending,
+            payment_method: "none".into(),
+            total_minor: self.total_minor,
+            currency: self.currency.clone(),
+            quantity: self.items.iter().map(|i| i.quantity).sum(),
+            expires_at: Some(self.expires_at),
+            listing_id: None,
+            request_hash: self.idempotency.as_ref().map(|i| i.request_hash.clone()),
+            created_at: now,
+            paid_at: None,
+            updated_at: now,
+            items: self.items.clone(),
+            ticket_ids: Vec::new(),
+        }
+    }
+}
+
 /// A new order for a resale listing.
 #[derive(Debug, Clone)]
 pub struct NewResaleOrder {

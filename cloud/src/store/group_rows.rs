@@ -281,23 +281,7 @@ pub(super) async fn write_tickets(
         "",
         15,
         tickets,
-        |q, t| {
-            q.bind(t.id.to_string())
-                .bind(t.event_id.to_string())
-                .bind(t.tier_id.to_string())
-                .bind(i64::from(t.tier))
-                .bind(i64::from(t.zone_mask))
-                .bind(t.owner_id.map(|o| o.to_string()))
-                .bind(t.order_id.map(|o| o.to_string()))
-                .bind(t.holder_name.clone())
-                .bind(t.status.as_str())
-                .bind(i64::from(t.generation))
-                .bind(t.credential.clone())
-                .bind(t.price_minor)
-                .bind(t.currency.clone())
-                .bind(t.created_at)
-                .bind(t.updated_at)
-        },
+        super::tickets::bind_ticket,
     )
     .await?;
     // The one-order path records the buyer as the actor of a free order and

@@ -15,7 +15,7 @@ use super::inventory::{self, select_order};
 use super::sql::{col, map_err, narrow, not_found, parsed, parsed_opt};
 use super::writes::insert_order;
 use super::{Dialect, SqlStore, StoreError, StoreResult};
-use crate::commerce::{OrderKind, OrderStatus};
+use crate::commerce::OrderStatus;
 use crate::model::{EventId, EventStatus, OrderId, UnixMillis, UserId};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
@@ -228,27 +228,7 @@ impl<D: Dialect> SqlStore<D> {
                 StoreError::NotOnSale("tickets are not on sale: the event is over".into()).into(),
             );
         }
-        let quantity: i64 = new.items.iter().map(|i| i.quantity).sum();
-        let order = OrderRecord {
-            id: new.id,
-            event_id: new.event_id,
-            buyer_id: Some(new.buyer_id),
-            channel: "online".into(),
-            kind: OrderKind::Primary,
-            status: OrderStatus::Pending,
-            payment_method: "none".into(),
-            total_minor: new.total_minor,
-            currency: new.currency.clone(),
-            quantity,
-            expires_at: Some(new.expires_at),
-            listing_id: None,
-            request_hash: new.idempotency.as_ref().map(|i| i.request_hash.clone()),
-            created_at: now,
-            paid_at: None,
-            updated_at: now,
-            items: new.items.clone(),
-            ticket_ids: Vec::new(),
-        };
+        let order = new.pending_record(now);
         let key = new.idempotency.as_ref().map(|i| i.key.as_str());
         let inserted = insert_order(&mut tx, &order, key).await;
         if let Err(e) = inserted {
@@ -277,7 +257,7 @@ impl<D: Dialect> SqlStore<D> {
             &mut tx,
             new.event_id,
             new.buyer_id,
-            quantity,
+            order.quantity,
             new.purchase_limit,
         )
         .await?;

@@ -120,26 +120,14 @@ impl<D: Dialect> SqlStore<D> {
         tx: &mut Transaction<'static, Any>,
         t: &TicketRecord,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO tickets (id, event_id, tier_id, tier, zone_mask, owner_id, order_id, holder_name, status, \
-             generation, credential, price_minor, currency, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        bind_ticket(
+            sqlx::query(
+                "INSERT INTO tickets (id, event_id, tier_id, tier, zone_mask, owner_id, order_id, holder_name, status, \
+                 generation, credential, price_minor, currency, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            ),
+            t,
         )
-        .bind(t.id.to_string())
-        .bind(t.event_id.to_string())
-        .bind(t.tier_id.to_string())
-        .bind(i64::from(t.tier))
-        .bind(i64::from(t.zone_mask))
-        .bind(t.owner_id.map(|o| o.to_string()))
-        .bind(t.order_id.map(|o| o.to_string()))
-        .bind(t.holder_name.clone())
-        .bind(t.status.as_str())
-        .bind(i64::from(t.generation))
-        .bind(t.credential.clone())
-        .bind(t.price_minor)
-        .bind(t.currency.clone())
-        .bind(t.created_at)
-        .bind(t.updated_at)
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -331,4 +319,24 @@ impl<D: Dialect> TicketStore for SqlStore<D> {
             base,
         ))
     }
+}
+
+/// Binds a ticket row's 15 columns, in `INSERT INTO tickets`' order (the
+/// one-order insert and the group commit's multi-row insert).
+pub(super) fn bind_ticket(q: super::group::Q, t: &TicketRecord) -> super::group::Q {
+    q.bind(t.id.to_string())
+        .bind(t.event_id.to_string())
+        .bind(t.tier_id.to_string())
+        .bind(i64::from(t.tier))
+        .bind(i64::from(t.zone_mask))
+        .bind(t.owner_id.map(|o| o.to_string()))
+        .bind(t.order_id.map(|o| o.to_string()))
+        .bind(t.holder_name.clone())
+        .bind(t.status.as_str())
+        .bind(i64::from(t.generation))
+        .bind(t.credential.clone())
+        .bind(t.price_minor)
+        .bind(t.currency.clone())
+        .bind(t.created_at)
+        .bind(t.updated_at)
 }
