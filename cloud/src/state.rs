@@ -60,6 +60,10 @@ impl AppState {
 #[derive(Clone, Debug, Default)]
 pub struct ViewCounter {
     pending: Arc<Mutex<HashMap<EventId, i64>>>,
+    /// Held from drain to commit, so a flush that finds nothing pending
+    /// still waits for one in flight: a report that flushes first then
+    /// reads sees every view recorded before it.
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ViewCounter {
@@ -72,6 +76,7 @@ impl ViewCounter {
 
     /// Writes pending views; they are kept for the next try on failure.
     pub async fn flush(&self, store: &dyn Store) {
+        let _in_flight = self.flushing.lock().await;
         let batch: Vec<(EventId, i64)> = match self.pending.lock() {
             Ok(mut map) => map.drain().collect(),
             Err(_) => return,
