@@ -9,8 +9,8 @@ use crate::model::{OrderId, TicketStatus, UserId, new_ticket_id};
 use crate::payments::stripe::StripeFailure;
 use crate::state::AppState;
 use crate::store::{
-    EventRecord, OrderRecord, RefundChange, RefundOutcome, ResaleHandover, SalesPolicy,
-    SettleOutcome, SettlePayment, Settlement, TicketRecord, WebhookEventRef,
+    EventRecord, EventSigner, OrderRecord, RefundChange, RefundOutcome, ResaleHandover,
+    SalesPolicy, SettleOutcome, SettlePayment, Settlement, TicketRecord, WebhookEventRef,
 };
 use crate::tickets::issue;
 
@@ -61,6 +61,49 @@ pub async fn expire_if_due(state: &AppState, order: OrderRecord) -> ApiResult<Or
     Ok(order)
 }
 
+/// A primary order's new tickets, each with its signed credential, owned
+/// by `owner` under `holder_name` (the one-order path and group commit
+/// build them alike).
+pub(crate) fn primary_tickets(
+    signer: &EventSigner,
+    ev: &EventRecord,
+    order: &OrderRecord,
+    owner: Option<UserId>,
+    holder_name: &str,
+    now: i64,
+) -> ApiResult<Vec<TicketRecord>> {
+    let mut tickets = Vec::new();
+    for item in &order.items {
+        let tier = ev
+            .tiers
+            .iter()
+            .find(|t| t.id == item.tier_id)
+            .ok_or_else(|| ApiError::Internal(format!("order {} names a lost tier", order.id)))?;
+        for _ in 0..item.quantity {
+            let id = new_ticket_id();
+            let credential = issue::credential(signer, ev, id, tier.tier, tier.zone_mask, 0)?;
+            tickets.push(TicketRecord {
+                id,
+                event_id: ev.id,
+                tier_id: tier.id,
+                tier: tier.tier,
+                zone_mask: tier.zone_mask,
+                owner_id: owner,
+                order_id: Some(order.id),
+                holder_name: holder_name.to_string(),
+                status: TicketStatus::Issued,
+                generation: 0,
+                credential: Some(credential),
+                price_minor: item.unit_price_minor,
+                currency: tier.currency.clone(),
+                created_at: now,
+                updated_at: now,
+            });
+        }
+    }
+    Ok(tickets)
+}
+
 /// Builds and applies the settlement of `order` by `payment`.
 pub async fn settle(
     state: &AppState,
@@ -80,37 +123,7 @@ pub async fn settle(
     let mut handover = None;
     match order.kind {
         OrderKind::Primary => {
-            for item in &order.items {
-                let tier = ev
-                    .tiers
-                    .iter()
-                    .find(|t| t.id == item.tier_id)
-                    .ok_or_else(|| {
-                        ApiError::Internal(format!("order {} names a lost tier", order.id))
-                    })?;
-                for _ in 0..item.quantity {
-                    let id = new_ticket_id();
-                    let credential =
-                        issue::credential(&signer, &ev, id, tier.tier, tier.zone_mask, 0)?;
-                    tickets.push(TicketRecord {
-                        id,
-                        event_id: ev.id,
-                        tier_id: tier.id,
-                        tier: tier.tier,
-                        zone_mask: tier.zone_mask,
-                        owner_id: Some(buyer),
-                        order_id: Some(order.id),
-                        holder_name: holder_name.clone(),
-                        status: TicketStatus::Issued,
-                        generation: 0,
-                        credential: Some(credential),
-                        price_minor: item.unit_price_minor,
-                        currency: tier.currency.clone(),
-                        created_at: now,
-                        updated_at: now,
-                    });
-                }
-            }
+            tickets = primary_tickets(&signer, &ev, order, Some(buyer), &holder_name, now)?;
         }
         OrderKind::Resale => {
             let listing_id = order.listing_id.ok_or_else(|| {

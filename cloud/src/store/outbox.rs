@@ -166,18 +166,47 @@ async fn sms_to(
     enqueue(tx, &n, now).await.map(|_| ())
 }
 
-/// One webhook row per enabled endpoint of the event's organizer that
-/// subscribes to `kind` (account-wide or for this event). The body is
-/// frozen here: every retry signs the same bytes.
-pub(super) async fn webhooks(
+/// An enabled webhook endpoint of an event's organizer (account-wide or for
+/// this event).
+pub(super) struct Hook {
+    id: String,
+    url: String,
+    types: String,
+}
+
+impl Hook {
+    /// Its outbox row for a message of `kind` with the frozen `body`, if it
+    /// subscribes to `kind`; deduplicated per endpoint.
+    pub(super) fn row(
+        &self,
+        event: EventId,
+        kind: &str,
+        body: &str,
+        dedupe: &str,
+    ) -> Option<NewNotification> {
+        if !self.types.split(' ').any(|t| t == kind || t == "*") {
+            return None;
+        }
+        Some(NewNotification {
+            channel: Channel::Webhook,
+            kind: kind.into(),
+            event_id: Some(event),
+            endpoint_id: self.id.parse().ok(),
+            user_id: None,
+            recipient: self.url.clone(),
+            payload: body.to_string(),
+            dedupe_key: Some(format!("{dedupe}:{}", self.id)),
+            created_by: None,
+        })
+    }
+}
+
+/// The endpoints that may receive the event's messages, in id order.
+pub(super) async fn hooks(
     tx: &mut Tx,
     event: EventId,
     organizer: UserId,
-    kind: &str,
-    data: Value,
-    dedupe: &str,
-    now: UnixMillis,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<Hook>> {
     let rows = sqlx::query(
         "SELECT id, url, event_types FROM webhook_endpoints WHERE owner_id = $1 AND enabled = 1 \
          AND (event_id IS NULL OR event_id = $2) ORDER BY id",
@@ -187,25 +216,38 @@ pub(super) async fn webhooks(
     .fetch_all(&mut **tx)
     .await
     .map_err(map_err)?;
-    let body = json!({"type": kind, "timestamp": rfc3339(now), "data": data}).to_string();
-    for row in &rows {
-        let types: String = col(row, "event_types")?;
-        if !types.split(' ').any(|t| t == kind || t == "*") {
-            continue;
+    rows.iter()
+        .map(|row| {
+            Ok(Hook {
+                id: col(row, "id")?,
+                url: col(row, "url")?,
+                types: col(row, "event_types")?,
+            })
+        })
+        .collect()
+}
+
+/// A webhook message's frozen body: every retry signs the same bytes.
+pub(super) fn webhook_body(kind: &str, data: Value, now: UnixMillis) -> String {
+    json!({"type": kind, "timestamp": rfc3339(now), "data": data}).to_string()
+}
+
+/// One webhook row per enabled endpoint of the event's organizer that
+/// subscribes to `kind` (account-wide or for this event).
+pub(super) async fn webhooks(
+    tx: &mut Tx,
+    event: EventId,
+    organizer: UserId,
+    kind: &str,
+    data: Value,
+    dedupe: &str,
+    now: UnixMillis,
+) -> StoreResult<()> {
+    let body = webhook_body(kind, data, now);
+    for hook in hooks(tx, event, organizer).await? {
+        if let Some(n) = hook.row(event, kind, &body, dedupe) {
+            enqueue(tx, &n, now).await?;
         }
-        let id: String = col(row, "id")?;
-        let n = NewNotification {
-            channel: Channel::Webhook,
-            kind: kind.into(),
-            event_id: Some(event),
-            endpoint_id: id.parse().ok(),
-            user_id: None,
-            recipient: col(row, "url")?,
-            payload: body.clone(),
-            dedupe_key: Some(format!("{dedupe}:{id}")),
-            created_by: None,
-        };
-        enqueue(tx, &n, now).await?;
     }
     Ok(())
 }

@@ -7,8 +7,7 @@
 use super::commerce::OrderRecord;
 use super::group::{Buyer, insert_rows};
 use super::notifications::{Channel, NewNotification};
-use super::outbox::{event_info, rfc3339};
-use super::sql::{col, map_err};
+use super::outbox::{event_info, hooks, webhook_body};
 use super::{StoreResult, TicketRecord};
 use crate::model::{EventId, TierId, UnixMillis, UserId};
 use serde_json::{Value, json};
@@ -28,40 +27,14 @@ pub(super) async fn orders_paid(
     now: UnixMillis,
 ) -> StoreResult<()> {
     let (organizer, event_json) = event_info(tx, event).await?;
-    let endpoints = sqlx::query(
-        "SELECT id, url, event_types FROM webhook_endpoints WHERE owner_id = $1 AND enabled = 1 \
-         AND (event_id IS NULL OR event_id = $2) ORDER BY id",
-    )
-    .bind(organizer.to_string())
-    .bind(event.to_string())
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    let mut hooks = Vec::with_capacity(endpoints.len());
-    for row in &endpoints {
-        let id: String = col(row, "id")?;
-        let url: String = col(row, "url")?;
-        let types: String = col(row, "event_types")?;
-        hooks.push((id, url, types));
-    }
+    let hooks = hooks(tx, event, organizer).await?;
     let webhook = |rows: &mut Vec<NewNotification>, kind: &str, data: Value, dedupe: &str| {
-        let body = json!({"type": kind, "timestamp": rfc3339(now), "data": data}).to_string();
-        for (id, url, types) in &hooks {
-            if !types.split(' ').any(|t| t == kind || t == "*") {
-                continue;
-            }
-            rows.push(NewNotification {
-                channel: Channel::Webhook,
-                kind: kind.into(),
-                event_id: Some(event),
-                endpoint_id: id.parse().ok(),
-                user_id: None,
-                recipient: url.clone(),
-                payload: body.clone(),
-                dedupe_key: Some(format!("{dedupe}:{id}")),
-                created_by: None,
-            });
-        }
+        let body = webhook_body(kind, data, now);
+        rows.extend(
+            hooks
+                .iter()
+                .filter_map(|h| h.row(event, kind, &body, dedupe)),
+        );
     };
     let mut rows: Vec<NewNotification> = Vec::new();
     for order in paid {
