@@ -16,13 +16,11 @@
 use crate::commerce::{OrderKind, OrderStatus, PaymentProvider};
 use crate::crypto::signing::event_aad;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{EventId, TicketStatus, new_ticket_id};
+use crate::model::EventId;
 use crate::state::AppState;
 use crate::store::{
-    BatchError, BatchOrder, EventRecord, EventSigner, IssueBatch, NewOnlineOrder, OrderRecord,
-    TicketRecord, WebhookEventRef,
+    BatchError, BatchOrder, EventSigner, IssueBatch, NewOnlineOrder, OrderRecord, WebhookEventRef,
 };
-use crate::tickets::issue;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
@@ -51,8 +49,9 @@ enum Outcome {
     Paid(Box<OrderRecord>),
     /// Nothing was written: run the one-order path.
     Alone,
-    /// The batch's commit failed: whether it took effect is unknown.
-    Failed(String),
+    /// The batch's commit failed (logged by the drainer): whether it took
+    /// effect is unknown.
+    Failed,
 }
 
 struct Waiter {
@@ -106,7 +105,16 @@ fn answer(o: Outcome) -> ApiResult<Option<OrderRecord>> {
     match o {
         Outcome::Paid(order) => Ok(Some(*order)),
         Outcome::Alone => Ok(None),
-        Outcome::Failed(why) => Err(ApiError::Internal(why)),
+        // The cause is in the drainer's log; the caller learns what to do.
+        // A retry is safe: a free order's Idempotency-Key and a Stripe
+        // event's id are written in the batch's own transaction, so if the
+        // commit took effect the retry is answered from it, and if not the
+        // retry makes it once.
+        Outcome::Failed => Err(ApiError::Unavailable(
+            "the database did not confirm this order's commit: send the same request again \
+             with the same Idempotency-Key (it returns the order if it was made, or makes it once)"
+                .into(),
+        )),
     }
 }
 
@@ -214,7 +222,7 @@ async fn run(state: &AppState, key: Key, batch: Vec<Waiter>) {
         Err(Fail::Commit(why)) => {
             tracing::error!(event = %key.0, orders = n, why, "batch commit failed");
             count(key, "failed", n);
-            (0..n).map(|_| Outcome::Failed(why.clone())).collect()
+            (0..n).map(|_| Outcome::Failed).collect()
         }
     };
     for (outcome, a) in outcomes.into_iter().zip(answers) {
@@ -260,7 +268,10 @@ async fn pay(state: &AppState, key: Key, jobs: &[Job]) -> Result<Vec<OrderRecord
                 Some((intent.clone(), event.clone())),
             ),
         };
-        let tickets = tickets_of(&signer, &event, &order, now).map_err(|e| alone(e.to_string()))?;
+        // Holder names come from the store, which reads the buyers once.
+        let tickets =
+            super::service::primary_tickets(&signer, &event, &order, order.buyer_id, "", now)
+                .map_err(|e| alone(e.to_string()))?;
         orders.push(BatchOrder {
             order,
             idempotency_key,
@@ -291,46 +302,6 @@ fn free_order(new: &NewOnlineOrder, now: i64) -> OrderRecord {
     let mut order = new.pending_record(now);
     order.items.sort_by_key(|i| i.tier);
     order
-}
-
-/// The order's new tickets with signed credentials, as the one-order path
-/// builds them (`service::settle`); holder names come from the store.
-fn tickets_of(
-    signer: &EventSigner,
-    ev: &EventRecord,
-    order: &OrderRecord,
-    now: i64,
-) -> ApiResult<Vec<TicketRecord>> {
-    let mut tickets = Vec::new();
-    for item in &order.items {
-        let tier = ev
-            .tiers
-            .iter()
-            .find(|t| t.id == item.tier_id)
-            .ok_or_else(|| ApiError::Internal(format!("order {} names a lost tier", order.id)))?;
-        for _ in 0..item.quantity {
-            let id = new_ticket_id();
-            let credential = issue::credential(signer, ev, id, tier.tier, tier.zone_mask, 0)?;
-            tickets.push(TicketRecord {
-                id,
-                event_id: ev.id,
-                tier_id: tier.id,
-                tier: tier.tier,
-                zone_mask: tier.zone_mask,
-                owner_id: order.buyer_id,
-                order_id: Some(order.id),
-                holder_name: String::new(),
-                status: TicketStatus::Issued,
-                generation: 0,
-                credential: Some(credential),
-                price_minor: item.unit_price_minor,
-                currency: tier.currency.clone(),
-                created_at: now,
-                updated_at: now,
-            });
-        }
-    }
-    Ok(tickets)
 }
 
 /// The event's signing key (cached), with its key id. Only the key is

@@ -34,15 +34,7 @@ async fn a_card_from_stripe_js_pays_the_order(app: TestApp, stripe: LocalStripe)
     let (org, eid, buyer) = setup(&app).await;
     let other = app.register("other@example.com").await;
     let oid = id(&app.order(&buyer, &eid, 1, 1).await);
-    let (st, p) = app
-        .post(
-            &format!("/orders/{oid}/payments"),
-            Some(&buyer.access),
-            json!({"method": "stripe"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let pid = id(&p);
+    let pid = id(&start_stripe(&app, &buyer, &oid).await);
     let path = format!("/orders/{oid}/payments/{pid}/card");
 
     let (st, v) = app
@@ -103,13 +95,7 @@ both_stripe!(a_card_from_stripe_js_pays_the_order);
 async fn a_declined_card_is_refused_with_stripes_reason(app: TestApp, stripe: LocalStripe) {
     let (_org, eid, buyer) = setup(&app).await;
     let oid = id(&app.order(&buyer, &eid, 1, 1).await);
-    let (_, p) = app
-        .post(
-            &format!("/orders/{oid}/payments"),
-            Some(&buyer.access),
-            json!({"method": "stripe"}),
-        )
-        .await;
+    let p = start_stripe(&app, &buyer, &oid).await;
     let path = format!("/orders/{oid}/payments/{}/card", id(&p));
     let declined = token_card(&stripe, CARD_DECLINED).await;
     let (st, v) = app

@@ -252,15 +252,7 @@ async fn a_transient_failure_during_a_late_payment_is_retried_not_refunded() {
     .await;
     let (_org, eid, buyer) = setup(&app).await;
     let oid = id(&app.order(&buyer, &eid, 2, 1).await);
-    let (st, p) = app
-        .post(
-            &format!("/orders/{oid}/payments"),
-            Some(&buyer.access),
-            json!({"method": "stripe"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let intent = p["provider_ref"].as_str().unwrap().to_string();
+    let intent = stripe_intent(&app, &buyer, &oid).await;
     app.wait_order(&buyer.access, &oid, |o| o["status"] == "expired")
         .await;
     exec(
@@ -276,13 +268,8 @@ async fn a_transient_failure_during_a_late_payment_is_retried_not_refunded() {
         &[],
     )
     .await;
-    let object = json!({"id": intent, "object": "payment_intent", "amount": 9900, "currency": "eur",
-        "status": "succeeded", "metadata": {"order_id": oid}});
-    let body = json!({"id": "evt_late_1", "object": "event", "type": "payment_intent.succeeded",
-        "data": {"object": object}})
-    .to_string();
-    let unix = now().unix_secs as i64;
-    let sig = cloud::payments::webhook::sign(body.as_bytes(), WEBHOOK_SECRET, unix);
+    let body = succeeded_body("evt_late_1", &intent, 9900, &oid);
+    let sig = signed_now(&body);
     let (st, v) = app.webhook(&body, Some(&sig)).await;
     assert_error(st, &v, StatusCode::SERVICE_UNAVAILABLE, "try_again");
     assert_eq!(

@@ -9,7 +9,6 @@ use crate::both;
 use crate::both_stripe;
 use crate::common::*;
 use crate::shop::*;
-use cloud::payments::webhook::sign;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_protocol::Outcome;
@@ -373,12 +372,109 @@ both!(a_batch_with_exceptions_answers_each_as_alone, |c| {
     c.database.max_connections = 16;
 });
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+/// Scenario (PostgreSQL: SQLite has no group commit): a batch's COMMIT
+/// fails (a deferred constraint trigger refuses it at commit time, the way
+/// a lost connection or a full disk would surface). Every order of the
+/// batch is answered 503 with what to do (send it again with the same
+/// Idempotency-Key), never a 500, and nothing of it was written; once the
+/// database accepts commits again, the retries with the same keys make each
+/// order exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_commit_is_503_and_the_same_request_again_makes_the_order_once() {
+    let app = TestApp::spawn(Backend::Postgres, |c| c.database.max_connections = 16).await;
+    let org = app.organizer("org@example.com").await;
+    let eid = free_event(&app, &org, 50, 2).await;
+    let mut buyers = Vec::new();
+    for i in 0..6 {
+        buyers.push(app.register(&format!("fan{i}@example.com")).await.access);
+    }
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&app.database_url).await.expect("db");
+    for sql in [
+        "CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$",
+        "CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON orders \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit()",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&admin)
+            .await
+            .expect(sql);
+    }
+    let body = json!({"event_id": eid, "items": [{"tier": 1, "quantity": 1}]});
+    let send = |round: &'static str| {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, token) in buyers.iter().enumerate() {
+            let (api, token, body) = (app.api(), token.clone(), body.clone());
+            tasks.spawn(async move {
+                let key = format!("order-{i}");
+                let (st, _, o) = api
+                    .post(
+                        "/orders",
+                        &token,
+                        &[("Idempotency-Key", key.as_str())],
+                        body,
+                    )
+                    .await;
+                (round, st, o)
+            });
+        }
+        tasks
+    };
+    let (pool, tx) = hold_event(&app, &eid).await;
+    let tasks = send("refused");
+    wait_in_flight(&app, "free", buyers.len() as f64).await;
+    tx.rollback().await.expect("release the event");
+    pool.close().await;
+    for (_, st, o) in tasks.join_all().await {
+        assert_error(st, &o, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        let msg = o["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("same Idempotency-Key"), "says what to do: {o}");
+        assert!(
+            !msg.contains("refused by the test"),
+            "the database's words stay in the log: {o}"
+        );
+    }
+    let failed = metric(
+        &app,
+        ORDERS_METRIC,
+        &["kind=\"free\"", "outcome=\"failed\""],
+    )
+    .await;
+    assert!(
+        failed >= 1.0,
+        "a batch commit failed ({failed} orders counted failed)"
+    );
+    assert_eq!(
+        of_event(
+            &app,
+            "SELECT COUNT(*) FROM orders WHERE event_id = $1",
+            &eid
+        )
+        .await,
+        0,
+        "a failed commit wrote nothing"
+    );
+    sqlx::query("DROP TRIGGER refuse_commit ON orders")
+        .execute(&admin)
+        .await
+        .expect("drop the trigger");
+    admin.close().await;
+    for (_, st, o) in send("again").join_all().await {
+        assert_eq!(st, StatusCode::CREATED, "the retry makes the order: {o}");
+        assert_eq!(o["status"], "paid", "{o}");
+    }
+    for (_, st, o) in send("replayed").join_all().await {
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "a third send is a replay of the order: {o}"
+        );
+    }
+    assert_issued(&app, &org, &eid, buyers.len() as i64).await;
 }
+
+const ORDERS_METRIC: &str = "cloud_group_commit_orders_total";
 
 /// Scenario: twelve buyers' Stripe payments succeed at once and their
 /// webhooks arrive together. Every order is paid once with its ticket and
@@ -398,22 +494,13 @@ async fn concurrent_webhook_settles_are_batched(app: TestApp, _stripe: LocalStri
     for i in 0..12 {
         let buyer = app.register(&format!("payer{i}@example.com")).await;
         let oid = id(&app.order(&buyer, &eid, 1, 1).await);
-        let (st, p) = app
-            .post(
-                &format!("/orders/{oid}/payments"),
-                Some(&buyer.access),
-                json!({"method": "stripe"}),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{p}");
-        let intent = p["provider_ref"].as_str().unwrap().to_string();
-        let object = json!({"id": intent, "object": "payment_intent", "amount": 2500, "currency": "eur",
-            "status": "succeeded", "metadata": {"order_id": oid}});
-        bodies.push(
-            json!({"id": format!("evt_batch_{i}"), "object": "event", "type": "payment_intent.succeeded",
-                "data": {"object": object}})
-            .to_string(),
-        );
+        let intent = stripe_intent(&app, &buyer, &oid).await;
+        bodies.push(succeeded_body(
+            &format!("evt_batch_{i}"),
+            &intent,
+            2500,
+            &oid,
+        ));
     }
     let replay = bodies[0].clone();
     let hold = if app.backend == Backend::Postgres {
@@ -427,7 +514,7 @@ async fn concurrent_webhook_settles_are_batched(app: TestApp, _stripe: LocalStri
         let client = app.client.clone();
         let url = app.url("/payments/webhook");
         tasks.spawn(async move {
-            let sig = sign(body.as_bytes(), WEBHOOK_SECRET, unix_now());
+            let sig = signed_now(&body);
             let resp = client
                 .post(url)
                 .header("content-type", "application/json")
@@ -452,7 +539,7 @@ async fn concurrent_webhook_settles_are_batched(app: TestApp, _stripe: LocalStri
             "{ack}"
         );
     }
-    let sig = sign(replay.as_bytes(), WEBHOOK_SECRET, unix_now());
+    let sig = signed_now(&replay);
     let (st, ack) = app.webhook(&replay, Some(&sig)).await;
     assert_eq!(
         (st, ack["outcome"].as_str()),

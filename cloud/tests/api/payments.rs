@@ -11,29 +11,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_protocol::{Outcome, Reason};
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-async fn start_stripe(app: &TestApp, buyer: &Session, oid: &str) -> Value {
-    let (st, p) = app
-        .post(
-            &format!("/orders/{oid}/payments"),
-            Some(&buyer.access),
-            json!({"method": "stripe"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    p
-}
-
-fn event_body(evt: &str, kind: &str, object: Value) -> String {
-    json!({"id": evt, "object": "event", "type": kind, "data": {"object": object}}).to_string()
-}
-
 async fn purchase_through_stripe_then_refund(app: TestApp, stripe: LocalStripe) {
     let org = app.organizer("org@example.com").await;
     let eid = id(&app.active_event(&org).await);
@@ -148,7 +125,7 @@ async fn purchase_through_stripe_then_refund(app: TestApp, stripe: LocalStripe) 
 
     // Stripe's own charge.refunded for it later changes nothing.
     let version = manifest.version();
-    let body = event_body(
+    let body = stripe_event(
         "evt_refund_echo",
         "charge.refunded",
         json!({"id": "ch_x", "object": "charge", "payment_intent": intent, "amount": 5000, "amount_refunded": 5000, "refunded": true}),
@@ -244,7 +221,7 @@ async fn a_refund_made_in_stripe_revokes_the_tickets(app: TestApp, stripe: Local
         .post("/v1/refunds", &[("payment_intent", &intent)])
         .await;
     assert!(st.is_success(), "{refund}");
-    let body = event_body(
+    let body = stripe_event(
         "evt_refunded",
         "charge.refunded",
         json!({

@@ -446,3 +446,51 @@ pub async fn ticket_ids(app: &TestApp, who: &Session) -> Vec<String> {
         .map(|t| t["id"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Now, unix seconds (a webhook signature's timestamp).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Starts paying `oid` with Stripe as its buyer: the payment (201), whose
+/// `provider_ref` is the PaymentIntent.
+pub async fn start_stripe(app: &TestApp, buyer: &Session, oid: &str) -> Value {
+    let (st, p) = app
+        .post(
+            &format!("/orders/{oid}/payments"),
+            Some(&buyer.access),
+            json!({"method": "stripe"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    p
+}
+
+/// The PaymentIntent id of a Stripe payment just started for `oid`.
+pub async fn stripe_intent(app: &TestApp, buyer: &Session, oid: &str) -> String {
+    start_stripe(app, buyer, oid).await["provider_ref"]
+        .as_str()
+        .expect("the payment names its PaymentIntent")
+        .to_string()
+}
+
+/// A Stripe event's body, as Stripe sends it.
+pub fn stripe_event(evt: &str, kind: &str, object: Value) -> String {
+    json!({"id": evt, "object": "event", "type": kind, "data": {"object": object}}).to_string()
+}
+
+/// The body of `payment_intent.succeeded` (event `evt`) for `intent`,
+/// paying `amount` EUR cents of order `oid`.
+pub fn succeeded_body(evt: &str, intent: &str, amount: i64, oid: &str) -> String {
+    let object = json!({"id": intent, "object": "payment_intent", "amount": amount, "currency": "eur",
+        "status": "succeeded", "metadata": {"order_id": oid}});
+    stripe_event(evt, "payment_intent.succeeded", object)
+}
+
+/// A `Stripe-Signature` header for `body`, signed now with the test secret.
+pub fn signed_now(body: &str) -> String {
+    cloud::payments::webhook::sign(body.as_bytes(), WEBHOOK_SECRET, unix_now())
+}

@@ -9,31 +9,8 @@ use crate::common::*;
 use crate::shop::*;
 use cloud::payments::webhook::sign;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sync_protocol::Outcome;
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn event_body(evt: &str, kind: &str, object: Value) -> String {
-    json!({"id": evt, "object": "event", "type": kind, "data": {"object": object}}).to_string()
-}
-
-async fn start_stripe(app: &TestApp, buyer: &Session, oid: &str) -> Value {
-    let (st, p) = app
-        .post(
-            &format!("/orders/{oid}/payments"),
-            Some(&buyer.access),
-            json!({"method": "stripe"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    p
-}
 
 async fn forged_replayed_and_out_of_order_webhooks_change_nothing(
     app: TestApp,
@@ -48,7 +25,7 @@ async fn forged_replayed_and_out_of_order_webhooks_change_nothing(
         .unwrap()
         .to_string();
     let object = json!({"id": intent, "object": "payment_intent", "amount": 9900, "currency": "eur", "status": "succeeded", "metadata": {"order_id": oid}});
-    let body = event_body("evt_paid_1", "payment_intent.succeeded", object.clone());
+    let body = stripe_event("evt_paid_1", "payment_intent.succeeded", object.clone());
     let now = unix_now();
     let events = || count(&app, "SELECT COUNT(*) FROM webhook_events", &[]);
     let tampered = body.replace("9900", "100");
@@ -112,7 +89,7 @@ async fn forged_replayed_and_out_of_order_webhooks_change_nothing(
     let (ring, manifest) = gate(&app, &org, &eid).await;
     for evt in [
         body.clone(),
-        event_body("evt_paid_2", "payment_intent.succeeded", object.clone()),
+        stripe_event("evt_paid_2", "payment_intent.succeeded", object.clone()),
     ] {
         let (st, ack) = app
             .webhook(&evt, Some(&sign(evt.as_bytes(), WEBHOOK_SECRET, now)))
@@ -123,7 +100,7 @@ async fn forged_replayed_and_out_of_order_webhooks_change_nothing(
             "{ack}"
         );
     }
-    let failed = event_body(
+    let failed = stripe_event(
         "evt_failed_late",
         "payment_intent.payment_failed",
         json!({"id": intent, "object": "payment_intent", "last_payment_error": {"message": "late"}}),
@@ -132,7 +109,7 @@ async fn forged_replayed_and_out_of_order_webhooks_change_nothing(
         .webhook(&failed, Some(&sign(failed.as_bytes(), WEBHOOK_SECRET, now)))
         .await;
     assert_eq!(st, StatusCode::OK);
-    let other = event_body("evt_other", "customer.created", json!({"id": "cus_1"}));
+    let other = stripe_event("evt_other", "customer.created", json!({"id": "cus_1"}));
     let (st, ack) = app
         .webhook(&other, Some(&sign(other.as_bytes(), WEBHOOK_SECRET, now)))
         .await;
@@ -185,7 +162,7 @@ async fn without_stripe_the_shop_still_sells(app: TestApp) {
         )
         .await;
     assert_error(st, &v, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
-    let body = event_body(
+    let body = stripe_event(
         "evt_1",
         "payment_intent.succeeded",
         json!({"id": "pi_1", "amount": 2500, "currency": "eur"}),

@@ -5,10 +5,11 @@
 
 use super::Cluster;
 use crate::common::{Session, id};
-use crate::shop::{LocalStripe, STRIPE_KEY, WEBHOOK_SECRET, count};
-use cloud::payments::webhook::sign;
+use crate::shop::{
+    LocalStripe, STRIPE_KEY, WEBHOOK_SECRET, count, signed_now, stripe_intent, succeeded_body,
+};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 async fn deliver(client: &reqwest::Client, url: String, body: String, signature: String) -> Value {
     let resp = client
@@ -44,27 +45,12 @@ async fn a_webhook_delivered_to_one_replica_and_retried_to_the_others_settles_on
     let eid = id(&app.active_event(&org).await);
     let buyer: Session = app.register("buyer@example.com").await;
     let oid = id(&app.order(&buyer, &eid, 1, 2).await);
-    let (st, p) = app
-        .post(
-            &format!("/orders/{oid}/payments"),
-            Some(&buyer.access),
-            json!({"method": "stripe"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{p}");
-    let intent = p["provider_ref"].as_str().expect("the intent").to_string();
+    let intent = stripe_intent(app, &buyer, &oid).await;
     let (st, confirmed) = stripe.pay(&intent, crate::shop::CARD_OK).await;
     assert!(st.is_success(), "localstripe takes the card: {confirmed}");
 
-    let body = json!({"id": "evt_cluster_paid", "object": "event", "type": "payment_intent.succeeded",
-        "data": {"object": {"id": intent, "object": "payment_intent", "amount": 5000, "currency": "eur",
-            "status": "succeeded", "metadata": {"order_id": oid}}}})
-    .to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let signature = sign(body.as_bytes(), WEBHOOK_SECRET, now);
+    let body = succeeded_body("evt_cluster_paid", &intent, 5000, &oid);
+    let signature = signed_now(&body);
     // Each replica directly, and twice through the balancer, at once.
     let mut urls: Vec<String> = (0..3)
         .map(|i| cluster.direct(i, "/payments/webhook"))
