@@ -487,7 +487,14 @@ fn festival() {
     // (rejected) and the ones not yet in (admitted), without recording.
     let time = trusted_time();
     let mut decide = Vec::new();
-    for k in 0..2_000u32 {
+    // `GATEHOUSE_BENCH_DECIDES` stretches this phase for a profiler
+    // (`perf record -p` once the line below is printed).
+    let decides: u32 = std::env::var("GATEHOUSE_BENCH_DECIDES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    eprintln!("festival: timing {decides} decisions");
+    for k in 0..decides {
         let i = if k % 2 == 0 {
             k * 97 % scans
         } else {

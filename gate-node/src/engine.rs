@@ -358,11 +358,12 @@ impl Engine {
 /// Decides on `text` against the store without recording or signalling
 /// anything.
 pub fn dry_run(store: &Store, time: &TimeSource, text: &str) -> Result<ScanReport, EngineError> {
-    let policy = store.require_identity()?.policy;
     let reading = time.now().reading();
     let text = text.trim_end_matches(['\r', '\n']);
-    let decision = store.decide_only(|keys, manifest, checkins| {
-        decide(text, keys, manifest, checkins, &policy, reading)
+    // One lock, and the stored policy read in place: no copy of the
+    // identity (and its secrets) per scan.
+    let decision = store.decide_only(|policy, keys, manifest, checkins| {
+        decide(text, keys, manifest, checkins, policy, reading)
     })?;
     Ok(ScanReport::new(&decision, None))
 }

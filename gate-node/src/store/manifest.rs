@@ -105,16 +105,29 @@ fn set_held(
 /// `door_as_of`: the signing time of the manifest that said it,
 /// `door_checked_at`: the cloud's last "up to date" answer).
 fn door_news(conn: &Connection) -> Result<DoorNews, StoreError> {
-    let state = match get(conn, "door_state")? {
-        None => None,
-        Some(v) => Some(
-            v.first()
-                .copied()
-                .and_then(DoorState::from_code)
-                .ok_or_else(|| StoreError::Corrupt("meta door_state".into()))?,
-        ),
-    };
-    let as_of = get_u64(conn, "door_as_of")?.max(get_u64(conn, "door_checked_at")?);
+    // One statement, not three: this runs on every scan.
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value FROM meta WHERE key IN ('door_state', 'door_as_of', 'door_checked_at')",
+    )?;
+    let mut rows = stmt.query([])?;
+    let (mut state, mut as_of) = (None, None::<u64>);
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let value: Vec<u8> = row.get(1)?;
+        if key == "door_state" {
+            state = Some(
+                value
+                    .first()
+                    .copied()
+                    .and_then(DoorState::from_code)
+                    .ok_or_else(|| StoreError::Corrupt("meta door_state".into()))?,
+            );
+        } else {
+            let at = <[u8; 8]>::try_from(value.as_slice())
+                .map_err(|_| StoreError::Corrupt(format!("meta {key} has the wrong length")))?;
+            as_of = as_of.max(Some(u64::from_be_bytes(at)));
+        }
+    }
     Ok(DoorNews {
         state,
         as_of: state.and(as_of),

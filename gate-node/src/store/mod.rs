@@ -237,9 +237,11 @@ impl Store {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // Another process (`gate-node import`, `provision`) committed: the
         // cached identity and key ring may be stale.
+        // A cached statement: this runs on every lock, i.e. every scan.
         if let Ok(v) = inner
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
             && v != inner.data_version
         {
             inner.data_version = v;
