@@ -423,25 +423,48 @@ async fn door_staff_journey_online_offline_and_back() {
     assert_eq!(left, "jen", "the burst did not land in the search box");
     // A burst the machine delivers in two parts (two WebDriver commands,
     // 150 ms plus a round trip apart, up to ~0.9 s under load: a loaded
-    // laptop, a USB hiccup) is still one scan of the whole code.
-    view(&w, "search").await;
-    let before = w.data("result", "seq").await;
+    // laptop, a USB hiccup) is still one scan of the whole code. The app
+    // joins parts at most WEDGE_BREAK_MS (1.5 s) apart; when this machine
+    // stalls longer between the two commands (measured by the app's own
+    // key timestamps), the test's premise did not hold and it tries again,
+    // at most three times; a pause within the break that is not joined fails.
+    const WEDGE_BREAK_MS: i64 = 1500;
     let code = &sold[1].1;
     let half = code.len() / 2;
-    w.keys_to_focus(&code[..half]).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    w.keys_to_focus(&format!("{}{ENTER}", &code[half..])).await;
-    w.wait("the split burst's result", || async {
-        w.data("result", "seq").await != before
-    })
-    .await;
-    assert_eq!(
-        w.data("result", "verdict").await,
-        "green",
-        "a split burst is scanned whole ({}): {}",
-        w.text("result-detail").await,
-        decided().await
-    );
+    let mut stalls = Vec::new();
+    loop {
+        view(&w, "search").await;
+        w.clear("search-input").await;
+        let before = w.data("result", "seq").await;
+        w.keys_to_focus(&code[..half]).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        w.keys_to_focus(&format!("{}{ENTER}", &code[half..])).await;
+        w.wait("the split burst's result", || async {
+            w.data("result", "seq").await != before
+        })
+        .await;
+        let verdict = w.data("result", "verdict").await;
+        let wedge = decided().await;
+        let pause = serde_json::from_str::<Value>(wedge.as_str().unwrap_or("{}"))
+            .ok()
+            .and_then(|v| {
+                v["gaps"]
+                    .as_array()
+                    .map(|g| g.iter().filter_map(Value::as_i64).max())
+            })
+            .flatten()
+            .unwrap_or(0);
+        if verdict == "green" {
+            break;
+        }
+        assert!(
+            pause > WEDGE_BREAK_MS && stalls.len() < 2,
+            "a split burst is scanned whole ({}): {wedge} (earlier stalls: {stalls:?} ms)",
+            w.text("result-detail").await,
+        );
+        eprintln!("the split burst's parts were {pause} ms apart (over the break): again");
+        stalls.push(pause);
+    }
     // A person typing a long word and Enter in the search box is a search,
     // not a scan.
     view(&w, "search").await;
