@@ -314,8 +314,11 @@ impl LocalStripe {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
+        // `--from-scratch`: an empty localstripe, not the state an earlier
+        // run left in /tmp/localstripe.pickle (without it, a run right
+        // after another did not see localstripe answer within 20 s).
         let child = tokio::process::Command::new("localstripe")
-            .args(["--port", &port.to_string()])
+            .args(["--port", &port.to_string(), "--from-scratch"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

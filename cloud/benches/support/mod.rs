@@ -43,7 +43,7 @@ pub fn user(role: Role, display_name: &str) -> UserRecord {
 }
 
 /// A database created on `DATABASE_URL_PG`'s server (default
-/// `postgres://postgres@127.0.0.1:5432/test`) and dropped, with its
+/// `postgres://postgres@127.0.0.1:5432/test`, options after `?` kept) and dropped, with its
 /// connections, when this is dropped (also when a check fails).
 #[derive(Debug)]
 pub struct ThrowawayDb {
@@ -59,9 +59,12 @@ impl ThrowawayDb {
         let base = std::env::var("DATABASE_URL_PG")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let name = format!("gh_bench_{prefix}_{}", std::process::id());
+        // Options after `?` (e.g. `sslmode=disable`) carry over.
+        let (path, query) = base.split_once('?').unwrap_or((&base, ""));
         let url = format!(
-            "{}/{name}",
-            base.rsplit_once('/').expect("URL ends with /DBNAME").0
+            "{}/{name}{}{query}",
+            path.rsplit_once('/').expect("URL ends with /DBNAME").0,
+            if query.is_empty() { "" } else { "?" },
         );
         let mut admin = sqlx::PgConnection::connect(&base)
             .await
