@@ -402,7 +402,7 @@ async fn a_failed_batch_commit_is_503_and_the_same_request_again_makes_the_order
             .expect(sql);
     }
     let body = json!({"event_id": eid, "items": [{"tier": 1, "quantity": 1}]});
-    let send = |round: &'static str| {
+    let send = || {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, token) in buyers.iter().enumerate() {
             let (api, token, body) = (app.api(), token.clone(), body.clone());
@@ -416,17 +416,17 @@ async fn a_failed_batch_commit_is_503_and_the_same_request_again_makes_the_order
                         body,
                     )
                     .await;
-                (round, st, o)
+                (st, o)
             });
         }
         tasks
     };
     let (pool, tx) = hold_event(&app, &eid).await;
-    let tasks = send("refused");
+    let tasks = send();
     wait_in_flight(&app, "free", buyers.len() as f64).await;
     tx.rollback().await.expect("release the event");
     pool.close().await;
-    for (_, st, o) in tasks.join_all().await {
+    for (st, o) in tasks.join_all().await {
         assert_error(st, &o, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
         let msg = o["error"]["message"].as_str().unwrap_or_default();
         assert!(msg.contains("same Idempotency-Key"), "says what to do: {o}");
@@ -460,11 +460,11 @@ async fn a_failed_batch_commit_is_503_and_the_same_request_again_makes_the_order
         .await
         .expect("drop the trigger");
     admin.close().await;
-    for (_, st, o) in send("again").join_all().await {
+    for (st, o) in send().join_all().await {
         assert_eq!(st, StatusCode::CREATED, "the retry makes the order: {o}");
         assert_eq!(o["status"], "paid", "{o}");
     }
-    for (_, st, o) in send("replayed").join_all().await {
+    for (st, o) in send().join_all().await {
         assert_eq!(
             st,
             StatusCode::OK,

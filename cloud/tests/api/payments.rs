@@ -155,10 +155,7 @@ async fn a_declined_card_can_be_retried(app: TestApp, stripe: LocalStripe) {
     let eid = id(&app.active_event(&org).await);
     let buyer = app.register("buyer@example.com").await;
     let oid = id(&app.order(&buyer, &eid, 2, 1).await);
-    let intent = start_stripe(&app, &buyer, &oid).await["provider_ref"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let intent = stripe_intent(&app, &buyer, &oid).await;
     let (st, _) = stripe.pay(&intent, CARD_DECLINED).await;
     assert!(!st.is_success(), "the card is declined");
     let mut failed = Value::Null;
@@ -202,10 +199,7 @@ async fn a_refund_made_in_stripe_revokes_the_tickets(app: TestApp, stripe: Local
     let eid = id(&app.active_event(&org).await);
     let buyer = app.register("buyer@example.com").await;
     let oid = id(&app.order(&buyer, &eid, 2, 2).await);
-    let intent = start_stripe(&app, &buyer, &oid).await["provider_ref"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let intent = stripe_intent(&app, &buyer, &oid).await;
     stripe.pay(&intent, CARD_OK).await;
     let paid = app
         .wait_order(&buyer.access, &oid, |o| o["status"] == "paid")
@@ -266,10 +260,7 @@ async fn late_payments_reclaim_stock_or_are_refunded(app: TestApp, stripe: Local
 
     // Paid after the hold ran out, stock still there: the order is paid.
     let oid = id(&app.order(&buyer, &eid, 1, 1).await);
-    let intent = start_stripe(&app, &buyer, &oid).await["provider_ref"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let intent = stripe_intent(&app, &buyer, &oid).await;
     app.wait_order(&buyer.access, &oid, |o| o["status"] == "expired")
         .await;
     stripe.pay(&intent, CARD_OK).await;
@@ -284,10 +275,7 @@ async fn late_payments_reclaim_stock_or_are_refunded(app: TestApp, stripe: Local
 
     // Paid after the hold ran out and someone else took the seats: refunded.
     let late = id(&app.order(&buyer, &eid, 2, 2).await);
-    let intent = start_stripe(&app, &buyer, &late).await["provider_ref"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let intent = stripe_intent(&app, &buyer, &late).await;
     app.wait_order(&buyer.access, &late, |o| o["status"] == "expired")
         .await;
     let taken = id(&app.order(&rival, &eid, 2, 2).await);

@@ -20,12 +20,8 @@ async fn forged_replayed_and_out_of_order_webhooks_change_nothing(
     let eid = id(&app.active_event(&org).await);
     let buyer = app.register("buyer@example.com").await;
     let oid = id(&app.order(&buyer, &eid, 2, 1).await);
-    let intent = start_stripe(&app, &buyer, &oid).await["provider_ref"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let object = json!({"id": intent, "object": "payment_intent", "amount": 9900, "currency": "eur", "status": "succeeded", "metadata": {"order_id": oid}});
-    let body = stripe_event("evt_paid_1", "payment_intent.succeeded", object.clone());
+    let intent = stripe_intent(&app, &buyer, &oid).await;
+    let body = succeeded_body("evt_paid_1", &intent, 9900, &oid);
     let now = unix_now();
     let events = || count(&app, "SELECT COUNT(*) FROM webhook_events", &[]);
     let tampered = body.replace("9900", "100");
@@ -89,7 +85,7 @@ async fn forged_replayed_and_out_of_order_webhooks_change_nothing(
     let (ring, manifest) = gate(&app, &org, &eid).await;
     for evt in [
         body.clone(),
-        stripe_event("evt_paid_2", "payment_intent.succeeded", object.clone()),
+        succeeded_body("evt_paid_2", &intent, 9900, &oid),
     ] {
         let (st, ack) = app
             .webhook(&evt, Some(&sign(evt.as_bytes(), WEBHOOK_SECRET, now)))

@@ -123,9 +123,8 @@ fn door_news(conn: &Connection) -> Result<DoorNews, StoreError> {
                     .ok_or_else(|| StoreError::Corrupt("meta door_state".into()))?,
             );
         } else {
-            let at = <[u8; 8]>::try_from(value.as_slice())
-                .map_err(|_| StoreError::Corrupt(format!("meta {key} has the wrong length")))?;
-            as_of = as_of.max(Some(u64::from_be_bytes(at)));
+            let at = u64::from_be_bytes(super::meta_array(&key, &value)?);
+            as_of = as_of.max(Some(at));
         }
     }
     Ok(DoorNews {

@@ -421,12 +421,13 @@ pub(crate) fn get_array<const N: usize>(
     conn: &Connection,
     key: &str,
 ) -> Result<Option<[u8; N]>, StoreError> {
-    get(conn, key)?
-        .map(|v| {
-            <[u8; N]>::try_from(v.as_slice())
-                .map_err(|_| StoreError::Corrupt(format!("meta {key} has the wrong length")))
-        })
-        .transpose()
+    get(conn, key)?.map(|v| meta_array(key, &v)).transpose()
+}
+
+/// The fixed-size value of meta `key`, as read.
+pub(crate) fn meta_array<const N: usize>(key: &str, value: &[u8]) -> Result<[u8; N], StoreError> {
+    <[u8; N]>::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("meta {key} has the wrong length")))
 }
 
 pub(crate) fn get_u64(conn: &Connection, key: &str) -> Result<Option<u64>, StoreError> {
